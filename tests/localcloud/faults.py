@@ -1,0 +1,157 @@
+"""Fault injection for the local cloud. Tests call these in-process; `clear()` removes every fault.
+
+- `inject_api_error`: any AWS API call (by boto3 service name and operation name) answers with an error.
+- `never_register`: instances that never come Online in Systems Manager (consulted by ssm_agent).
+- `hang_commands`: SSM commands the agent never runs; they stay InProgress (consulted by ssm_agent).
+- `crash_lambda`: Lambda invocations that fail with an Unhandled LocalCloudInjectedCrash (lambda_runtime).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+CRASH_ERROR_TYPE = "LocalCloudInjectedCrash"
+
+
+@dataclass
+class _Budget:
+    """How many more times a fault fires; None: always."""
+
+    remaining: int | None
+
+    def take(self) -> bool:
+        if self.remaining is None:
+            return True
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        return True
+
+
+@dataclass
+class _ApiError:
+    service: str
+    operation: str
+    code: str
+    message: str
+    status: int
+    budget: _Budget
+
+
+_lock = threading.Lock()
+_api_errors: list[_ApiError] = []
+_lambda_crashes: dict[str, _Budget] = {}
+_unregistered_matchers: list[Callable[[Any], bool]] = []
+_unregistered_launches = _Budget(0)
+_hang_matchers: list[Callable[[str], bool]] = []
+_hung_commands = _Budget(0)
+
+
+def inject_api_error(
+    service: str, operation: str, code: str, message: str, times: int | None = 1, status: int = 400
+) -> None:
+    """Make `service`'s `operation` (e.g. "ec2", "RunInstances") fail with `code` the next `times` calls
+    (None: every call). The error is serialized in the service's own protocol."""
+    with _lock:
+        _api_errors.append(_ApiError(service, operation, code, message, status, _Budget(times)))
+
+
+def take_api_error(service: str, operation: str) -> tuple[str, str, int] | None:
+    """(code, message, status) if an injected error fires for this call."""
+    with _lock:
+        for fault in _api_errors:
+            if fault.service == service and fault.operation == operation and fault.budget.take():
+                return fault.code, fault.message, fault.status
+    return None
+
+
+def never_register(match: Callable[[Any], bool] | None = None, *, count: int | None = None) -> None:
+    """Instances that never come Online: those for which `match(instance)` is true (a moto EC2 Instance),
+    and/or the next `count` instances launched."""
+    if match is None and count is None:
+        raise ValueError("never_register needs a match predicate or a count")
+    with _lock:
+        if match is not None:
+            _unregistered_matchers.append(match)
+        if count is not None:
+            _unregistered_launches.remaining = (_unregistered_launches.remaining or 0) + count
+
+
+def take_unregistered_launch() -> bool:
+    """Called once per launched instance: True if it is one of the next N that never register."""
+    with _lock:
+        return _unregistered_launches.take()
+
+
+def registration_blocked(instance: Any) -> bool:
+    with _lock:
+        matchers = list(_unregistered_matchers)
+    return any(match(instance) for match in matchers)
+
+
+def hang_commands(match: Callable[[str], bool] | None = None, *, count: int | None = None) -> None:
+    """Command invocations the agent never runs (they stay InProgress): those whose instance id satisfies
+    `match(instance_id)`, and/or the next `count` invocations."""
+    if match is None and count is None:
+        raise ValueError("hang_commands needs a match predicate or a count")
+    with _lock:
+        if match is not None:
+            _hang_matchers.append(match)
+        if count is not None:
+            _hung_commands.remaining = (_hung_commands.remaining or 0) + count
+
+
+def take_hung_command(instance_id: str) -> bool:
+    with _lock:
+        matchers = list(_hang_matchers)
+    if any(match(instance_id) for match in matchers):
+        return True
+    with _lock:
+        return _hung_commands.take()
+
+
+def crash_lambda(function_name: str, times: int | None = 1) -> None:
+    """The next `times` invocations of `function_name` (None: all) fail with an Unhandled LocalCloudInjectedCrash."""
+    with _lock:
+        _lambda_crashes[function_name] = _Budget(times)
+
+
+def take_lambda_crash(function_name: str) -> bool:
+    with _lock:
+        budget = _lambda_crashes.get(function_name)
+        return budget is not None and budget.take()
+
+
+def clear() -> None:
+    with _lock:
+        _api_errors.clear()
+        _lambda_crashes.clear()
+        _unregistered_matchers.clear()
+        _unregistered_launches.remaining = 0
+        _hang_matchers.clear()
+        _hung_commands.remaining = 0
+
+
+def install() -> None:
+    """Hook injected API errors into moto's request dispatch (every service that answers through call_action)."""
+    from moto.core.exceptions import ServiceException
+    from moto.core.responses import ActionResult, BaseResponse
+
+    if getattr(BaseResponse.call_action, "_localcloud_faults", False):
+        return
+    original = BaseResponse.call_action
+
+    def call_action(self: BaseResponse) -> Any:
+        fault = take_api_error(self.boto3_service_name, self._get_action())
+        if fault is None:
+            return original(self)
+        code, message, status = fault
+        _, headers, body = self.serialized(ActionResult(ServiceException(code, message)))
+        headers["status"] = str(status)
+        return status, headers, body
+
+    call_action._localcloud_faults = True  # type: ignore[attr-defined]
+    BaseResponse.call_action = call_action  # type: ignore[method-assign]

@@ -1,0 +1,485 @@
+"""Runs deployed Lambda zips without Docker: a warm pool of Python worker processes per function.
+
+`install()` replaces moto's `LambdaFunction._invoke_lambda` (which would start a Docker container) and
+`LambdaFunction.invoke` (Unhandled errors, asynchronous `Event` invocations with Lambda's retries). Each worker is a
+`python -I -u lambda_runtime.py --worker ...` process that imports the handler once and serves invocations one at a
+time, like a Lambda execution environment: module state persists between invocations, a timeout kills the worker.
+
+This file is also the worker: its top level imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import importlib
+import io
+import json
+import logging
+import math
+import os
+import queue
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_WORKERS_PER_FUNCTION = 8
+CACHE_ROOT = Path(tempfile.gettempdir()) / f"localcloud-{os.getuid()}" / "lambda"
+ASYNC_RETRY_DELAYS = (60.0, 120.0)  # AWS seconds between the attempts of an asynchronous invocation
+
+_counts: Counter[str] = Counter()
+_counts_lock = threading.Lock()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Worker side (runs in the subprocess)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class _Context:
+    """The `context` argument of a Python Lambda handler."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+        self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.invoked_function_arn = request["function_arn"]
+        self.aws_request_id = request["request_id"]
+        self.identity = None
+        self.client_context = None
+        self._deadline = request["deadline"]
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+class _RequestIdFilter(logging.Filter):
+    request_id = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = self.request_id
+        return True
+
+
+def _configure_logging() -> _RequestIdFilter:
+    """The Lambda Python runtime's root handler and format."""
+    request_filter = _RequestIdFilter()
+    handler = logging.StreamHandler(sys.stdout)
+    formatter = logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
+    )
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    handler.addFilter(request_filter)
+    logging.getLogger().addHandler(handler)
+    return request_filter
+
+
+def _load_handler(name: str) -> Any:
+    module_name, _, function_name = name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except Exception as exc:
+        raise _RuntimeError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
+    handler = getattr(module, function_name, None)
+    if handler is None:
+        raise _RuntimeError("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
+    return handler
+
+
+class _RuntimeError(Exception):
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def _error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
+    """The Python runtime's error document; the stack trace leaves out the runtime's own frames."""
+    error_type = exc.error_type if isinstance(exc, _RuntimeError) else type(exc).__name__
+    frames = [] if isinstance(exc, _RuntimeError) else traceback.extract_tb(exc.__traceback__)
+    stack = traceback.format_list([frame for frame in frames if frame.filename != __file__])
+    print(f"[ERROR] {error_type}: {exc}\nTraceback (most recent call last):\n{''.join(stack)}", file=sys.stderr)
+    return {"errorMessage": str(exc), "errorType": error_type, "requestId": request_id, "stackTrace": stack}
+
+
+def _serve(handler_name: str, marker: str) -> None:
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    responses = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    request_filter = _configure_logging()
+    handler = None
+    for line in requests:
+        request = json.loads(line)
+        request_filter.request_id = request["request_id"]
+        os.environ["_X_AMZN_TRACE_ID"] = request["trace_id"]
+        try:
+            if handler is None:
+                handler = _load_handler(handler_name)
+            result = handler(json.loads(request["event"]), _Context(request))
+            response = {"error": False, "payload": json.dumps(result)}
+        except Exception as exc:
+            response = {"error": True, "payload": json.dumps(_error_payload(exc, request["request_id"]))}
+        sys.stdout.flush()
+        sys.stderr.flush()
+        responses.write(f"\n{marker}{json.dumps(response)}\n")
+        responses.flush()
+
+
+def _worker_main(argv: list[str]) -> None:
+    """argv: marker, handler, then the directories to put first on sys.path (code, then layers)."""
+    marker, handler_name, *paths = argv
+    sys.path[:0] = paths
+    os.chdir(paths[0])
+    _serve(handler_name, marker)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Host side
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def invocations() -> dict[str, int]:
+    """Invocations per function name since the last reset (synchronous and asynchronous, retries included)."""
+    with _counts_lock:
+        return dict(_counts)
+
+
+def _count(function_name: str) -> None:
+    with _counts_lock:
+        _counts[function_name] += 1
+
+
+def _extract(code: bytes) -> Path:
+    """Unzip `code` once into the cache, keyed by its sha256; returns the directory."""
+    target = CACHE_ROOT / "code" / hashlib.sha256(code).hexdigest()
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent))
+    with zipfile.ZipFile(io.BytesIO(code)) as archive:
+        archive.extractall(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another thread extracted it first
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _layer_paths(fn: Any) -> list[str]:
+    """The sys.path entries Lambda adds for layers (/opt/python and its site-packages), in layer order."""
+    from moto.awslambda.models import lambda_backends
+
+    backend = lambda_backends[fn.account_id][fn.region]
+    paths: list[str] = []
+    for layer in fn.layers:
+        root = _extract(backend.layers_versions_by_arn(layer["Arn"]).code_bytes)
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        paths += [str(root / "python" / "lib" / version / "site-packages"), str(root / "python")]
+    return paths
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """Everything that makes two execution environments interchangeable."""
+
+    function_name: str
+    handler: str
+    paths: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha256(repr(self).encode()).hexdigest()
+
+
+def _spec(fn: Any) -> _Spec:
+    from moto import settings
+
+    region = fn.region
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "_HANDLER": fn.handler,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}",
+        "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+        "AWS_LAMBDA_FUNCTION_VERSION": str(fn.version),
+        "AWS_LAMBDA_LOG_GROUP_NAME": fn.logs_group_name,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": "ASIALOCALCLOUDLAMBDA",
+        "AWS_SECRET_ACCESS_KEY": "local-cloud-lambda-secret",
+        "AWS_SESSION_TOKEN": "local-cloud-lambda-session",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{settings.moto_server_port()}",
+        "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+        "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+        **{str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
+    }
+    code_dir = _extract(fn.code_bytes)
+    env["LAMBDA_TASK_ROOT"] = str(code_dir)
+    paths = (str(code_dir), *_layer_paths(fn))
+    return _Spec(fn.function_name, fn.handler, paths, tuple(sorted(env.items())))
+
+
+def _trace_id() -> str:
+    root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+    return f"Root={root};Parent={secrets.token_hex(8)};Sampled=0;Lineage=1:{secrets.token_hex(4)}:0"
+
+
+@dataclass
+class _Outcome:
+    payload: str
+    errored: bool
+    logs: list[str]
+
+
+class _Worker:
+    """One execution environment: a Python process that serves invocations one at a time."""
+
+    def __init__(self, spec: _Spec) -> None:
+        self.marker = f"\x1e{secrets.token_hex(16)}:"
+        self.log_stream = f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+        env = dict(spec.env, AWS_LAMBDA_LOG_STREAM_NAME=self.log_stream)
+        command = [sys.executable, "-I", "-u", __file__, "--worker", self.marker, spec.handler, *spec.paths]
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def invoke(self, request: dict[str, Any], timeout: float) -> _Outcome:
+        """Run one invocation; raises TimeoutError (the worker is then unusable) or EOFError if it died."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+        except OSError as exc:
+            raise EOFError("the worker is gone") from exc
+        logs: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(logs) from None
+            if line is None:
+                raise EOFError(logs)
+            if line.startswith(self.marker):
+                if logs and not logs[-1]:
+                    logs.pop()
+                response = json.loads(line[len(self.marker) :])
+                return _Outcome(response["payload"], response["error"], logs)
+            logs.append(line)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@dataclass
+class _Pool:
+    idle: list[_Worker] = field(default_factory=list)
+    size: int = 0
+
+
+class _Pools:
+    """Warm workers per execution-environment spec, at most MAX_WORKERS_PER_FUNCTION each."""
+
+    def __init__(self) -> None:
+        self._pools: dict[str, _Pool] = {}
+        self._changed = threading.Condition()
+
+    def acquire(self, spec: _Spec) -> _Worker:
+        with self._changed:
+            pool = self._pools.setdefault(spec.key, _Pool())
+            while not pool.idle and pool.size >= MAX_WORKERS_PER_FUNCTION:
+                self._changed.wait()
+            if pool.idle:
+                return pool.idle.pop()
+            pool.size += 1
+        try:
+            return _Worker(spec)
+        except Exception:
+            self.discard(spec, None)
+            raise
+
+    def release(self, spec: _Spec, worker: _Worker) -> None:
+        with self._changed:
+            pool = self._pools.get(spec.key)
+            if pool is None:  # shut down meanwhile
+                worker.kill()
+                return
+            pool.idle.append(worker)
+            self._changed.notify_all()
+
+    def discard(self, spec: _Spec, worker: _Worker | None) -> None:
+        if worker is not None:
+            worker.kill()
+        with self._changed:
+            pool = self._pools.get(spec.key)
+            if pool is not None:
+                pool.size -= 1
+            self._changed.notify_all()
+
+    def shutdown(self) -> None:
+        with self._changed:
+            pools, self._pools = self._pools, {}
+            self._changed.notify_all()
+        for pool in pools.values():
+            for worker in pool.idle:
+                worker.kill()
+
+
+_pools = _Pools()
+
+
+def shutdown() -> None:
+    """Stop every warm worker (busy ones are stopped when their invocation ends)."""
+    _pools.shutdown()
+
+
+def reset() -> None:
+    shutdown()
+    with _counts_lock:
+        _counts.clear()
+
+
+def _error(error_type: str, message: str) -> str:
+    return json.dumps({"errorMessage": message, "errorType": error_type})
+
+
+def run(fn: Any, event: str) -> _Outcome:
+    """Invoke moto LambdaFunction `fn` with the JSON text `event` in a warm worker."""
+    from localcloud import faults
+
+    _count(fn.function_name)
+    request_id = str(uuid.uuid4())
+    if faults.take_lambda_crash(fn.function_name):
+        message = f"RequestId: {request_id} Error: the local cloud crashed this invocation (faults.crash_lambda)"
+        return _Outcome(_error(faults.CRASH_ERROR_TYPE, message), True, [message])
+    spec = _spec(fn)
+    worker = _pools.acquire(spec)
+    timeout = float(fn.timeout)
+    request = {
+        "request_id": request_id,
+        "event": event,
+        "deadline": time.time() + timeout,
+        "function_arn": fn.function_arn,
+        "trace_id": _trace_id(),
+    }
+    started = time.monotonic()
+    try:
+        outcome = worker.invoke(request, timeout)
+    except TimeoutError as exc:
+        _pools.discard(spec, worker)
+        message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
+        outcome = _Outcome(_error("Sandbox.Timedout", message), True, [*exc.args[0], message])
+    except EOFError as exc:
+        _pools.discard(spec, worker)
+        message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {worker.process.returncode}"
+        outcome = _Outcome(_error("Runtime.ExitError", message), True, [*(exc.args[0] if exc.args else []), message])
+    else:
+        _pools.release(spec, worker)
+    _save_logs(fn, worker.log_stream, request_id, outcome.logs, time.monotonic() - started)
+    return outcome
+
+
+def _save_logs(fn: Any, stream: str, request_id: str, lines: list[str], seconds: float) -> None:
+    millis = seconds * 1000
+    report = (
+        f"REPORT RequestId: {request_id}\tDuration: {millis:.2f} ms\tBilled Duration: {math.ceil(millis)} ms\t"
+        f"Memory Size: {fn.memory_size} MB\tMax Memory Used: {fn.memory_size} MB"
+    )
+    lines = [f"START RequestId: {request_id} Version: {fn.version}", *lines, f"END RequestId: {request_id}", report]
+    now = int(time.time() * 1000)
+    fn.logs_backend.ensure_log_group(fn.logs_group_name)
+    fn.logs_backend.ensure_log_stream(fn.logs_group_name, stream)
+    events = [{"timestamp": now, "message": line} for line in lines]
+    fn.logs_backend.put_log_events(fn.logs_group_name, stream, events)
+
+
+def _async_retries(fn: Any) -> int:
+    for config in fn.event_invoke_config:
+        if "MaximumRetryAttempts" in config.config:
+            return int(config.config["MaximumRetryAttempts"])
+    return len(ASYNC_RETRY_DELAYS)
+
+
+def _run_async(fn: Any, event: str) -> None:
+    """An Event invocation: Lambda retries a failed one twice (or MaximumRetryAttempts), after 1 and 2 minutes."""
+    from localcloud import clock
+
+    retries = _async_retries(fn)
+    for attempt in range(retries + 1):
+        if not run(fn, event).errored:
+            return
+        if attempt < retries:
+            clock.sleep(ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS) - 1)])
+
+
+def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+    outcome = run(self, event if isinstance(event, str) else json.dumps(event if event is not None else {}))
+    return outcome.payload, outcome.errored, "\n".join(outcome.logs)
+
+
+def _invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+    event = body or "{}"
+    invocation_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":
+        threading.Thread(target=_run_async, args=(self, event), daemon=True).start()
+        return b""
+    outcome = run(self, event)
+    if outcome.errored:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    tail = "\n".join(outcome.logs).encode()[-4096:]
+    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
+    return outcome.payload.encode()
+
+
+def install() -> None:
+    """Run Lambda functions in local worker processes instead of Docker containers."""
+    from moto.awslambda.models import LambdaFunction
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("lambda", {})["use_docker"] = True
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+    LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    _worker_main(sys.argv[2:])

@@ -1,0 +1,127 @@
+"""The local cloud: moto in-process (ThreadedMotoServer) with every localcloud patch installed.
+
+    cloud = start()            # installs the patches, serves http://127.0.0.1:<port>
+    subprocess.run([...], env={**os.environ, **cloud.env()})
+    cloud.reset()              # empty every backend, stop warm Lambdas and running commands, clear faults
+    cloud.stop()
+
+`python -m localcloud.server [--port N]` runs it in the foreground and prints the endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_REGION = "us-east-1"
+_OPTIONAL_MODULES = ("localcloud.events", "localcloud.codepipeline")
+
+
+def _optional_modules() -> list[Any]:
+    """The other local-cloud modules, when they exist (each exposes install())."""
+    modules = []
+    for name in _OPTIONAL_MODULES:
+        try:
+            modules.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+    return modules
+
+
+def install() -> None:
+    """Install every patch (idempotent). Needed before moto serves its first request."""
+    from localcloud import faults, lambda_runtime, ssm_agent, stepfunctions
+
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    for module in (faults, lambda_runtime, stepfunctions, ssm_agent, *_optional_modules()):
+        module.install()
+
+
+def _enable_state_machine_execution() -> None:
+    """The in-process equivalent of POST /moto-api/config {"stepfunctions": {"execute_state_machine": true}}."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
+
+
+@dataclass
+class LocalCloud:
+    host: str
+    port: int
+    region: str
+    _server: Any
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment for subprocesses (AWS CLI, Terraform, scripts) that talk to this cloud."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_MAX_ATTEMPTS": "2",
+        }
+
+    def reset(self) -> None:
+        """Forget every resource, stop warm Lambda workers and running commands, clear faults and counters."""
+        from localcloud import faults, lambda_runtime, ssm_agent, stepfunctions
+        from moto.moto_api._internal.models import moto_api_backend
+
+        faults.clear()
+        ssm_agent.reset()
+        lambda_runtime.reset()
+        stepfunctions.reset()
+        moto_api_backend.reset()
+        _enable_state_machine_execution()
+
+    def stop(self) -> None:
+        from localcloud import lambda_runtime, ssm_agent
+
+        self._server.stop()
+        ssm_agent.reset()
+        lambda_runtime.shutdown()
+
+
+def start(port: int = 0, region: str = DEFAULT_REGION) -> LocalCloud:
+    """Install the patches and serve the local cloud on 127.0.0.1:`port` (0: any free port)."""
+    from moto.server import ThreadedMotoServer
+
+    install()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, bound_port = server.get_host_and_port()
+    # Lambdas, the SSM agent and the ASL interpreter (asl/utils/boto_client.py) reach moto through MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(bound_port)
+    _enable_state_machine_execution()
+    return LocalCloud(host=host, port=bound_port, region=region, _server=server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the local cloud in the foreground.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--region", default=DEFAULT_REGION)
+    args = parser.parse_args()
+    cloud = start(args.port, args.region)
+    print(cloud.endpoint, flush=True)
+    for name, value in cloud.env().items():
+        print(f"export {name}={value}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+    cloud.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""Placeholder."""
+
+
+def install() -> None:
+    pass
+
+
+def reset() -> None:
+    pass
