@@ -1,0 +1,21 @@
+"""Errors the state machine tells apart: the Lambda error type is the class name (see asl/build-job.asl.json)."""
+
+
+class InvalidJobConfiguration(Exception):
+    """The job's configuration breaks a guardrail or names an unusable AMI; never retried."""
+
+
+class NoCapacity(Exception):
+    """No subnet had capacity for the instance type; the state machine retries with backoff."""
+
+
+class InstanceLaunchFailed(Exception):
+    """RunInstances failed for a reason other than capacity; never retried."""
+
+
+class InstanceNotReady(Exception):
+    """The instance is not Online in Systems Manager yet; retried until the registration window ends."""
+
+
+class InstanceLost(Exception):
+    """The instance stopped or terminated before the build ran; never retried."""

@@ -1,0 +1,67 @@
+"""run_command (RunBuildCommand, task token): send the build document; command_event completes the task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .. import aws, jobs, log
+from ..config import load
+from ..errors import InstanceNotReady
+
+DELIVERY_TIMEOUT_SECONDS = 600
+
+
+def plugin_name(platform: str) -> str:
+    """The document step that runs on this platform (the other one is skipped by its precondition)."""
+    return "BuildOnWindows" if platform == "Windows" else "BuildOnLinux"
+
+
+def document_parameters(job: dict[str, Any], build: dict[str, Any]) -> dict[str, list[str]]:
+    """The SSM document's parameters (ssm/run-build.json.tftpl): all strings, empty for absent values."""
+    source = job.get("input_artifact") or {}
+    target = job.get("output_artifact") or {}
+    pipeline = job["pipeline"]
+    values = {
+        "Command": build["command"],
+        "WorkingDirectory": build.get("working_directory") or "",
+        "InputBucket": source.get("bucket", ""),
+        "InputKey": source.get("key", ""),
+        "OutputBucket": target.get("bucket", ""),
+        "OutputKey": target.get("key", ""),
+        "OutputArtifactPath": build.get("output_artifact_path") or "",
+        "KmsKeyId": job.get("encryption_key_id") or "",
+        "PipelineName": pipeline.get("name", ""),
+        "PipelineExecutionId": pipeline.get("execution_id", ""),
+        "PipelineArn": pipeline.get("arn", ""),
+        "JobId": job["id"],
+        "executionTimeout": str(build["command_timeout_seconds"]),
+    }
+    return {name: [value] for name, value in values.items()}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+    job, build, token = event["job"], event["build"], event["task_token"]
+    instance_id = event["instance"]["instance_id"]
+    log.reset(job_id=job["id"], instance_id=instance_id)
+    config = load()
+    plugin = plugin_name(build["platform"])
+    jobs.await_command(job["id"], token, instance_id, plugin)
+    try:
+        response = aws.client("ssm").send_command(
+            DocumentName=config.document_name,
+            InstanceIds=[instance_id],
+            Parameters=document_parameters(job, build),
+            TimeoutSeconds=DELIVERY_TIMEOUT_SECONDS,
+            Comment=job["id"],
+            CloudWatchOutputConfig={"CloudWatchLogGroupName": config.build_log_group, "CloudWatchOutputEnabled": True},
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) == "InvalidInstanceId":
+            raise InstanceNotReady(f"Systems Manager cannot reach instance {instance_id} yet: {exc}") from exc
+        raise
+    command_id = response["Command"]["CommandId"]
+    jobs.set_command(job["id"], token, command_id)
+    log.info("build command sent", command_id=command_id, plugin=plugin)
+    return {"command_id": command_id}

@@ -1,0 +1,133 @@
+"""validate (ValidateJob): apply the action's defaults, check the guardrails and the AMI, output the build spec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .. import aws, guardrails, log
+from ..config import Config, load
+from ..errors import InvalidJobConfiguration
+
+ARTIFACT_TRANSFER_SECONDS = 900
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    job = event["job"]
+    log.reset(job_id=job["id"])
+    config = load()
+    try:
+        build = _build_spec(config, job, _own_account(context))
+    except InvalidJobConfiguration as exc:
+        log.warning("invalid job configuration", reason=str(exc))
+        raise
+    log.info("job valid", build={k: v for k, v in build.items() if k != "command"})
+    return build
+
+
+def _own_account(context: Any) -> str:
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 4 else ""
+
+
+def _settings(config: Config, job: dict[str, Any]) -> dict[str, str]:
+    """The job's configuration over the action type's defaults; every value a string, as CodePipeline sends them."""
+    action = config.action(job["action"])
+    defaults = {"TimeoutMinutes": config.default_timeout_minutes, **(action.defaults if action else {})}
+    given = {key: value for key, value in (job.get("configuration") or {}).items() if value not in (None, "")}
+    return {key: str(value) for key, value in {**defaults, **given}.items()}
+
+
+def _build_spec(config: Config, job: dict[str, Any], own_account: str) -> dict[str, Any]:
+    settings = _settings(config, job)
+    problems: list[str] = []
+
+    def check(rule: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return rule(*args)
+        except guardrails.Invalid as exc:
+            problems.append(str(exc))
+            return None
+
+    image_id = check(guardrails.image_id, settings.get("ImageId", ""))
+    instance_type = check(guardrails.instance_type, settings.get("InstanceType", ""), config.allowed_instance_types)
+    command = check(guardrails.command, settings.get("Command", ""))
+    timeout = check(guardrails.timeout_minutes, settings["TimeoutMinutes"], config.max_timeout_minutes)
+    root_gib = check(guardrails.root_volume_gib, settings["RootVolumeGiB"]) if "RootVolumeGiB" in settings else None
+    working_directory = check(guardrails.single_line, "WorkingDirectory", settings.get("WorkingDirectory", ""))
+    output_path = check(guardrails.relative_path, "OutputArtifactPath", settings.get("OutputArtifactPath", ""))
+    if job.get("output_artifact") and not settings.get("OutputArtifactPath"):
+        problems.append(
+            f"OutputArtifactPath is missing: the action declares the output artifact "
+            f"'{job['output_artifact']['name']}', so name the file or directory to upload as it."
+        )
+    if not job.get("output_artifact") and settings.get("OutputArtifactPath"):
+        problems.append(
+            "OutputArtifactPath is set but the action declares no output artifact: add one to the action, "
+            "or remove OutputArtifactPath."
+        )
+    if image_id and not problems:
+        image = _image(config, image_id, own_account)
+        snapshot_gib = _root_snapshot_gib(image)
+        root_gib = root_gib or max(snapshot_gib, guardrails.MIN_ROOT_GIB)
+        if root_gib < snapshot_gib:
+            problems.append(
+                f"RootVolumeGiB {root_gib} is smaller than the root snapshot of {image_id} ({snapshot_gib} GiB): "
+                f"use at least {snapshot_gib}."
+            )
+    if problems:
+        raise InvalidJobConfiguration("\n".join(problems))
+    return {
+        "image_id": image_id,
+        "instance_type": instance_type,
+        "platform": "Windows" if image.get("Platform") == "windows" else "Linux",
+        "root_device_name": image["RootDeviceName"],
+        "root_volume_gib": root_gib,
+        "timeout_minutes": timeout,
+        "command_timeout_seconds": timeout * 60,
+        "task_timeout_seconds": timeout * 60 + ARTIFACT_TRANSFER_SECONDS,
+        "command": command,
+        "working_directory": working_directory,
+        "output_artifact_path": output_path,
+    }
+
+
+def _image(config: Config, image_id: str, own_account: str) -> dict[str, Any]:
+    region = aws.region()
+    try:
+        images = aws.client("ec2").describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as exc:
+        if not aws.error_code(exc).startswith("InvalidAMIID"):
+            raise
+        images = []
+    if not images:
+        raise InvalidJobConfiguration(
+            f"ImageId {image_id} does not exist in region {region}, or is not shared with this account."
+        )
+    image = images[0]
+    if image.get("State") != "available":
+        raise InvalidJobConfiguration(f"ImageId {image_id} is {image.get('State')}: only available AMIs can be used.")
+    owners = {image.get("OwnerId"), image.get("ImageOwnerAlias")} - {None}
+    allowed = {own_account if owner == "self" else owner for owner in config.allowed_image_owners}
+    if not owners & allowed:
+        raise InvalidJobConfiguration(
+            f"ImageId {image_id} is owned by {' / '.join(sorted(owners))}, which this module does not allow: "
+            f"allowed owners are {', '.join(config.allowed_image_owners) or 'none'}."
+        )
+    if config.allowed_image_ids and image_id not in config.allowed_image_ids:
+        raise InvalidJobConfiguration(
+            f"ImageId {image_id} is not in this module's list of allowed AMIs: {', '.join(config.allowed_image_ids)}."
+        )
+    if not image.get("RootDeviceName"):
+        raise InvalidJobConfiguration(f"ImageId {image_id} has no root device: it cannot be launched.")
+    return image
+
+
+def _root_snapshot_gib(image: dict[str, Any]) -> int:
+    for mapping in image.get("BlockDeviceMappings", []):
+        if mapping.get("DeviceName") == image["RootDeviceName"]:
+            return int((mapping.get("Ebs") or {}).get("VolumeSize") or 0)
+    return 0

@@ -1,0 +1,150 @@
+"""What people read in the CodePipeline console: why a build failed or what it did, and where the full log is.
+
+A result is `{"succeeded", "message", "failure_type"}` (the jobs table's `result`). Messages are composed within
+CodePipeline's limits; when build output does not fit, its beginning is cut so that the last lines survive.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+SUMMARY_LIMIT = 2048  # executionDetails.summary
+MESSAGE_LIMIT = 5000  # failureDetails.message
+TAIL_LINES = 40
+CUT = "…\n"
+
+CONFIGURATION_ERROR = "ConfigurationError"
+JOB_FAILED = "JobFailed"
+
+
+def fit(head: str, tail: str, limit: int) -> str:
+    """head + tail within limit characters, cutting the tail's beginning first, then the head's end."""
+    if len(head) + len(tail) <= limit:
+        return head + tail
+    if len(head) + len(CUT) < limit and tail:
+        return head + CUT + tail[-(limit - len(head) - len(CUT)) :]
+    return head[: limit - 1] + "…"
+
+
+def last_lines(text: str, count: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-count:])
+
+
+def log_console_url(region: str, group: str, stream: str) -> str:
+    def escape(value: str) -> str:
+        return quote(quote(value, safe=""), safe="").replace("%", "$")
+
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{escape(group)}/log-events/{escape(stream)}"
+    )
+
+
+def log_location(region: str, log_group: str, stream_prefix: str) -> str:
+    stream = f"{stream_prefix}/stdout"
+    return (
+        f"Full log: CloudWatch Logs group {log_group}, stream {stream} (errors in {stream_prefix}/stderr): "
+        f"{log_console_url(region, log_group, stream)}"
+    )
+
+
+def _output(outcome: dict[str, Any]) -> str:
+    parts = []
+    if outcome.get("stdout_tail", "").strip():
+        parts.append("Last lines of output:\n" + last_lines(outcome["stdout_tail"]))
+    if outcome.get("stderr_tail", "").strip():
+        parts.append("Last lines of errors:\n" + last_lines(outcome["stderr_tail"]))
+    return "\n".join(parts)
+
+
+def _where(build: dict[str, Any], instance_id: str) -> str:
+    return f"instance {instance_id} ({build['instance_type']}, {build['platform']}, {build['image_id']})"
+
+
+def command_result(outcome: dict[str, Any], build: dict[str, Any], region: str, note: str = "") -> dict[str, Any]:
+    """The result of a command that ran to an end (the RunBuildCommand task's output); note goes before the output."""
+    where = _where(build, outcome["instance_id"])
+    location = log_location(region, outcome["log_group"], outcome["log_stream_prefix"])
+    status, details, code = outcome["status"], outcome.get("status_details", ""), outcome.get("response_code")
+    if status == "Success":
+        head = f"Build succeeded on {where}.\n{note}{location}\n"
+        return {"succeeded": True, "message": fit(head, _output(outcome), SUMMARY_LIMIT), "failure_type": None}
+    if status == "TimedOut" and details == "DeliveryTimedOut":
+        why = f"The build command was never delivered to {where}: Systems Manager lost contact with it."
+    elif status == "TimedOut":
+        why = f"The build exceeded its timeout of {build['timeout_minutes']} minutes (TimeoutMinutes) on {where}."
+    elif status in ("Cancelled", "Cancelling"):
+        why = f"The build command was cancelled on {where} ({details or status})."
+    elif code is None or code == -1:
+        why = f"The build command did not run on {where} ({details or status})."
+    else:
+        why = f"The build failed with exit code {code} on {where}."
+    head = f"{why}\n{note}{location}\n"
+    return {"succeeded": False, "message": fit(head, _output(outcome), MESSAGE_LIMIT), "failure_type": JOB_FAILED}
+
+
+def error_message(error: dict[str, Any]) -> str:
+    """The readable part of a Step Functions error: the Lambda's errorMessage when the Cause carries one."""
+    cause = error.get("Cause") or ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict):
+        return str(parsed.get("errorMessage") or parsed.get("Message") or cause)
+    return cause
+
+
+def step_failure(
+    step: str,
+    error: dict[str, Any],
+    build: dict[str, Any] | None,
+    state: dict[str, Any],
+    registration_seconds: int,
+    note: str = "",
+) -> dict[str, Any]:
+    """The result of a step that failed (its Catch put the error in $.error); note lines go first."""
+    name, detail = error.get("Error", "Unknown"), error_message(error)
+    failure_type = JOB_FAILED
+    instance_id = (state.get("instance") or {}).get("instance_id", "")
+    if name == "InvalidJobConfiguration":
+        failure_type = CONFIGURATION_ERROR
+        message = f"The action's configuration is invalid:\n{detail}"
+    elif name == "NoCapacity":
+        message = (
+            f"No EC2 capacity for the build, even after retries: {detail}\n"
+            "Choose another InstanceType, or give the module subnets in more Availability Zones."
+        )
+    elif name == "InstanceLaunchFailed":
+        message = f"EC2 refused to launch the build instance: {detail}"
+    elif name == "InstanceNotReady":
+        message = (
+            f"Instance {instance_id} did not come Online in Systems Manager within {registration_seconds} seconds. "
+            "Check that: the AMI has the SSM Agent installed and starting at boot (3.3.2746.0 or newer); the subnet "
+            "reaches the Systems Manager endpoints (ssm, ssmmessages, ec2messages) through a NAT gateway or VPC "
+            "interface endpoints, and the security group allows outbound HTTPS; the instance profile grants "
+            "AmazonSSMManagedInstanceCore. The instance's system log (EC2 console, Monitor and troubleshoot) "
+            f"shows boot problems. Last check: {detail}"
+        )
+    elif name == "InstanceLost":
+        message = f"The build instance went away before the build ran: {detail}"
+    elif name == "States.Timeout" and step == "RunBuildCommand" and build:
+        message = (
+            f"The build exceeded its timeout of {build['timeout_minutes']} minutes (TimeoutMinutes) plus "
+            f"{(build['task_timeout_seconds'] - build['command_timeout_seconds']) // 60} minutes for artifact "
+            f"transfer on instance {instance_id}; it was stopped and the instance terminated."
+        )
+    else:
+        message = f"The {step} step failed: {name}: {detail or 'no details'}"
+    return {"succeeded": False, "message": fit(note + message, "", MESSAGE_LIMIT), "failure_type": failure_type}
+
+
+def release_warning(release_error: dict[str, Any], instance_id: str) -> str:
+    """A line saying the instance could not be terminated; it still shuts itself down at its deadline."""
+    return (
+        f"Warning: the build instance {instance_id or '(unknown)'} could not be terminated "
+        f"({release_error.get('Error', 'Unknown')}: {error_message(release_error)}); it shuts itself down at the "
+        "time in its ec2-action:deadline tag.\n"
+    )
