@@ -76,13 +76,13 @@ class LocalCloud:
 
     def reset(self) -> None:
         """Forget every resource, stop warm Lambda workers and running commands, clear faults and counters."""
-        from localcloud import faults, lambda_runtime, ssm_agent, stepfunctions
         from moto.moto_api._internal.models import moto_api_backend
+
+        from localcloud import faults, lambda_runtime, ssm_agent
 
         faults.clear()
         ssm_agent.reset()
         lambda_runtime.reset()
-        stepfunctions.reset()
         moto_api_backend.reset()
         _enable_state_machine_execution()
 
