@@ -236,6 +236,8 @@ class PipelineRunner(threading.Thread):
             stage=stage_name,
             declaration=declaration,
             action_type=action_type,
+            pipeline_arn=self.pipeline_arn,
+            encryption_key=self.artifact_store.get("encryptionKey"),
             inputs=[
                 self.artifacts[a["name"]] for a in declaration.get("inputArtifacts", []) if a["name"] not in missing
             ],

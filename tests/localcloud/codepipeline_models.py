@@ -197,6 +197,8 @@ class ActionRun:
     stage: str
     declaration: dict[str, Any]
     action_type: CustomActionType | None
+    pipeline_arn: str
+    encryption_key: dict[str, str] | None
     inputs: list[Artifact]
     outputs: list[Artifact]
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -667,7 +669,6 @@ def _artifact_credentials() -> dict[str, str]:
 
 
 def queue_job(self: CodePipelineBackend, run: ActionRun, continuation_token: str | None = None) -> Job:
-    pipeline = self.pipelines[run.pipeline_name]
     data: dict[str, Any] = {
         "actionTypeId": dict(run.type_id),
         "actionConfiguration": {"configuration": dict(run.configuration)},
@@ -675,7 +676,7 @@ def queue_job(self: CodePipelineBackend, run: ActionRun, continuation_token: str
             "pipelineName": run.pipeline_name,
             "stage": {"name": run.stage},
             "action": {"name": run.name, "actionExecutionId": run.id},
-            "pipelineArn": pipeline.metadata["pipelineArn"],
+            "pipelineArn": run.pipeline_arn,
             "pipelineExecutionId": run.execution_id,
         },
         "inputArtifacts": [a.to_job_dict() for a in run.inputs],
@@ -684,9 +685,8 @@ def queue_job(self: CodePipelineBackend, run: ActionRun, continuation_token: str
     }
     if continuation_token:
         data["continuationToken"] = continuation_token
-    encryption_key = artifact_store(self, pipeline.pipeline).get("encryptionKey")
-    if encryption_key:
-        data["encryptionKey"] = {"id": encryption_key["id"], "type": encryption_key.get("type", "KMS")}
+    if run.encryption_key:
+        data["encryptionKey"] = {"id": run.encryption_key["id"], "type": run.encryption_key.get("type", "KMS")}
     job = Job(
         id=str(uuid.uuid4()), nonce=random_string(12, string.digits), account_id=self.account_id, data=data, run=run
     )

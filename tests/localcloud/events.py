@@ -4,9 +4,10 @@ moto's ``Rule.send_to_targets`` raises NotImplementedError for Lambda and Step F
 rule's state. After ``install()``:
 
 - only ENABLED rules with an event pattern receive put events; matching events go to every target: Lambda targets
-  are invoked asynchronously (invocation type Event) through the Lambda backend, Step Functions targets start an
-  execution, both in a daemon thread with the target's Input, InputPath or InputTransformer applied; moto keeps
-  delivering to the targets it supports (SQS, CloudWatch Logs, event buses, archives, API destinations);
+  are invoked asynchronously (invocation type Event) through the Lambda backend and Step Functions targets start an
+  execution, both in a daemon thread; SQS targets get the message at once; all three with the target's Input,
+  InputPath or InputTransformer applied; moto keeps delivering to the other targets it supports (CloudWatch Logs,
+  event buses, archives, API destinations);
 - a daemon scheduler thread fires ENABLED ``rate(...)`` rules with the "Scheduled Event" envelope, the period
   scaled by ``localcloud.clock`` (minimum 1 s); ``cron(...)`` schedules are logged and not fired.
 
@@ -39,7 +40,7 @@ SCHEDULER_TICK_SECONDS = 0.1
 MIN_SCHEDULE_PERIOD_SECONDS = 1.0
 _RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-_MOTO_TARGET_SERVICES = ("sqs", "logs", "events")
+_MOTO_TARGET_SERVICES = ("logs", "events")  # CloudWatch Logs, event buses, archives, API destinations
 
 _install_lock = threading.Lock()
 _installed = False
@@ -130,15 +131,17 @@ def _send_to_targets(self: Rule, event: dict[str, Any], transform_input: bool = 
 def _deliver(rule: Rule, event: dict[str, Any], transform_input: bool = True) -> None:
     moto_targets = []
     for target in rule.targets:
-        arn = parse_arn(target["Arn"])
-        if arn.service in ("lambda", "states"):
+        service = parse_arn(target["Arn"]).service
+        if service in ("lambda", "states"):
             _start_async(rule, target, event)
-        elif arn.service in _MOTO_TARGET_SERVICES:
+        elif service == "sqs":
+            _send_to_queue(rule, target, event)
+        elif service in _MOTO_TARGET_SERVICES:
             moto_targets.append(target)
             _record(rule, target, _public_event(event)).finished.set()
         else:
             delivery = _record(rule, target, _public_event(event))
-            delivery.error = f"targets of service {arn.service} are not emulated"
+            delivery.error = f"targets of service {service} are not emulated"
             delivery.finished.set()
             LOG.warning("rule %s: %s", rule.arn, delivery.error)
     if moto_targets:
@@ -148,6 +151,26 @@ def _deliver(rule: Rule, event: dict[str, Any], transform_input: bool = True) ->
             _original_send_to_targets(moto_rule, event, transform_input)
         except Exception:
             LOG.exception("rule %s: delivery to %s failed", rule.arn, [t["Arn"] for t in moto_targets])
+
+
+def _send_to_queue(rule: Rule, target: dict[str, Any], event: dict[str, Any]) -> None:
+    """The whole event (moto's own SQS delivery drops "account"), or the target's Input/InputPath/InputTransformer."""
+    from moto.sqs.models import sqs_backends
+
+    delivery = _record(rule, target, None)
+    try:
+        delivery.payload = _target_payload(target, _public_event(event))
+        arn = parse_arn(target["Arn"])
+        sqs_backends[arn.account][arn.region].send_message(
+            queue_name=arn.resource_id,
+            message_body=json.dumps(delivery.payload),
+            group_id=target.get("SqsParameters", {}).get("MessageGroupId"),
+        )
+    except Exception as error:
+        delivery.error = _describe_error(error)
+        LOG.exception("rule %s: delivery to %s failed", rule.arn, target["Arn"])
+    finally:
+        delivery.finished.set()
 
 
 def _record(rule: Rule, target: dict[str, Any], payload: Any) -> Delivery:
@@ -187,7 +210,7 @@ def _start_async(rule: Rule, target: dict[str, Any], event: dict[str, Any]) -> N
         payload = _target_payload(target, public)
     except Exception as error:
         delivery = _record(rule, target, None)
-        delivery.error = f"input transformation failed: {error!r}"
+        delivery.error = f"input transformation failed: {_describe_error(error)}"
         delivery.finished.set()
         LOG.error("rule %s target %s: %s", rule.arn, target["Id"], delivery.error)
         return
@@ -217,10 +240,16 @@ def _invoke(delivery: Delivery) -> None:
                 state_machine_arn=delivery.target_arn, name=str(uuid.uuid4()), execution_input=body
             )
     except Exception as error:
-        delivery.error = repr(error)
+        delivery.error = _describe_error(error)
         LOG.exception("rule %s: delivery to %s failed", delivery.rule_arn, delivery.target_arn)
     finally:
         delivery.finished.set()
+
+
+def _describe_error(error: Exception) -> str:
+    """moto's HTTP exceptions keep the useful text in ``message`` or ``description``."""
+    detail = getattr(error, "message", None) or getattr(error, "description", None) or str(error)
+    return f"{type(error).__name__}: {detail}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
