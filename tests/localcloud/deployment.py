@@ -1,0 +1,216 @@
+"""The module applied into the local cloud, and pipeline runs against it.
+
+Nothing on the path under test is short-circuited: Terraform applies an example root into the local cloud, the state
+machine that runs is the one Terraform created, the Lambdas run from the zips Terraform uploaded and the build
+script is the SSM document Terraform created. Tests only add pipelines (user-side configuration) and read results.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from localcloud import codepipeline, server
+from localcloud.terraform import REPO_ROOT, TerraformRoot
+
+EXAMPLE = REPO_ROOT / "examples" / "basic-linux"
+STACK_TAG = "ec2-action:stack"
+JOB_TAG = "ec2-action:job-id"
+LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
+
+
+def zip_bytes(files: Mapping[str, str | bytes]) -> bytes:
+    """A zip archive holding files (name -> content)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def unzip(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
+
+
+@dataclass
+class PipelineRun:
+    """What one pipeline execution did, read back from the local cloud's APIs once it ended."""
+
+    pipeline_name: str
+    execution_id: str
+    status: str
+    started: float
+    ended: float
+    jobs: list[codepipeline.Job]
+    results: list[codepipeline.JobResult]
+    state_machine_executions: list[dict[str, Any]]
+    instances: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def final_result(self) -> codepipeline.JobResult | None:
+        """The result that ended the action: the last one without a continuation token."""
+        finals = [result for result in self.results if not result.continuation_token]
+        return finals[-1] if finals else None
+
+    @property
+    def live_instances(self) -> list[dict[str, Any]]:
+        return [i for i in self.instances if i["State"]["Name"] in LIVE_STATES]
+
+
+@dataclass
+class Deployment:
+    """An example root applied into a running local cloud."""
+
+    cloud: server.LocalCloud
+    terraform: TerraformRoot
+    outputs: dict[str, Any]
+
+    @classmethod
+    def apply(cls, cloud: server.LocalCloud, work_dir: Path, example: Path = EXAMPLE) -> Deployment:
+        terraform = TerraformRoot(example, work_dir, env=cloud.env())
+        terraform.init()
+        terraform.apply({"region": cloud.region})
+        return cls(cloud, terraform, terraform.outputs())
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.cloud.endpoint,
+            region_name=self.cloud.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    @property
+    def action(self) -> dict[str, str]:
+        """The example's action type id: category, owner, provider, version."""
+        return dict(self.outputs["action_type_id"])
+
+    def create_pipeline(
+        self,
+        name: str,
+        configuration: Mapping[str, str],
+        *,
+        input_artifact: bool = True,
+        output_artifact: bool = True,
+    ) -> str:
+        """A pipeline: an S3 source stage, then our action with configuration; returns its name."""
+        source_key = f"sources/{name}.zip"
+        build_action: dict[str, Any] = {
+            "name": "BuildOnEC2",
+            "actionTypeId": self.action,
+            "runOrder": 1,
+            "configuration": dict(configuration),
+            "inputArtifacts": [{"name": "source"}] if input_artifact else [],
+            "outputArtifacts": [{"name": "built"}] if output_artifact else [],
+        }
+        source_action = {
+            "name": "Source",
+            "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+            "runOrder": 1,
+            "configuration": {
+                "S3Bucket": self.outputs["source_bucket"],
+                "S3ObjectKey": source_key,
+                "PollForSourceChanges": "false",
+            },
+            "outputArtifacts": [{"name": "source"}],
+        }
+        self.client("codepipeline").create_pipeline(
+            pipeline={
+                "name": name,
+                "roleArn": self.outputs["pipeline_role_arn"],
+                "artifactStore": {
+                    "type": "S3",
+                    "location": self.outputs["artifact_bucket"],
+                    "encryptionKey": {"id": self.outputs["artifact_kms_key_arn"], "type": "KMS"},
+                },
+                "stages": [
+                    {"name": "Source", "actions": [source_action]},
+                    {"name": "Build", "actions": [build_action]},
+                ],
+            }
+        )
+        return name
+
+    def upload_source(self, pipeline_name: str, files: Mapping[str, str | bytes]) -> None:
+        key = self.source_key(pipeline_name)
+        self.client("s3").put_object(Bucket=self.outputs["source_bucket"], Key=key, Body=zip_bytes(files))
+
+    def source_key(self, pipeline_name: str) -> str:
+        stages = self.client("codepipeline").get_pipeline(name=pipeline_name)["pipeline"]["stages"]
+        return stages[0]["actions"][0]["configuration"]["S3ObjectKey"]
+
+    def start(self, pipeline_name: str) -> str:
+        return self.client("codepipeline").start_pipeline_execution(name=pipeline_name)["pipelineExecutionId"]
+
+    def wait(self, pipeline_name: str, execution_id: str, started: float, timeout: float = 240) -> PipelineRun:
+        """Block until the pipeline execution ends, then collect what happened."""
+        execution = codepipeline.wait_for_execution(pipeline_name, execution_id, timeout=timeout)
+        return self.collect(pipeline_name, execution_id, execution.status, started)
+
+    def run(
+        self, pipeline_name: str, files: Mapping[str, str | bytes] | None = None, timeout: float = 240
+    ) -> PipelineRun:
+        """Upload a source (a default one if None), start the pipeline and wait for its end."""
+        self.upload_source(pipeline_name, files if files is not None else {"README.md": "hello\n"})
+        started = time.time()
+        return self.wait(pipeline_name, self.start(pipeline_name), started, timeout)
+
+    def collect(self, pipeline_name: str, execution_id: str, status: str, started: float) -> PipelineRun:
+        jobs = [
+            job
+            for job in codepipeline.jobs(region=self.cloud.region)
+            if job.run.pipeline_name == pipeline_name and job.run.execution_id == execution_id
+        ]
+        job_ids = {job.id for job in jobs}
+        results = [r for r in codepipeline.results(region=self.cloud.region) if r.job_id in job_ids]
+        return PipelineRun(
+            pipeline_name=pipeline_name,
+            execution_id=execution_id,
+            status=status,
+            started=started,
+            ended=time.time(),
+            jobs=jobs,
+            results=results,
+            state_machine_executions=self.state_machine_executions(job_ids),
+            instances=self.instances(job_ids),
+        )
+
+    def state_machine_executions(self, job_ids: set[str]) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        paginator = sfn.get_paginator("list_executions")
+        pages = paginator.paginate(stateMachineArn=self.outputs["state_machine_arn"])
+        return [e for page in pages for e in page["executions"] if e["name"] in job_ids]
+
+    def instances(self, job_ids: set[str] | None = None) -> list[dict[str, Any]]:
+        """Builder instances (any state) launched by this stack, optionally only those of job_ids."""
+        filters = [{"Name": f"tag:{STACK_TAG}", "Values": [self.outputs["name_prefix"]]}]
+        if job_ids is not None:
+            if not job_ids:
+                return []
+            filters.append({"Name": f"tag:{JOB_TAG}", "Values": sorted(job_ids)})
+        pages = self.client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
+        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+    def read_output_artifact(self, run: PipelineRun) -> dict[str, bytes]:
+        """The output artifact the build uploaded, unzipped."""
+        job = run.jobs[0]
+        location = job.data["outputArtifacts"][0]["location"]["s3Location"]
+        body = self.client("s3").get_object(Bucket=location["bucketName"], Key=location["objectKey"])["Body"]
+        return unzip(body.read())
+
+    def destroy(self) -> None:
+        self.terraform.destroy({"region": self.cloud.region})
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
