@@ -1,0 +1,120 @@
+"""What happened to one job, in order, read back from the local cloud's APIs (for the demo and the benchmark)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from localcloud import events
+from localcloud.deployment import Deployment, PipelineRun
+
+STARTED_EVENT = "CodePipeline Action Execution State Change"
+
+
+@dataclass(frozen=True)
+class Moment:
+    at: float  # epoch seconds
+    what: str
+
+
+@dataclass(frozen=True)
+class JobFigures:
+    """The benchmark's per-job figures (seconds are wall-clock seconds in the local cloud)."""
+
+    event_to_command_start: float | None
+    command_end_to_reported: float | None
+    state_transitions: int
+    command_seconds: float | None
+
+
+def _epoch(value: Any) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+def started_event_time(run: PipelineRun) -> float | None:
+    """When EventBridge delivered the STARTED event of the run's custom action (first delivery)."""
+    times = []
+    for delivery in events.deliveries():
+        event = delivery.payload if isinstance(delivery.payload, dict) else json.loads(delivery.payload)
+        detail = event.get("detail", {})
+        if (
+            event.get("detail-type") == STARTED_EVENT
+            and detail.get("state") == "STARTED"
+            and detail.get("pipeline") == run.pipeline_name
+            and detail.get("execution-id") == run.execution_id
+            and detail.get("type", {}).get("owner") == "Custom"
+        ):
+            times.append(delivery.time)
+    return min(times) if times else None
+
+
+def command_invocation(deployment: Deployment, run: PipelineRun) -> dict[str, Any] | None:
+    """The build's SSM command invocation (with output), if one was sent."""
+    ssm = deployment.client("ssm")
+    instance_ids = [instance["InstanceId"] for instance in run.instances]
+    for instance_id in instance_ids:
+        invocations = ssm.list_command_invocations(InstanceId=instance_id, Details=True)["CommandInvocations"]
+        for invocation in invocations:
+            if invocation.get("DocumentName") == deployment.outputs["document_name"]:
+                return invocation
+    return None
+
+
+def _command_window(invocation: dict[str, Any] | None) -> tuple[float | None, float | None]:
+    if not invocation:
+        return None, None
+    plugins = [p for p in invocation.get("CommandPlugins", []) if p.get("ResponseStartDateTime")]
+    if not plugins:
+        return None, None
+    start = min(_epoch(p["ResponseStartDateTime"]) for p in plugins)
+    ends = [_epoch(p["ResponseFinishDateTime"]) for p in plugins if p.get("ResponseFinishDateTime")]
+    return start, (max(ends) if ends else None)
+
+
+def state_history(deployment: Deployment, execution_arn: str) -> list[Moment]:
+    """Each state the execution entered, with its time."""
+    sfn = deployment.client("stepfunctions")
+    history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return [
+        Moment(_epoch(event["timestamp"]), f"state {event['stateEnteredEventDetails']['name']}")
+        for event in history
+        if event["type"].endswith("StateEntered")
+    ]
+
+
+def moments(deployment: Deployment, run: PipelineRun) -> list[Moment]:
+    """The job's timeline: pipeline start, event, states, command, answers to CodePipeline."""
+    found = [Moment(run.started, "pipeline execution started")]
+    event_time = started_event_time(run)
+    if event_time is not None:
+        found.append(Moment(event_time, "STARTED event delivered to the poll Lambda"))
+    for execution in run.state_machine_executions:
+        found.append(Moment(_epoch(execution["startDate"]), f"execution {execution['name']} started"))
+        found.extend(state_history(deployment, execution["executionArn"]))
+    for instance in run.instances:
+        found.append(Moment(_epoch(instance["LaunchTime"]), f"instance {instance['InstanceId']} launched"))
+    start, end = _command_window(command_invocation(deployment, run))
+    if start is not None:
+        found.append(Moment(start, "build command started on the instance"))
+    if end is not None:
+        found.append(Moment(end, "build command ended"))
+    for result in run.results:
+        if result.continuation_token:
+            found.append(Moment(result.time, f"job {result.job_id[:8]} continued (Details link -> execution)"))
+        else:
+            found.append(Moment(result.time, f"job {result.job_id[:8]} answered: {result.kind}"))
+    return sorted(found, key=lambda moment: moment.at)
+
+
+def figures(deployment: Deployment, run: PipelineRun, transitions: int) -> JobFigures:
+    event_time = started_event_time(run)
+    start, end = _command_window(command_invocation(deployment, run))
+    final = run.final_result
+    return JobFigures(
+        event_to_command_start=(start - event_time) if start is not None and event_time is not None else None,
+        command_end_to_reported=(final.time - end) if final is not None and end is not None else None,
+        state_transitions=transitions,
+        command_seconds=(end - start) if start is not None and end is not None else None,
+    )
