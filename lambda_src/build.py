@@ -142,7 +142,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="fail if the committed zips differ from a fresh build")
     if parser.parse_args().check:
         return check()
-    for name, path in build(DIST).items():
+    for path in build(DIST).values():
         print(f"{path.relative_to(ROOT.parent)}: {path.stat().st_size:,} bytes")
     return 0
 

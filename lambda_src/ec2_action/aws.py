@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from typing import Any
 
@@ -11,6 +12,9 @@ from aws_xray_sdk.core import patch, xray_recorder
 from botocore.config import Config
 
 xray_recorder.configure(context_missing="IGNORE_ERROR")
+# Without an active trace (tracing off, the local cloud) the recorder warns on every call that it has no segment;
+# IGNORE_ERROR means exactly that this is fine, so only its errors are kept.
+logging.getLogger("aws_xray_sdk.core.recorder").setLevel(logging.ERROR)
 patch(["boto3", "botocore"])
 
 _CLIENT_CONFIG = Config(retries={"mode": "standard"})

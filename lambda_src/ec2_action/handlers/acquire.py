@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 from datetime import UTC, datetime, timedelta
@@ -67,11 +66,11 @@ def self_shutdown_minutes(build: dict[str, Any], config: Config) -> int:
 
 
 def user_data(platform: str, minutes: int) -> str:
+    """The last line of defence: the instance shuts itself down (and terminates) after `minutes`.
+    Plain text: botocore base64-encodes RunInstances' UserData."""
     if platform == "Windows":
-        script = f"<powershell>shutdown /s /t {minutes * 60}</powershell>\n"
-    else:
-        script = f"#!/bin/bash\nshutdown -h +{minutes}\n"
-    return base64.b64encode(script.encode()).decode()
+        return f"<powershell>shutdown /s /t {minutes * 60}</powershell>\n"
+    return f"#!/bin/bash\nshutdown -h +{minutes}\n"
 
 
 def instance_tags(config: Config, job: dict[str, Any], deadline: datetime) -> list[dict[str, str]]:

@@ -1,0 +1,76 @@
+"""The packaging: reproducible zips, what they hold, and that the committed ones match the sources."""
+
+import importlib.util
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("lambda_build", ROOT / "lambda_src" / "build.py")
+build = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(build)
+
+
+def test_code_zip_is_byte_identical_across_builds(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+    build.write_zip(first, build.code_entries())
+    build.write_zip(second, dict(reversed(build.code_entries().items())))
+    assert (ROOT / "lambda_src" / "ec2_action" / "__pycache__").is_dir()  # the tests imported it: never packaged
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_entries_are_sorted_with_fixed_times_and_modes(tmp_path: Path) -> None:
+    target = tmp_path / "code.zip"
+    build.write_zip(target, build.code_entries())
+    with zipfile.ZipFile(target) as archive:
+        infos = archive.infolist()
+    names = [info.filename for info in infos]
+    assert names == sorted(names)
+    assert "ec2_action/handlers/poll.py" in names and "ec2_action/handlers/" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert {info.date_time for info in infos} == {(1980, 1, 1, 0, 0, 0)}
+    modes = {info.filename: info.external_attr >> 16 for info in infos}
+    assert {oct(m) for n, m in modes.items() if n.endswith("/")} == {"0o40755"}
+    assert {oct(m) for n, m in modes.items() if not n.endswith("/")} == {"0o100644"}
+
+
+def test_every_handler_module_is_packaged() -> None:
+    with zipfile.ZipFile(ROOT / "lambda_src" / "dist" / "ec2_action.zip") as archive:
+        names = set(archive.namelist())
+    for handler in (
+        "poll",
+        "validate",
+        "report",
+        "acquire",
+        "check_instance",
+        "run_command",
+        "command_event",
+        "release",
+    ):
+        assert f"ec2_action/handlers/{handler}.py" in names
+
+
+def test_layer_vendors_xray_and_wrapt_but_not_botocore() -> None:
+    with zipfile.ZipFile(ROOT / "lambda_src" / "dist" / "xray_layer.zip") as archive:
+        tops = {name.split("/")[1] for name in archive.namelist() if name.count("/") >= 2}
+    assert {"aws_xray_sdk", "wrapt"} <= tops
+    assert not {"botocore", "boto3"} & tops
+
+
+def test_check_fails_with_a_clear_message_when_a_committed_zip_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(build, "DIST", tmp_path)
+    monkeypatch.setattr(build, "layer_entries", lambda: {"python/wrapt/__init__.py": b"# wrapt"})
+    build.write_zip(tmp_path / "ec2_action.zip", build.code_entries())
+    build.write_zip(tmp_path / "xray_layer.zip", build.layer_entries())
+    assert build.check() == 0
+    assert "ec2_action.zip: up to date" in capsys.readouterr().out
+
+    stale = {**build.code_entries(), "ec2_action/removed.py": b""}
+    build.write_zip(tmp_path / "ec2_action.zip", stale)
+    assert build.check() == 1
+    error = capsys.readouterr().err
+    assert "ec2_action.zip differs from a fresh build" in error and "ec2_action/removed.py" in error
+    assert "make build" in error

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+from ec2_action import config
+
+SETTINGS = {
+    "stack": "ec2-build",
+    "actions": [
+        {
+            "category": "Build",
+            "owner": "Custom",
+            "provider": "EC2-Linux",
+            "version": "1",
+            "defaults": {"ImageId": None, "InstanceType": "t3.large", "TimeoutMinutes": 60},
+        }
+    ],
+    "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build-job",
+    "jobs_table": "ec2-build-jobs",
+    "document_name": "ec2-build-run-build",
+    "build_log_group": "/ec2-build/builds",
+    "launch_template_id": "lt-0123",
+    "subnet_ids": ["subnet-a", "subnet-b"],
+    "security_group_ids": ["sg-1"],
+    "allowed_image_ids": [],
+    "allowed_image_owners": ["amazon", "self"],
+    "allowed_instance_types": ["t3.*"],
+    "default_timeout_minutes": 60,
+    "max_timeout_minutes": 480,
+    "ssm_registration_timeout_seconds": 900,
+    "poll_function_name": "ec2-build-poll",
+}
+
+
+def test_parses_the_design_example() -> None:
+    parsed = config.parse(json.dumps(SETTINGS))
+    assert parsed.subnet_ids == ("subnet-a", "subnet-b")
+    assert parsed.max_timeout_minutes == 480
+    action = parsed.actions[0]
+    assert action.type_id == {"category": "Build", "owner": "Custom", "provider": "EC2-Linux", "version": "1"}
+    assert action.defaults == {"InstanceType": "t3.large", "TimeoutMinutes": 60}  # null defaults are no defaults
+
+
+def test_finds_the_action_of_a_job_or_event() -> None:
+    parsed = config.parse(json.dumps(SETTINGS))
+    event_type = {"owner": "Custom", "category": "Build", "provider": "EC2-Linux", "version": "1"}
+    assert parsed.action(event_type) is parsed.actions[0]
+    assert parsed.action({**event_type, "version": "2"}) is None
+
+
+def test_config_is_immutable() -> None:
+    parsed = config.parse(json.dumps(SETTINGS))
+    with pytest.raises(AttributeError):
+        parsed.stack = "other"  # type: ignore[misc]
+
+
+def test_missing_key_is_named() -> None:
+    broken = {k: v for k, v in SETTINGS.items() if k != "jobs_table"}
+    with pytest.raises(KeyError, match=r"jobs_table"):
+        config.parse(json.dumps(broken))
+
+
+def test_loaded_once_per_container(monkeypatch: pytest.MonkeyPatch) -> None:
+    config.load.cache_clear()
+    monkeypatch.setenv(config.ENV_VAR, json.dumps(SETTINGS))
+    first = config.load()
+    monkeypatch.setenv(config.ENV_VAR, json.dumps({**SETTINGS, "stack": "changed"}))
+    assert config.load() is first
+    config.load.cache_clear()

@@ -1,0 +1,131 @@
+import json
+from urllib.parse import unquote
+
+from ec2_action import messages
+
+BUILD = {
+    "image_id": "ami-0123456789abcdef0",
+    "instance_type": "t3.large",
+    "platform": "Linux",
+    "timeout_minutes": 30,
+    "command_timeout_seconds": 1800,
+    "task_timeout_seconds": 2700,
+}
+
+
+def outcome(status: str = "Failed", code: int = 2, stdout: str = "", stderr: str = "", details: str = "") -> dict:
+    return {
+        "command_id": "c0ffee00-1111-2222-3333-444455556666",
+        "instance_id": "i-0123456789abcdef0",
+        "status": status,
+        "status_details": details or status,
+        "response_code": code,
+        "stdout_tail": stdout,
+        "stderr_tail": stderr,
+        "log_group": "/ec2-build/builds",
+        "log_stream_prefix": "c0ffee00-1111-2222-3333-444455556666/i-0123456789abcdef0/BuildOnLinux",
+    }
+
+
+def test_failure_names_exit_code_last_lines_and_the_full_log() -> None:
+    stdout = "\n".join(f"step {i}" for i in range(100))
+    result = messages.command_result(outcome(stdout=stdout, stderr="make: *** [test] Error 2"), BUILD, "eu-west-1")
+    message = result["message"]
+    assert result["succeeded"] is False and result["failure_type"] == "JobFailed"
+    assert message.startswith("The build failed with exit code 2 on instance i-0123456789abcdef0 (t3.large")
+    assert (
+        "group /ec2-build/builds, stream c0ffee00-1111-2222-3333-444455556666/i-0123456789abcdef0/BuildOnLinux/stdout"
+        in message
+    )
+    assert (
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/$252Fec2-build$252Fbuilds/log-events/"
+        in message
+    )
+    assert "step 99" in message and "step 59" not in message  # the last 40 lines
+    assert message.rstrip().endswith("make: *** [test] Error 2")
+
+
+def test_console_url_escapes_like_the_console() -> None:
+    url = messages.log_console_url("us-east-1", "/a b", "x/y")
+    assert url.endswith("log-group/$252Fa$2520b/log-events/x$252Fy")
+    assert unquote(unquote(url.split("log-group/")[1].replace("$", "%"))) == "/a b/log-events/x/y"
+
+
+def test_huge_output_keeps_its_end_within_the_limit() -> None:
+    lines = "\n".join(f"{i:05d}" + "x" * 400 for i in range(40))
+    result = messages.command_result(outcome(stdout=lines), BUILD, "us-east-1")
+    assert len(result["message"]) <= messages.MESSAGE_LIMIT
+    assert result["message"].startswith("The build failed with exit code 2")
+    assert result["message"].endswith("x" * 400) and "00039" in result["message"] and "00000" not in result["message"]
+
+
+def test_success_summary_fits_and_shows_the_end_of_the_output() -> None:
+    stdout = "\n".join(f"line {i} " + "y" * 100 for i in range(40))
+    result = messages.command_result(outcome("Success", 0, stdout=stdout), BUILD, "us-east-1")
+    assert result == {"succeeded": True, "message": result["message"], "failure_type": None}
+    assert len(result["message"]) <= messages.SUMMARY_LIMIT
+    assert result["message"].startswith("Build succeeded on instance i-0123456789abcdef0")
+    assert "line 39" in result["message"]
+
+
+def test_timed_out_command_names_the_limit() -> None:
+    message = messages.command_result(outcome("TimedOut", -1, details="ExecutionTimedOut"), BUILD, "us-east-1")[
+        "message"
+    ]
+    assert message.startswith("The build exceeded its timeout of 30 minutes (TimeoutMinutes)")
+
+
+def test_undelivered_and_never_run_commands() -> None:
+    undelivered = messages.command_result(outcome("TimedOut", -1, details="DeliveryTimedOut"), BUILD, "r")
+    assert "never delivered" in undelivered["message"]
+    never_ran = messages.command_result(outcome("Failed", -1, details="Undeliverable"), BUILD, "r")
+    assert "did not run" in never_ran["message"] and "Undeliverable" in never_ran["message"]
+
+
+def lambda_error(name: str, message: str) -> dict:
+    return {"Error": name, "Cause": json.dumps({"errorMessage": message, "errorType": name, "stackTrace": []})}
+
+
+def test_invalid_configuration_is_a_configuration_error() -> None:
+    result = messages.step_failure(
+        "ValidateJob", lambda_error("InvalidJobConfiguration", "ImageId 'x' is not an AMI id"), None, {}, 900
+    )
+    assert result["failure_type"] == "ConfigurationError"
+    assert result["message"] == "The action's configuration is invalid:\nImageId 'x' is not an AMI id"
+
+
+def test_registration_timeout_says_what_to_check() -> None:
+    state = {"instance": {"instance_id": "i-0abc"}}
+    error = lambda_error("InstanceNotReady", "instance i-0abc is running; Systems Manager status: not registered")
+    result = messages.step_failure("WaitForSsmOnline", error, BUILD, state, 900)
+    message = result["message"]
+    assert result["failure_type"] == "JobFailed"
+    assert "Instance i-0abc did not come Online in Systems Manager within 900 seconds" in message
+    for hint in ("SSM Agent", "NAT gateway", "VPC", "instance profile", "not registered"):
+        assert hint in message
+
+
+def test_capacity_failure_keeps_type_and_subnets() -> None:
+    error = lambda_error("NoCapacity", "no capacity for instance type t3.large in subnets subnet-a (Unsupported)")
+    message = messages.step_failure("AcquireInstance", error, BUILD, {}, 900)["message"]
+    assert "t3.large" in message and "subnet-a" in message and "another InstanceType" in message
+
+
+def test_build_timeout_of_the_task_names_the_limit() -> None:
+    state = {"instance": {"instance_id": "i-0abc"}}
+    error = {"Error": "States.Timeout", "Cause": ""}
+    message = messages.step_failure("RunBuildCommand", error, BUILD, state, 900)["message"]
+    assert message.startswith("The build exceeded its timeout of 30 minutes (TimeoutMinutes) plus 15 minutes")
+
+
+def test_crashed_step_names_the_step_and_the_error() -> None:
+    error = lambda_error("KeyError", "'instance_id'")
+    message = messages.step_failure("RunBuildCommand", error, BUILD, {}, 900)["message"]
+    assert message == "The RunBuildCommand step failed: KeyError: 'instance_id'"
+
+
+def test_release_warning_goes_first() -> None:
+    note = messages.release_warning(lambda_error("ClientError", "throttled"), "i-0abc")
+    result = messages.step_failure("AcquireInstance", lambda_error("InstanceLaunchFailed", "bad"), BUILD, {}, 900, note)
+    assert result["message"].startswith("Warning: the build instance i-0abc could not be terminated (ClientError: thr")
+    assert result["message"].endswith("EC2 refused to launch the build instance: bad")

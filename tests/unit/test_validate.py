@@ -1,0 +1,89 @@
+import pytest
+from conftest import Cloud, make_job
+from ec2_action.errors import InvalidJobConfiguration
+from ec2_action.handlers import validate
+
+
+def run(cloud: Cloud, **configuration: str) -> dict:
+    job = make_job(configuration={"Command": "make test", **configuration})
+    return validate.handler({"job": job}, cloud.context)
+
+
+def test_linux_job_gets_the_action_defaults_and_the_ami_root_device(cloud: Cloud) -> None:
+    build = run(cloud, ImageId=cloud.linux_ami)
+    assert build == {
+        "image_id": cloud.linux_ami,
+        "instance_type": "t3.large",  # the action type's default
+        "platform": "Linux",
+        "root_device_name": "/dev/sda1",
+        "root_volume_gib": 15,  # the AMI's root snapshot
+        "timeout_minutes": 60,
+        "command_timeout_seconds": 3600,
+        "task_timeout_seconds": 3600 + 900,
+        "command": "make test",
+        "working_directory": "",
+        "output_artifact_path": "",
+    }
+
+
+def test_job_settings_override_defaults(cloud: Cloud) -> None:
+    build = run(cloud, ImageId=cloud.windows_ami, InstanceType="m6i.large", TimeoutMinutes="15", RootVolumeGiB="64",
+                WorkingDirectory="C:\\src")  # fmt: skip
+    assert build["platform"] == "Windows"
+    assert (build["instance_type"], build["timeout_minutes"], build["root_volume_gib"]) == ("m6i.large", 15, 64)
+    assert build["task_timeout_seconds"] == 15 * 60 + 900
+    assert build["working_directory"] == "C:\\src"
+
+
+def test_ami_default_of_the_action_type(cloud: Cloud) -> None:
+    action = {**cloud.settings["actions"][0], "defaults": {"ImageId": cloud.linux_ami, "InstanceType": "t3.micro"}}
+    cloud.configure(actions=[action])
+    assert run(cloud)["image_id"] == cloud.linux_ami
+
+
+def test_own_ami_is_allowed_as_self(cloud: Cloud) -> None:
+    assert run(cloud, ImageId=cloud.own_ami)["image_id"] == cloud.own_ami
+    cloud.configure(allowed_image_owners=["amazon"])
+    with pytest.raises(InvalidJobConfiguration, match=rf"ImageId {cloud.own_ami} is owned by 123456789012.*amazon"):
+        run(cloud, ImageId=cloud.own_ami)
+
+
+def test_unknown_ami_names_the_ami_and_region(cloud: Cloud) -> None:
+    with pytest.raises(
+        InvalidJobConfiguration, match=r"ImageId ami-0123456789abcdef0 does not exist in region us-east-1"
+    ):
+        run(cloud, ImageId="ami-0123456789abcdef0")
+
+
+def test_allowed_image_ids_restrict_further(cloud: Cloud) -> None:
+    cloud.configure(allowed_image_ids=[cloud.windows_ami])
+    with pytest.raises(InvalidJobConfiguration, match=rf"ImageId {cloud.linux_ami} is not in .*allowed AMIs"):
+        run(cloud, ImageId=cloud.linux_ami)
+    assert run(cloud, ImageId=cloud.windows_ami)["platform"] == "Windows"
+
+
+def test_root_volume_smaller_than_the_snapshot(cloud: Cloud) -> None:
+    with pytest.raises(InvalidJobConfiguration, match=r"RootVolumeGiB 8 is smaller than the root snapshot .*15 GiB"):
+        run(cloud, ImageId=cloud.linux_ami, RootVolumeGiB="8")
+
+
+def test_every_problem_is_listed_by_property(cloud: Cloud) -> None:
+    with pytest.raises(InvalidJobConfiguration) as raised:
+        run(cloud, ImageId="ami-nope", InstanceType="p5.48xlarge", Command=" ", TimeoutMinutes="9999",
+            OutputArtifactPath="../x")  # fmt: skip
+    lines = str(raised.value).splitlines()
+    named = [line.split()[0] for line in lines]
+    assert named == ["ImageId", "InstanceType", "Command", "TimeoutMinutes"] + ["OutputArtifactPath"] * 2
+
+
+def test_output_artifact_needs_a_path_and_a_path_needs_an_artifact(cloud: Cloud) -> None:
+    job = make_job(
+        configuration={"Command": "make", "ImageId": cloud.linux_ami},
+        output_artifact={"name": "BuildOutput", "bucket": "artifacts-bucket", "key": "app/Build/out.zip"},
+    )
+    with pytest.raises(InvalidJobConfiguration, match=r"OutputArtifactPath is missing.*'BuildOutput'"):
+        validate.handler({"job": job}, cloud.context)
+    job["configuration"]["OutputArtifactPath"] = "dist"
+    assert validate.handler({"job": job}, cloud.context)["output_artifact_path"] == "dist"
+    with pytest.raises(InvalidJobConfiguration, match=r"OutputArtifactPath is set but the action declares no output"):
+        run(cloud, ImageId=cloud.linux_ami, OutputArtifactPath="dist")
