@@ -1,0 +1,88 @@
+locals {
+  # Defaults applied once, so that the action types, the functions' configuration and the docs agree.
+  actions = {
+    for key, action in var.actions : key => {
+      category             = action.category
+      provider             = action.provider
+      version              = action.version
+      image_id             = action.image_id
+      instance_type        = action.instance_type
+      timeout_minutes      = coalesce(action.timeout_minutes, var.default_build_timeout_minutes)
+      root_volume_size_gib = coalesce(action.root_volume_size_gib, var.root_volume_size_gib)
+    }
+  }
+}
+
+module "ssm_document" {
+  source = "./modules/ssm_document"
+
+  name_prefix        = var.name_prefix
+  log_retention_days = var.log_retention_days
+  log_kms_key_arn    = var.log_kms_key_arn
+  tags               = var.tags
+}
+
+module "builder" {
+  source = "./modules/builder"
+
+  name_prefix              = var.name_prefix
+  subnet_ids               = var.subnet_ids
+  egress_cidr_blocks       = var.builder_egress_cidr_blocks
+  metadata_hop_limit       = var.builder_metadata_hop_limit
+  artifact_bucket_arns     = var.artifact_bucket_arns
+  artifact_kms_key_arns    = var.artifact_kms_key_arns
+  build_log_group_arn      = module.ssm_document.build_log_group_arn
+  extra_policy_arns        = var.builder_iam_policy_arns
+  permissions_boundary_arn = var.iam_role_permissions_boundary_arn
+  tags                     = var.tags
+}
+
+module "action_type" {
+  source = "./modules/action_type"
+
+  actions = {
+    for key, action in var.actions : key => {
+      category        = action.category
+      provider        = action.provider
+      version         = action.version
+      image_id        = action.image_id
+      instance_type   = action.instance_type
+      timeout_minutes = action.timeout_minutes
+    }
+  }
+  max_build_timeout_minutes = var.max_build_timeout_minutes
+  allowed_image_ids         = var.allowed_image_ids
+  allowed_instance_types    = var.allowed_instance_types
+  document_name             = module.ssm_document.document_name
+  tags                      = var.tags
+}
+
+module "orchestrator" {
+  source = "./modules/orchestrator"
+
+  name_prefix                      = var.name_prefix
+  actions                          = local.actions
+  subnet_ids                       = var.subnet_ids
+  security_group_ids               = concat([module.builder.security_group_id], var.security_group_ids)
+  launch_template_id               = module.builder.launch_template_id
+  launch_template_arn              = module.builder.launch_template_arn
+  builder_role_arn                 = module.builder.role_arn
+  document_name                    = module.ssm_document.document_name
+  document_arn                     = module.ssm_document.document_arn
+  build_log_group_name             = module.ssm_document.build_log_group_name
+  allowed_image_ids                = var.allowed_image_ids
+  allowed_image_owners             = var.allowed_image_owners
+  allowed_instance_types           = var.allowed_instance_types
+  default_build_timeout_minutes    = var.default_build_timeout_minutes
+  max_build_timeout_minutes        = var.max_build_timeout_minutes
+  root_volume_size_gib             = var.root_volume_size_gib
+  ssm_registration_timeout_minutes = var.ssm_registration_timeout_minutes
+  job_sweep_schedule_expression    = var.job_sweep_schedule_expression
+  log_retention_days               = var.log_retention_days
+  log_kms_key_arn                  = var.log_kms_key_arn
+  lambda_runtime                   = var.lambda_runtime
+  lambda_zip_path                  = "${path.module}/lambda_src/dist/ec2_action.zip"
+  lambda_layer_zip_path            = "${path.module}/lambda_src/dist/xray_layer.zip"
+  permissions_boundary_arn         = var.iam_role_permissions_boundary_arn
+  tags                             = var.tags
+}

@@ -1,0 +1,153 @@
+data "aws_partition" "current" {}
+
+data "aws_subnet" "selected" {
+  for_each = toset(var.subnet_ids)
+
+  id = each.value
+}
+
+locals {
+  partition = data.aws_partition.current.partition
+  vpc_ids   = distinct([for subnet in data.aws_subnet.selected : subnet.vpc_id])
+  # Launch-template tags mark even a builder launched by hand as belonging to this stack.
+  instance_tags = merge(var.tags, { "ec2-action:stack" = var.name_prefix })
+}
+
+resource "aws_iam_role" "builder" {
+  name                 = "${var.name_prefix}-builder"
+  description          = "Builder instances of the ${var.name_prefix} CodePipeline EC2 action."
+  permissions_boundary = var.permissions_boundary_arn
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "ec2.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "ssm_core" {
+  role       = aws_iam_role.builder.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
+resource "aws_iam_role_policy_attachment" "extra" {
+  for_each = toset(var.extra_policy_arns)
+
+  role       = aws_iam_role.builder.name
+  policy_arn = each.value
+}
+
+resource "aws_iam_role_policy" "builder" {
+  name = "artifacts-and-build-logs"
+  role = aws_iam_role.builder.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat(
+      [
+        {
+          Sid      = "ReadWriteArtifactObjects"
+          Effect   = "Allow"
+          Action   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+          Resource = [for arn in var.artifact_bucket_arns : "${arn}/*"]
+        },
+        {
+          # AWS Tools for PowerShell (Read-S3Object) looks up the bucket's Region first.
+          Sid      = "LocateArtifactBuckets"
+          Effect   = "Allow"
+          Action   = ["s3:GetBucketLocation"]
+          Resource = var.artifact_bucket_arns
+        },
+        {
+          Sid      = "WriteBuildOutput"
+          Effect   = "Allow"
+          Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+          Resource = ["${var.build_log_group_arn}:*"]
+        },
+        {
+          # The SSM Agent checks that the output log group exists before writing to it (a list call: it cannot
+          # be scoped to one group, only to this account and Region).
+          Sid      = "FindBuildLogGroup"
+          Effect   = "Allow"
+          Action   = ["logs:DescribeLogGroups"]
+          Resource = [replace(var.build_log_group_arn, "/:log-group:.*$/", ":log-group:*")]
+        },
+      ],
+      length(var.artifact_kms_key_arns) == 0 ? [] : [{
+        Sid      = "UseArtifactKeys"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        Resource = var.artifact_kms_key_arns
+      }],
+    )
+  })
+}
+
+resource "aws_iam_instance_profile" "builder" {
+  name = "${var.name_prefix}-builder"
+  role = aws_iam_role.builder.name
+  tags = var.tags
+}
+
+resource "aws_security_group" "builder" {
+  name        = "${var.name_prefix}-builder"
+  description = "Builder instances of ${var.name_prefix}: no ingress (reached through SSM only)."
+  vpc_id      = local.vpc_ids[0]
+  # Managed exclusively here: an ingress rule added by hand is removed at the next apply.
+  ingress = []
+  tags    = merge(var.tags, { Name = "${var.name_prefix}-builder" })
+
+  lifecycle {
+    precondition {
+      condition     = length(local.vpc_ids) == 1
+      error_message = "All subnet_ids must belong to the same VPC; they span ${join(", ", local.vpc_ids)}."
+    }
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "builder" {
+  for_each = toset(var.egress_cidr_blocks)
+
+  security_group_id = aws_security_group.builder.id
+  description       = "Builds download dependencies and reach the SSM, S3 and CloudWatch Logs endpoints."
+  cidr_ipv4         = each.value
+  ip_protocol       = "-1"
+  tags              = var.tags
+}
+
+# Image, instance type, subnet, security groups, root volume and user data come with each job: network settings
+# here would clash with the per-job network interface of RunInstances.
+resource "aws_launch_template" "builder" {
+  name                                 = "${var.name_prefix}-builder"
+  description                          = "Builder instances of the ${var.name_prefix} CodePipeline EC2 action."
+  update_default_version               = true
+  instance_initiated_shutdown_behavior = "terminate"
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.builder.arn
+  }
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = var.metadata_hop_limit
+    instance_metadata_tags      = "disabled"
+  }
+
+  monitoring {
+    enabled = true
+  }
+
+  dynamic "tag_specifications" {
+    for_each = ["instance", "volume", "network-interface"]
+
+    content {
+      resource_type = tag_specifications.value
+      tags          = local.instance_tags
+    }
+  }
+
+  tags = var.tags
+}

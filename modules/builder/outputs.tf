@@ -1,0 +1,34 @@
+output "role_arn" {
+  description = "ARN of the builder instances' IAM role."
+  value       = aws_iam_role.builder.arn
+}
+
+output "role_name" {
+  description = "Name of the builder instances' IAM role."
+  value       = aws_iam_role.builder.name
+}
+
+output "instance_profile_arn" {
+  description = "ARN of the builder instance profile."
+  value       = aws_iam_instance_profile.builder.arn
+}
+
+output "instance_profile_name" {
+  description = "Name of the builder instance profile."
+  value       = aws_iam_instance_profile.builder.name
+}
+
+output "security_group_id" {
+  description = "ID of the builders' security group (no ingress)."
+  value       = aws_security_group.builder.id
+}
+
+output "launch_template_id" {
+  description = "ID of the builders' launch template."
+  value       = aws_launch_template.builder.id
+}
+
+output "launch_template_arn" {
+  description = "ARN of the builders' launch template."
+  value       = aws_launch_template.builder.arn
+}

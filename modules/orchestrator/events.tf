@@ -1,0 +1,80 @@
+locals {
+  action_type_patterns = [
+    for action in values(var.actions) : {
+      owner    = ["Custom"]
+      category = [action.category]
+      provider = [action.provider]
+      version  = [action.version]
+    }
+  ]
+  # Each action type matched as a whole ($or), so that no mix of two types' fields matches. Encoded in both branches
+  # because the two objects differ in type; a single type needs no $or.
+  started_event_detail = length(local.action_type_patterns) == 1 ? jsonencode({
+    state = ["STARTED"]
+    type  = local.action_type_patterns[0]
+    }) : jsonencode({
+    state = ["STARTED"]
+    "$or" = [for pattern in local.action_type_patterns : { type = pattern }]
+  })
+}
+
+resource "aws_cloudwatch_event_rule" "job_started" {
+  name        = "${var.name_prefix}-job-started"
+  description = "A CodePipeline action of this stack's action types started: poll for its job."
+  event_pattern = jsonencode({
+    source        = ["aws.codepipeline"]
+    "detail-type" = ["CodePipeline Action Execution State Change"]
+    detail        = jsondecode(local.started_event_detail)
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "job_started" {
+  rule = aws_cloudwatch_event_rule.job_started.name
+  arn  = aws_lambda_function.this["poll"].arn
+}
+
+resource "aws_cloudwatch_event_rule" "job_sweep" {
+  name                = "${var.name_prefix}-job-sweep"
+  description         = "Sweep: poll for jobs whose event was lost, continuation jobs and command results never delivered."
+  schedule_expression = var.job_sweep_schedule_expression
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "job_sweep" {
+  rule = aws_cloudwatch_event_rule.job_sweep.name
+  arn  = aws_lambda_function.this["poll"].arn
+}
+
+resource "aws_cloudwatch_event_rule" "command_finished" {
+  name        = "${var.name_prefix}-command-finished"
+  description = "A build command of this stack's SSM document reached a terminal status."
+  event_pattern = jsonencode({
+    source        = ["aws.ssm"]
+    "detail-type" = ["EC2 Command Invocation Status-change Notification"]
+    detail = {
+      "document-name" = [var.document_name]
+      status          = ["Success", "Failed", "TimedOut", "Cancelled"]
+    }
+  })
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "command_finished" {
+  rule = aws_cloudwatch_event_rule.command_finished.name
+  arn  = aws_lambda_function.this["command_event"].arn
+}
+
+resource "aws_lambda_permission" "events" {
+  for_each = {
+    job_started      = { function = "poll", rule_arn = aws_cloudwatch_event_rule.job_started.arn }
+    job_sweep        = { function = "poll", rule_arn = aws_cloudwatch_event_rule.job_sweep.arn }
+    command_finished = { function = "command_event", rule_arn = aws_cloudwatch_event_rule.command_finished.arn }
+  }
+
+  statement_id  = "events-${replace(each.key, "_", "-")}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.this[each.value.function].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = each.value.rule_arn
+}

@@ -1,0 +1,355 @@
+# Policies are built with jsonencode() rather than aws_iam_policy_document so that `terraform test` with a mocked
+# provider can read them at plan time (tests/iam.tftest.hcl).
+
+locals {
+  stack_tag_key = "ec2-action:stack"
+  ec2_arn       = "${local.arn_prefix}:ec2:${local.region}:${local.account_id}"
+
+  # Every function writes to its own log group and sends X-Ray segments (which cannot be scoped to a resource).
+  common_statements = {
+    for key in keys(local.functions) : key => [
+      {
+        Sid      = "WriteOwnLogs"
+        Effect   = "Allow"
+        Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+        Resource = ["${local.log_group_arns[key]}:*"]
+      },
+      {
+        Sid      = "SendTraces"
+        Effect   = "Allow"
+        Action   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+        Resource = ["*"]
+      },
+    ]
+  }
+
+  # CodePipeline's job actions (AcknowledgeJob, GetJobDetails, Put*Result) support no resource-level permissions:
+  # AWS requires Resource "*". A job id is unguessable and is only handed out by PollForJobs, which is scoped to
+  # this stack's action types, so in practice these functions only ever touch this stack's jobs.
+  codepipeline_job_actions = [
+    "codepipeline:AcknowledgeJob",
+    "codepipeline:GetJobDetails",
+    "codepipeline:PutJobSuccessResult",
+    "codepipeline:PutJobFailureResult",
+  ]
+
+  function_statements = {
+    poll = [
+      {
+        Sid      = "PollOwnActionTypes"
+        Effect   = "Allow"
+        Action   = ["codepipeline:PollForJobs"]
+        Resource = local.action_type_arns
+      },
+      {
+        Sid      = "AnswerJobs"
+        Effect   = "Allow"
+        Action   = local.codepipeline_job_actions
+        Resource = ["*"]
+      },
+      {
+        Sid      = "StartJobExecutions"
+        Effect   = "Allow"
+        Action   = ["states:StartExecution"]
+        Resource = [local.state_machine_arn]
+      },
+      {
+        # The sweep resumes executions whose command status-change event was lost.
+        Sid      = "SweepLostCommandEvents"
+        Effect   = "Allow"
+        Action   = ["states:SendTaskSuccess"]
+        Resource = [local.state_machine_arn]
+      },
+      {
+        # GetCommandInvocation supports no resource-level permissions.
+        Sid      = "ReadCommandResults"
+        Effect   = "Allow"
+        Action   = ["ssm:GetCommandInvocation"]
+        Resource = ["*"]
+      },
+      {
+        Sid      = "TrackJobs"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
+        Resource = [local.jobs_table_arn]
+      },
+    ]
+
+    validate = [
+      {
+        Sid      = "InspectImages"
+        Effect   = "Allow"
+        Action   = ["ec2:DescribeImages"]
+        Resource = ["*"]
+      },
+    ]
+
+    report = [
+      {
+        Sid      = "AnswerJobs"
+        Effect   = "Allow"
+        Action   = ["codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult"]
+        Resource = ["*"]
+      },
+      {
+        # Wakes the poller at once to pick up the continuation job.
+        Sid      = "WakePoller"
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = [local.function_arns.poll]
+      },
+      {
+        Sid      = "TrackJobs"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = [local.jobs_table_arn]
+      },
+    ]
+
+    acquire = [
+      {
+        # New instances, volumes and network interfaces must carry this stack's tag: release and run_command
+        # can act on tagged instances only. Launching is allowed with this stack's launch template only (IMDSv2,
+        # instance profile, shutdown behaviour) and with encrypted volumes only.
+        Sid      = "LaunchTaggedInstances"
+        Effect   = "Allow"
+        Action   = ["ec2:RunInstances"]
+        Resource = ["${local.ec2_arn}:instance/*"]
+        Condition = {
+          StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
+          ArnEquals    = { "ec2:LaunchTemplate" = var.launch_template_arn }
+        }
+      },
+      {
+        Sid      = "CreateTaggedEncryptedVolumes"
+        Effect   = "Allow"
+        Action   = ["ec2:RunInstances"]
+        Resource = ["${local.ec2_arn}:volume/*"]
+        Condition = {
+          StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
+          Bool         = { "ec2:Encrypted" = "true" }
+        }
+      },
+      {
+        Sid      = "CreateTaggedPrivateNetworkInterfaces"
+        Effect   = "Allow"
+        Action   = ["ec2:RunInstances"]
+        Resource = ["${local.ec2_arn}:network-interface/*"]
+        Condition = {
+          StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
+          BoolIfExists = { "ec2:AssociatePublicIpAddress" = "false" }
+        }
+      },
+      {
+        # No key-pair resource: builders are reached through Systems Manager only.
+        Sid    = "LaunchIntoConfiguredNetwork"
+        Effect = "Allow"
+        Action = ["ec2:RunInstances"]
+        Resource = concat(
+          [for id in var.subnet_ids : "${local.ec2_arn}:subnet/${id}"],
+          [for id in var.security_group_ids : "${local.ec2_arn}:security-group/${id}"],
+          [var.launch_template_arn],
+        )
+      },
+      {
+        # Image ARNs carry no account. With allowed_image_ids the role can launch only those images; otherwise the
+        # owner check is the validate function's (ec2:Owner cannot express "self").
+        Sid    = "LaunchAllowedImages"
+        Effect = "Allow"
+        Action = ["ec2:RunInstances"]
+        Resource = length(var.allowed_image_ids) > 0 ? [
+          for id in var.allowed_image_ids : "${local.arn_prefix}:ec2:${local.region}::image/${id}"
+        ] : ["${local.arn_prefix}:ec2:${local.region}::image/*"]
+      },
+      {
+        Sid      = "TagAtLaunchOnly"
+        Effect   = "Allow"
+        Action   = ["ec2:CreateTags"]
+        Resource = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:volume/*", "${local.ec2_arn}:network-interface/*"]
+        Condition = {
+          StringEquals = { "ec2:CreateAction" = "RunInstances" }
+        }
+      },
+      {
+        Sid      = "PassBuilderRoleToEc2"
+        Effect   = "Allow"
+        Action   = ["iam:PassRole"]
+        Resource = [var.builder_role_arn]
+        Condition = {
+          StringEquals = { "iam:PassedToService" = "ec2.amazonaws.com" }
+        }
+      },
+      {
+        # Describe calls support no resource-level permissions; they read only.
+        Sid      = "DescribeEc2"
+        Effect   = "Allow"
+        Action   = ["ec2:Describe*"]
+        Resource = ["*"]
+      },
+    ]
+
+    check_instance = [
+      {
+        # Both calls support no resource-level permissions; they read only.
+        Sid      = "ReadInstanceState"
+        Effect   = "Allow"
+        Action   = ["ssm:DescribeInstanceInformation", "ec2:DescribeInstances"]
+        Resource = ["*"]
+      },
+    ]
+
+    run_command = [
+      {
+        Sid      = "RunBuildDocument"
+        Effect   = "Allow"
+        Action   = ["ssm:SendCommand"]
+        Resource = [var.document_arn]
+      },
+      {
+        Sid      = "OnThisStacksInstances"
+        Effect   = "Allow"
+        Action   = ["ssm:SendCommand"]
+        Resource = ["${local.ec2_arn}:instance/*"]
+        Condition = {
+          StringEquals = { "ssm:resourceTag/${local.stack_tag_key}" = var.name_prefix }
+        }
+      },
+      {
+        Sid      = "TrackJobs"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = [local.jobs_table_arn]
+      },
+    ]
+
+    command_event = [
+      {
+        # Neither call supports resource-level permissions; they read only.
+        Sid      = "ReadCommandResults"
+        Effect   = "Allow"
+        Action   = ["ssm:GetCommandInvocation", "ssm:ListCommands"]
+        Resource = ["*"]
+      },
+      {
+        Sid      = "ResumeExecutions"
+        Effect   = "Allow"
+        Action   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+        Resource = [local.state_machine_arn]
+      },
+      {
+        # Finds the task token stored by run_command and removes it once delivered.
+        Sid      = "TrackJobs"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = [local.jobs_table_arn]
+      },
+    ]
+
+    release = [
+      {
+        Sid      = "TerminateThisStacksInstances"
+        Effect   = "Allow"
+        Action   = ["ec2:TerminateInstances"]
+        Resource = ["${local.ec2_arn}:instance/*"]
+        Condition = {
+          StringEquals = { "ec2:ResourceTag/${local.stack_tag_key}" = var.name_prefix }
+        }
+      },
+      {
+        Sid      = "FindJobInstances"
+        Effect   = "Allow"
+        Action   = ["ec2:DescribeInstances"]
+        Resource = ["*"]
+      },
+    ]
+  }
+
+  lambda_policies = {
+    for key in keys(local.functions) : key => jsonencode({
+      Version   = "2012-10-17"
+      Statement = concat(local.common_statements[key], local.function_statements[key])
+    })
+  }
+
+  state_machine_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "InvokeJobSteps"
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = flatten([for key in ["validate", "report", "acquire", "check_instance", "run_command", "release"] : [local.function_arns[key], "${local.function_arns[key]}:*"]])
+      },
+      {
+        # Log delivery and X-Ray APIs support no resource-level permissions (Step Functions logging requirements).
+        Sid    = "DeliverLogsAndTraces"
+        Effect = "Allow"
+        Action = [
+          "logs:CreateLogDelivery",
+          "logs:GetLogDelivery",
+          "logs:UpdateLogDelivery",
+          "logs:DeleteLogDelivery",
+          "logs:ListLogDeliveries",
+          "logs:PutResourcePolicy",
+          "logs:DescribeResourcePolicies",
+          "logs:DescribeLogGroups",
+          "xray:PutTraceSegments",
+          "xray:PutTelemetryRecords",
+          "xray:GetSamplingRules",
+          "xray:GetSamplingTargets",
+        ]
+        Resource = ["*"]
+      },
+    ]
+  })
+}
+
+resource "aws_iam_role" "lambda" {
+  for_each = local.functions
+
+  name                 = local.function_names[each.key]
+  description          = "The ${local.function_names[each.key]} function of the CodePipeline EC2 action."
+  permissions_boundary = var.permissions_boundary_arn
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "lambda.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "lambda" {
+  for_each = local.functions
+
+  name   = "least-privilege"
+  role   = aws_iam_role.lambda[each.key].id
+  policy = local.lambda_policies[each.key]
+}
+
+resource "aws_iam_role" "state_machine" {
+  name                 = "${var.name_prefix}-job"
+  description          = "The ${var.name_prefix}-job state machine of the CodePipeline EC2 action."
+  permissions_boundary = var.permissions_boundary_arn
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "states.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = local.account_id }
+        ArnLike      = { "aws:SourceArn" = local.state_machine_arn }
+      }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "state_machine" {
+  name   = "invoke-job-steps"
+  role   = aws_iam_role.state_machine.id
+  policy = local.state_machine_policy
+}

@@ -1,0 +1,233 @@
+data "aws_partition" "current" {}
+
+data "aws_region" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.name
+  account_id = data.aws_caller_identity.current.account_id
+
+  functions = {
+    poll           = { timeout = 120, description = "Polls CodePipeline for jobs of this stack's action types and starts one execution per job; also the sweep." }
+    validate       = { timeout = 30, description = "Applies defaults and guardrails to a job and returns its build spec." }
+    report         = { timeout = 60, description = "Publishes the execution link (continuation) and answers the open CodePipeline job." }
+    acquire        = { timeout = 120, description = "Launches the job's tagged builder instance." }
+    check_instance = { timeout = 30, description = "Reports whether the builder is Online in Systems Manager." }
+    run_command    = { timeout = 60, description = "Sends the build command and stores the task token." }
+    command_event  = { timeout = 60, description = "Turns the SSM command's status-change event into the task's result." }
+    release        = { timeout = 120, description = "Terminates every instance tagged with the job's id." }
+  }
+  function_names = { for key in keys(local.functions) : key => "${var.name_prefix}-${replace(key, "_", "-")}" }
+
+  # Names and ARNs computed from the prefix, so that the functions' configuration and policies need no reference
+  # to the resources that in turn reference the functions (no dependency cycle).
+  arn_prefix        = "arn:${local.partition}"
+  state_machine_arn = "${local.arn_prefix}:states:${local.region}:${local.account_id}:stateMachine:${var.name_prefix}-job"
+  execution_arns    = "${local.arn_prefix}:states:${local.region}:${local.account_id}:execution:${var.name_prefix}-job:*"
+  jobs_table_name   = "${var.name_prefix}-jobs"
+  jobs_table_arn    = "${local.arn_prefix}:dynamodb:${local.region}:${local.account_id}:table/${local.jobs_table_name}"
+  function_arns     = { for key, name in local.function_names : key => "${local.arn_prefix}:lambda:${local.region}:${local.account_id}:function:${name}" }
+  log_group_arns    = { for key, name in local.function_names : key => "${local.arn_prefix}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${name}" }
+  action_type_arns = [
+    for action in values(var.actions) :
+    "${local.arn_prefix}:codepipeline:${local.region}:${local.account_id}:actiontype:Custom/${action.category}/${action.provider}/${action.version}"
+  ]
+
+  # The single environment variable every function reads (DESIGN.md, "Lambda configuration").
+  config = {
+    stack = var.name_prefix
+    actions = [
+      for key in sort(keys(var.actions)) : {
+        category = var.actions[key].category
+        owner    = "Custom"
+        provider = var.actions[key].provider
+        version  = var.actions[key].version
+        defaults = {
+          ImageId        = var.actions[key].image_id
+          InstanceType   = var.actions[key].instance_type
+          TimeoutMinutes = var.actions[key].timeout_minutes
+          RootVolumeGiB  = var.actions[key].root_volume_size_gib
+        }
+      }
+    ]
+    state_machine_arn                = local.state_machine_arn
+    jobs_table                       = local.jobs_table_name
+    document_name                    = var.document_name
+    build_log_group                  = var.build_log_group_name
+    launch_template_id               = var.launch_template_id
+    subnet_ids                       = var.subnet_ids
+    security_group_ids               = var.security_group_ids
+    allowed_image_ids                = var.allowed_image_ids
+    allowed_image_owners             = var.allowed_image_owners
+    allowed_instance_types           = var.allowed_instance_types
+    default_timeout_minutes          = var.default_build_timeout_minutes
+    max_timeout_minutes              = var.max_build_timeout_minutes
+    ssm_registration_timeout_seconds = var.ssm_registration_timeout_minutes * 60
+    poll_function_name               = local.function_names.poll
+  }
+  config_json = jsonencode(local.config)
+  # Lambda allows 4 KB for all environment variables together; the rest is headroom for AWS_* overrides.
+  config_size_limit = 3500
+
+  code_hash  = fileexists(var.lambda_zip_path) ? filebase64sha256(var.lambda_zip_path) : null
+  layer_hash = fileexists(var.lambda_layer_zip_path) ? filebase64sha256(var.lambda_layer_zip_path) : null
+}
+
+resource "aws_dynamodb_table" "jobs" {
+  name         = local.jobs_table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "job_id"
+
+  attribute {
+    name = "job_id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "lambda" {
+  for_each = local.function_names
+
+  name              = "/aws/lambda/${each.value}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_lambda_layer_version" "xray" {
+  layer_name               = "${var.name_prefix}-xray-sdk"
+  description              = "aws-xray-sdk and wrapt for the ${var.name_prefix} functions."
+  filename                 = var.lambda_layer_zip_path
+  source_code_hash         = local.layer_hash
+  compatible_runtimes      = [var.lambda_runtime]
+  compatible_architectures = ["arm64"]
+
+  lifecycle {
+    precondition {
+      condition     = local.layer_hash != null
+      error_message = "The layer zip ${var.lambda_layer_zip_path} does not exist: run `make build` in the module's repository."
+    }
+  }
+}
+
+resource "aws_lambda_function" "this" {
+  for_each = local.functions
+
+  function_name    = local.function_names[each.key]
+  description      = each.value.description
+  role             = aws_iam_role.lambda[each.key].arn
+  handler          = "ec2_action.handlers.${each.key}.handler"
+  runtime          = var.lambda_runtime
+  architectures    = ["arm64"]
+  filename         = var.lambda_zip_path
+  source_code_hash = local.code_hash
+  layers           = [aws_lambda_layer_version.xray.arn]
+  timeout          = each.value.timeout
+  memory_size      = 256
+
+  environment {
+    variables = {
+      EC2_ACTION_CONFIG = local.config_json
+    }
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  tags = var.tags
+
+  # The log group must exist first, or Lambda creates one without retention or encryption.
+  depends_on = [aws_cloudwatch_log_group.lambda, aws_iam_role_policy.lambda]
+
+  lifecycle {
+    precondition {
+      condition     = local.code_hash != null
+      error_message = "The function zip ${var.lambda_zip_path} does not exist: run `make build` in the module's repository."
+    }
+    precondition {
+      condition     = length(local.config_json) < local.config_size_limit
+      error_message = "EC2_ACTION_CONFIG is ${length(local.config_json)} bytes; it must stay under ${local.config_size_limit} (Lambda allows 4 KB of environment variables). Shorten it: fewer or broader allowed_instance_types patterns, fewer allowed_image_ids, fewer subnet_ids or security_group_ids, fewer actions, or a shorter name_prefix."
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "state_machine" {
+  # The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy small when many state machines log.
+  name              = "/aws/vendedlogs/states/${var.name_prefix}-job"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.log_kms_key_arn
+  tags              = var.tags
+}
+
+locals {
+  # Retry budgets of the state machine. Capacity: 30 s, 60 s, 120 s, then the job fails with the capacity error.
+  capacity_retry_interval_seconds = 30
+  capacity_retry_max_attempts     = 3
+  # WaitForSsmOnline retries every 5 s, growing by 1.5 up to 60 s, for at least ssm_registration_timeout_minutes.
+  ssm_retry_interval_seconds = 5
+  ssm_retry_delays           = [for attempt in range(100) : min(local.ssm_retry_interval_seconds * pow(1.5, attempt), 60)]
+  ssm_retry_max_attempts = 1 + length([
+    for attempts in range(1, 100) : attempts
+    if sum(slice(local.ssm_retry_delays, 0, attempts)) < var.ssm_registration_timeout_minutes * 60
+  ])
+
+  state_machine_definition = templatefile("${path.module}/../../asl/build-job.asl.json", {
+    partition                       = local.partition
+    validate_function_arn           = aws_lambda_function.this["validate"].arn
+    report_function_arn             = aws_lambda_function.this["report"].arn
+    acquire_function_arn            = aws_lambda_function.this["acquire"].arn
+    check_instance_function_arn     = aws_lambda_function.this["check_instance"].arn
+    run_command_function_arn        = aws_lambda_function.this["run_command"].arn
+    release_function_arn            = aws_lambda_function.this["release"].arn
+    capacity_retry_interval_seconds = local.capacity_retry_interval_seconds
+    capacity_retry_max_attempts     = local.capacity_retry_max_attempts
+    ssm_retry_interval_seconds      = local.ssm_retry_interval_seconds
+    ssm_retry_max_attempts          = local.ssm_retry_max_attempts
+  })
+}
+
+resource "aws_sfn_state_machine" "job" {
+  name       = "${var.name_prefix}-job"
+  type       = "STANDARD"
+  role_arn   = aws_iam_role.state_machine.arn
+  definition = local.state_machine_definition
+
+  # ERROR only and no execution data: states carry artifact locations and job details that stay out of logs.
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
+    include_execution_data = false
+    level                  = "ERROR"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.state_machine]
+
+  lifecycle {
+    precondition {
+      condition     = var.default_build_timeout_minutes <= var.max_build_timeout_minutes
+      error_message = "default_build_timeout_minutes (${var.default_build_timeout_minutes}) exceeds max_build_timeout_minutes (${var.max_build_timeout_minutes})."
+    }
+  }
+}

@@ -1,0 +1,137 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name; the `ec2-action:stack` tag value IAM conditions match."
+  type        = string
+}
+
+variable "actions" {
+  description = "Action types served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null)."
+  type = map(object({
+    category             = string
+    provider             = string
+    version              = string
+    image_id             = string
+    instance_type        = string
+    timeout_minutes      = number
+    root_volume_size_gib = number
+  }))
+}
+
+variable "subnet_ids" {
+  description = "Subnets builders launch into, tried in turn on capacity errors."
+  type        = list(string)
+}
+
+variable "security_group_ids" {
+  description = "Security groups attached to every builder."
+  type        = list(string)
+}
+
+variable "launch_template_id" {
+  description = "ID of the builders' launch template."
+  type        = string
+}
+
+variable "launch_template_arn" {
+  description = "ARN of the builders' launch template (RunInstances is allowed with this template only)."
+  type        = string
+}
+
+variable "builder_role_arn" {
+  description = "ARN of the builders' IAM role (the only role the acquire function may pass)."
+  type        = string
+}
+
+variable "document_name" {
+  description = "Name of the SSM document that runs a build."
+  type        = string
+}
+
+variable "document_arn" {
+  description = "ARN of the SSM document that runs a build."
+  type        = string
+}
+
+variable "build_log_group_name" {
+  description = "Log group SendCommand sends build output to."
+  type        = string
+}
+
+variable "allowed_image_ids" {
+  description = "AMI IDs jobs may use (checked by the validate function); empty: any AMI of an allowed owner."
+  type        = list(string)
+}
+
+variable "allowed_image_owners" {
+  description = "AMI owners jobs may use (checked by the validate function)."
+  type        = list(string)
+}
+
+variable "allowed_instance_types" {
+  description = "Instance type patterns (shell globs) jobs may use."
+  type        = list(string)
+}
+
+variable "default_build_timeout_minutes" {
+  description = "Build timeout of a job whose action sets none."
+  type        = number
+}
+
+variable "max_build_timeout_minutes" {
+  description = "Longest build timeout a job may ask for."
+  type        = number
+}
+
+variable "root_volume_size_gib" {
+  description = "Root volume size of a job whose action sets none."
+  type        = number
+}
+
+variable "ssm_registration_timeout_minutes" {
+  description = "How long a new builder may take to come Online in Systems Manager before the job fails."
+  type        = number
+}
+
+variable "job_sweep_schedule_expression" {
+  description = "EventBridge schedule of the sweep (the poll function catching lost events and continuation jobs)."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Days CloudWatch Logs keeps the functions' and the state machine's logs."
+  type        = number
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key encrypting the log groups, or null."
+  type        = string
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of the functions."
+  type        = string
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be python3.12 or python3.13."
+  }
+}
+
+variable "lambda_zip_path" {
+  description = "Path of the functions' code zip (built by `make build`)."
+  type        = string
+}
+
+variable "lambda_layer_zip_path" {
+  description = "Path of the X-Ray SDK layer zip (built by `make build`)."
+  type        = string
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary of every role created here, or null."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags applied to every taggable resource."
+  type        = map(string)
+}

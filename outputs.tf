@@ -1,0 +1,84 @@
+output "action_type_ids" {
+  description = "IDs of the registered custom action types, keyed like var.actions."
+  value       = module.action_type.ids
+}
+
+output "action_types" {
+  description = "The `{category, owner, provider, version}` to put in a pipeline's action declaration, keyed like var.actions."
+  value       = module.action_type.action_types
+}
+
+output "state_machine_arn" {
+  description = "ARN of the Step Functions state machine that runs one job per execution (the action's Details link opens an execution)."
+  value       = module.orchestrator.state_machine_arn
+}
+
+output "lambda_function_names" {
+  description = "Names of the Lambda functions, keyed by function (poll, validate, report, acquire, check_instance, run_command, command_event, release)."
+  value       = module.orchestrator.function_names
+}
+
+output "lambda_role_arns" {
+  description = "ARNs of the Lambda functions' IAM roles, keyed by function."
+  value       = module.orchestrator.lambda_role_arns
+}
+
+output "state_machine_role_arn" {
+  description = "ARN of the state machine's IAM role."
+  value       = module.orchestrator.state_machine_role_arn
+}
+
+output "builder_role_arn" {
+  description = "ARN of the builder instances' IAM role (attach further policies to its name, builder_role_name)."
+  value       = module.builder.role_arn
+}
+
+output "builder_role_name" {
+  description = "Name of the builder instances' IAM role."
+  value       = module.builder.role_name
+}
+
+output "builder_instance_profile_name" {
+  description = "Name of the builder instances' instance profile."
+  value       = module.builder.instance_profile_name
+}
+
+output "builder_instance_profile_arn" {
+  description = "ARN of the builder instances' instance profile."
+  value       = module.builder.instance_profile_arn
+}
+
+output "builder_security_group_id" {
+  description = "ID of the builders' security group (no ingress); allow it as a source where builds must connect, e.g. VPC endpoints."
+  value       = module.builder.security_group_id
+}
+
+output "launch_template_id" {
+  description = "ID of the builders' launch template."
+  value       = module.builder.launch_template_id
+}
+
+output "ssm_document_name" {
+  description = "Name of the SSM document that runs builds (filter Run Command history by it)."
+  value       = module.ssm_document.document_name
+}
+
+output "ssm_document_arn" {
+  description = "ARN of the SSM document that runs builds."
+  value       = module.ssm_document.document_arn
+}
+
+output "build_log_group_name" {
+  description = "Log group receiving every build's output (one stream per command and step)."
+  value       = module.ssm_document.build_log_group_name
+}
+
+output "log_group_names" {
+  description = "Log groups of the Lambda functions (keyed by function), of the state machine (`state_machine`) and of the builds (`builds`)."
+  value       = merge(module.orchestrator.log_group_names, { builds = module.ssm_document.build_log_group_name })
+}
+
+output "jobs_table_name" {
+  description = "Name of the DynamoDB table tracking jobs."
+  value       = module.orchestrator.jobs_table_name
+}

@@ -1,0 +1,165 @@
+# The builder module on its own: what keeps a builder instance locked down lives in its launch template, security
+# group and role.
+
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_subnet" {
+    defaults = { vpc_id = "vpc-0123456789abcdef0" }
+  }
+}
+
+variables {
+  name_prefix              = "ci-build"
+  subnet_ids               = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+  egress_cidr_blocks       = ["0.0.0.0/0"]
+  metadata_hop_limit       = 1
+  artifact_bucket_arns     = ["arn:aws:s3:::my-artifacts"]
+  artifact_kms_key_arns    = ["arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"]
+  build_log_group_arn      = "arn:aws:logs:eu-west-1:123456789012:log-group:/ci-build/builds"
+  extra_policy_arns        = ["arn:aws:iam::123456789012:policy/ecr-push"]
+  permissions_boundary_arn = null
+  tags                     = { Team = "platform" }
+}
+
+run "launch_template_locks_the_instance_down" {
+  command = plan
+
+  module {
+    source = "./modules/builder"
+  }
+
+  assert {
+    condition = (
+      aws_launch_template.builder.metadata_options[0].http_tokens == "required" &&
+      aws_launch_template.builder.metadata_options[0].http_endpoint == "enabled" &&
+      aws_launch_template.builder.metadata_options[0].http_put_response_hop_limit == 1
+    )
+    error_message = "Builders must require IMDSv2 with a hop limit of 1 by default."
+  }
+  assert {
+    condition     = aws_launch_template.builder.instance_initiated_shutdown_behavior == "terminate"
+    error_message = "A builder that shuts itself down (the user-data deadline) must be terminated, not left stopped."
+  }
+  assert {
+    condition     = aws_launch_template.builder.monitoring[0].enabled
+    error_message = "Detailed monitoring should be on."
+  }
+  assert {
+    condition = (
+      aws_launch_template.builder.key_name == null &&
+      aws_launch_template.builder.image_id == null &&
+      aws_launch_template.builder.instance_type == null &&
+      length(aws_launch_template.builder.network_interfaces) == 0 &&
+      aws_launch_template.builder.vpc_security_group_ids == null
+    )
+    error_message = "The launch template must carry no key pair, image, type or network: they come per job."
+  }
+  assert {
+    condition = alltrue([
+      for spec in aws_launch_template.builder.tag_specifications :
+      spec.tags["ec2-action:stack"] == "ci-build" && spec.tags["Team"] == "platform"
+    ]) && length(aws_launch_template.builder.tag_specifications) == 3
+    error_message = "Instances, volumes and network interfaces must be tagged with the stack and the user's tags."
+  }
+}
+
+run "security_group_has_no_ingress" {
+  command = plan
+
+  module {
+    source = "./modules/builder"
+  }
+
+  assert {
+    condition     = length(aws_security_group.builder.ingress) == 0 && aws_security_group.builder.vpc_id == "vpc-0123456789abcdef0"
+    error_message = "The builder security group must have no ingress and live in the subnets' VPC."
+  }
+  assert {
+    condition     = keys(aws_vpc_security_group_egress_rule.builder) == ["0.0.0.0/0"]
+    error_message = "Egress must follow egress_cidr_blocks."
+  }
+}
+
+run "role_reaches_only_configured_artifacts" {
+  command = plan
+
+  module {
+    source = "./modules/builder"
+  }
+
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(aws_iam_role_policy.builder.policy).Statement :
+      alltrue([for resource in statement.Resource : startswith(resource, "arn:aws:s3:::my-artifacts")])
+      if anytrue([for action in statement.Action : startswith(action, "s3:")])
+    ])
+    error_message = "The builder may reach S3 buckets other than the artifact buckets."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(aws_iam_role_policy.builder.policy).Statement :
+      statement.Resource == ["arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"]
+      if anytrue([for action in statement.Action : startswith(action, "kms:")])
+    ])
+    error_message = "The builder may use KMS keys other than the artifact keys."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(aws_iam_role_policy.builder.policy).Statement :
+      alltrue([for resource in statement.Resource : startswith(resource, "arn:aws:logs:eu-west-1:123456789012:log-group:")])
+      if anytrue([for action in statement.Action : startswith(action, "logs:")])
+    ])
+    error_message = "The builder may write logs outside this account and Region's log groups."
+  }
+  assert {
+    condition = (
+      aws_iam_role_policy_attachment.ssm_core.policy_arn == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" &&
+      keys(aws_iam_role_policy_attachment.extra) == ["arn:aws:iam::123456789012:policy/ecr-push"]
+    )
+    error_message = "The builder needs AmazonSSMManagedInstanceCore and the extra policies."
+  }
+}
+
+run "no_key_statement_without_keys" {
+  command = plan
+
+  module {
+    source = "./modules/builder"
+  }
+
+  variables {
+    artifact_kms_key_arns = []
+    egress_cidr_blocks    = []
+    metadata_hop_limit    = 2
+  }
+
+  assert {
+    condition     = !strcontains(aws_iam_role_policy.builder.policy, "kms:")
+    error_message = "Without artifact keys the builder gets no KMS permission."
+  }
+  assert {
+    condition     = length(aws_vpc_security_group_egress_rule.builder) == 0
+    error_message = "No egress CIDR blocks means no egress rule."
+  }
+  assert {
+    condition     = aws_launch_template.builder.metadata_options[0].http_put_response_hop_limit == 2
+    error_message = "The hop limit must follow metadata_hop_limit."
+  }
+}
+
+run "subnets_of_two_vpcs_are_refused" {
+  command = plan
+
+  module {
+    source = "./modules/builder"
+  }
+
+  override_data {
+    target = data.aws_subnet.selected["subnet-0123456789abcdef1"]
+    values = { vpc_id = "vpc-0fedcba9876543210" }
+  }
+
+  expect_failures = [aws_security_group.builder]
+}

@@ -1,0 +1,482 @@
+# The orchestrator module on its own, planned against a mocked provider: IAM scoping, the rendered state machine,
+# the functions' configuration and the event rules. Data sources and the functions' ARNs are fixed so that the
+# assertions can compare exact strings.
+
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+}
+
+override_resource {
+  target          = aws_lambda_function.this["validate"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-validate" }
+}
+
+override_resource {
+  target          = aws_lambda_function.this["report"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report" }
+}
+
+override_resource {
+  target          = aws_lambda_function.this["acquire"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-acquire" }
+}
+
+override_resource {
+  target          = aws_lambda_function.this["check_instance"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-check-instance" }
+}
+
+override_resource {
+  target          = aws_lambda_function.this["run_command"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-run-command" }
+}
+
+override_resource {
+  target          = aws_lambda_function.this["release"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-release" }
+}
+
+variables {
+  name_prefix = "ci-build"
+  actions = {
+    linux = {
+      category             = "Build"
+      provider             = "EC2-Linux"
+      version              = "1"
+      image_id             = null
+      instance_type        = "t3.large"
+      timeout_minutes      = 60
+      root_volume_size_gib = 30
+    }
+    windows = {
+      category             = "Build"
+      provider             = "EC2-Windows"
+      version              = "2"
+      image_id             = "ami-0123456789abcdef0"
+      instance_type        = "m5.large"
+      timeout_minutes      = 120
+      root_volume_size_gib = 100
+    }
+  }
+  subnet_ids                       = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+  security_group_ids               = ["sg-0123456789abcdef0"]
+  launch_template_id               = "lt-0123456789abcdef0"
+  launch_template_arn              = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0"
+  builder_role_arn                 = "arn:aws:iam::123456789012:role/ci-build-builder"
+  document_name                    = "ci-build-run-build"
+  document_arn                     = "arn:aws:ssm:eu-west-1:123456789012:document/ci-build-run-build"
+  build_log_group_name             = "/ci-build/builds"
+  allowed_image_ids                = []
+  allowed_image_owners             = ["amazon", "self"]
+  allowed_instance_types           = ["t3.*", "m5.*"]
+  default_build_timeout_minutes    = 60
+  max_build_timeout_minutes        = 480
+  root_volume_size_gib             = 50
+  ssm_registration_timeout_minutes = 15
+  job_sweep_schedule_expression    = "rate(1 minute)"
+  log_retention_days               = 30
+  log_kms_key_arn                  = null
+  lambda_runtime                   = "python3.12"
+  lambda_zip_path                  = "lambda_src/dist/ec2_action.zip"
+  lambda_layer_zip_path            = "lambda_src/dist/xray_layer.zip"
+  permissions_boundary_arn         = null
+  tags                             = { Team = "platform" }
+}
+
+run "iam_is_scoped_to_this_stack" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  # TerminateInstances only on instances tagged with this stack, and by no other function.
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.release).Statement :
+      try(statement.Condition.StringEquals["ec2:ResourceTag/ec2-action:stack"], null) == "ci-build"
+      if contains(flatten([statement.Action]), "ec2:TerminateInstances")
+    ])
+    error_message = "release may terminate instances without the ec2-action:stack tag condition."
+  }
+  assert {
+    condition = length([
+      for key, policy in output.lambda_policies : key
+      if strcontains(policy, "TerminateInstances") || strcontains(policy, "ec2:*")
+    ]) == 1
+    error_message = "A function other than release can terminate instances."
+  }
+
+  # PassRole only for the builder role, only to EC2, only by acquire.
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.acquire).Statement :
+      statement.Resource == ["arn:aws:iam::123456789012:role/ci-build-builder"] &&
+      try(statement.Condition.StringEquals["iam:PassedToService"], null) == "ec2.amazonaws.com"
+      if contains(flatten([statement.Action]), "iam:PassRole")
+    ])
+    error_message = "acquire may pass a role other than the builder role, or to a service other than EC2."
+  }
+  assert {
+    condition     = length([for key, policy in output.lambda_policies : key if strcontains(policy, "iam:")]) == 1
+    error_message = "Only acquire may use IAM actions."
+  }
+
+  # RunInstances creates instances, volumes and network interfaces only with the stack tag in the request.
+  assert {
+    condition = length([
+      for statement in jsondecode(output.lambda_policies.acquire).Statement : statement
+      if contains(flatten([statement.Action]), "ec2:RunInstances") && anytrue([
+        for resource in flatten([statement.Resource]) : can(regex(":(instance|volume|network-interface)/", resource))
+      ])
+      ]) == 3 && alltrue([
+      for statement in jsondecode(output.lambda_policies.acquire).Statement :
+      try(statement.Condition.StringEquals["aws:RequestTag/ec2-action:stack"], null) == "ci-build"
+      if contains(flatten([statement.Action]), "ec2:RunInstances") && anytrue([
+        for resource in flatten([statement.Resource]) : can(regex(":(instance|volume|network-interface)/", resource))
+      ])
+    ])
+    error_message = "RunInstances may create an instance, volume or network interface without the ec2-action:stack request tag."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.acquire).Statement :
+      try(statement.Condition.ArnEquals["ec2:LaunchTemplate"], null) == "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0"
+      if contains(flatten([statement.Action]), "ec2:RunInstances") && anytrue([for resource in flatten([statement.Resource]) : endswith(resource, ":instance/*")])
+    ])
+    error_message = "RunInstances may launch instances without this stack's launch template."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.acquire).Statement :
+      try(statement.Condition.Bool["ec2:Encrypted"], null) == "true"
+      if contains(flatten([statement.Action]), "ec2:RunInstances") && anytrue([for resource in flatten([statement.Resource]) : endswith(resource, ":volume/*")])
+    ])
+    error_message = "RunInstances may create unencrypted volumes."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.acquire).Statement :
+      try(statement.Condition.StringEquals["ec2:CreateAction"], null) == "RunInstances"
+      if contains(flatten([statement.Action]), "ec2:CreateTags")
+    ])
+    error_message = "acquire may tag existing resources (CreateTags is for launches only)."
+  }
+  assert {
+    condition = !anytrue([
+      for statement in jsondecode(output.lambda_policies.acquire).Statement :
+      anytrue([for resource in flatten([statement.Resource]) : strcontains(resource, "key-pair")])
+    ])
+    error_message = "acquire may launch with a key pair; builders are reached through SSM only."
+  }
+
+  # PollForJobs only on this stack's action types.
+  assert {
+    condition = jsonencode([
+      for statement in jsondecode(output.lambda_policies.poll).Statement : sort(statement.Resource)
+      if contains(flatten([statement.Action]), "codepipeline:PollForJobs")
+      ]) == jsonencode([[
+        "arn:aws:codepipeline:eu-west-1:123456789012:actiontype:Custom/Build/EC2-Linux/1",
+        "arn:aws:codepipeline:eu-west-1:123456789012:actiontype:Custom/Build/EC2-Windows/2",
+    ]])
+    error_message = "PollForJobs is not limited to this stack's action types."
+  }
+
+  # SendCommand only with this stack's document on this stack's instances.
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.run_command).Statement :
+      statement.Resource == ["arn:aws:ssm:eu-west-1:123456789012:document/ci-build-run-build"] ||
+      try(statement.Condition.StringEquals["ssm:resourceTag/ec2-action:stack"], null) == "ci-build"
+      if contains(flatten([statement.Action]), "ssm:SendCommand")
+    ])
+    error_message = "run_command may send commands with another document or to instances of another stack."
+  }
+
+  # Task tokens and executions only of this stack's state machine.
+  assert {
+    condition = alltrue(flatten([
+      for key, policy in output.lambda_policies : [
+        for statement in jsondecode(policy).Statement :
+        statement.Resource == ["arn:aws:states:eu-west-1:123456789012:stateMachine:ci-build-job"]
+        if anytrue([for action in flatten([statement.Action]) : startswith(action, "states:")])
+      ]
+    ]))
+    error_message = "A function may act on another state machine."
+  }
+
+  # Each function logs to its own group only; DynamoDB only on the jobs table.
+  assert {
+    condition = alltrue(flatten([
+      for key, policy in output.lambda_policies : [
+        for statement in jsondecode(policy).Statement :
+        statement.Resource == ["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/ci-build-${replace(key, "_", "-")}:*"]
+        if contains(flatten([statement.Action]), "logs:PutLogEvents")
+      ]
+    ]))
+    error_message = "A function may write to a log group other than its own."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for key, policy in output.lambda_policies : [
+        for statement in jsondecode(policy).Statement :
+        statement.Resource == ["arn:aws:dynamodb:eu-west-1:123456789012:table/ci-build-jobs"]
+        if anytrue([for action in flatten([statement.Action]) : startswith(action, "dynamodb:")])
+      ]
+    ]))
+    error_message = "A function may use a DynamoDB table other than the jobs table."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.report).Statement :
+      statement.Resource == ["arn:aws:lambda:eu-west-1:123456789012:function:ci-build-poll"]
+      if contains(flatten([statement.Action]), "lambda:InvokeFunction")
+    ])
+    error_message = "report may invoke a function other than poll."
+  }
+
+  # No wildcard actions anywhere; "*" resources only for the actions that support nothing narrower.
+  assert {
+    condition = !anytrue(flatten([
+      for key, policy in output.lambda_policies : [
+        for statement in jsondecode(policy).Statement : [
+          for action in flatten([statement.Action]) : endswith(action, ":*") || action == "*"
+        ]
+      ]
+    ]))
+    error_message = "A policy grants a service-wide wildcard action."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for key, policy in output.lambda_policies : [
+        for statement in jsondecode(policy).Statement : alltrue([
+          for action in flatten([statement.Action]) : contains([
+            "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+            "codepipeline:AcknowledgeJob", "codepipeline:GetJobDetails", "codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult",
+            "ssm:GetCommandInvocation", "ssm:ListCommands", "ssm:DescribeInstanceInformation",
+            "ec2:Describe*", "ec2:DescribeImages", "ec2:DescribeInstances",
+          ], action)
+        ])
+        if contains(flatten([statement.Resource]), "*")
+      ]
+    ]))
+    error_message = "A policy grants Resource \"*\" to an action that supports resource-level permissions."
+  }
+}
+
+run "state_machine_renders_valid_json_naming_our_functions" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.job.definition).StartAt == "ValidateJob"
+    error_message = "The rendered definition is not the job state machine."
+  }
+  assert {
+    condition = [
+      for state in ["ValidateJob", "PublishDetailsLink", "AcquireInstance", "WaitForSsmOnline", "ReleaseInstance", "ReportResult"] :
+      jsondecode(aws_sfn_state_machine.job.definition).States[state].Resource
+      ] == [
+      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-validate",
+      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report",
+      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-acquire",
+      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-check-instance",
+      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-release",
+      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report",
+    ]
+    error_message = "A task state does not name its function."
+  }
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.job.definition).States.RunBuildCommand.Resource == "arn:aws:states:::lambda:invoke.waitForTaskToken" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.RunBuildCommand.Parameters.FunctionName == "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-run-command"
+    )
+    error_message = "RunBuildCommand does not invoke run_command with a task token."
+  }
+  # 15 minutes of registration wait: 5 s growing by 1.5 to 60 s needs 20 attempts (about 940 s).
+  assert {
+    condition     = jsondecode(aws_sfn_state_machine.job.definition).States.WaitForSsmOnline.Retry[1].MaxAttempts == 20
+    error_message = "WaitForSsmOnline's retry budget does not cover ssm_registration_timeout_minutes."
+  }
+  assert {
+    condition = (
+      aws_sfn_state_machine.job.type == "STANDARD" &&
+      aws_sfn_state_machine.job.tracing_configuration[0].enabled &&
+      aws_sfn_state_machine.job.logging_configuration[0].level == "ERROR" &&
+      !aws_sfn_state_machine.job.logging_configuration[0].include_execution_data
+    )
+    error_message = "The state machine must be STANDARD, traced, and log errors without execution data."
+  }
+  assert {
+    condition = jsondecode(aws_iam_role_policy.state_machine.policy).Statement[0].Resource == flatten([
+      for name in ["validate", "report", "acquire", "check-instance", "run-command", "release"] : [
+        "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-${name}",
+        "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-${name}:*",
+      ]
+    ])
+    error_message = "The state machine may invoke functions other than its steps."
+  }
+}
+
+run "functions_share_one_small_configuration" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  assert {
+    condition     = length(output.lambda_config_json) < 3500
+    error_message = "EC2_ACTION_CONFIG is over its size budget."
+  }
+  assert {
+    condition = (
+      jsondecode(output.lambda_config_json).state_machine_arn == "arn:aws:states:eu-west-1:123456789012:stateMachine:ci-build-job" &&
+      jsondecode(output.lambda_config_json).poll_function_name == "ci-build-poll" &&
+      jsondecode(output.lambda_config_json).jobs_table == "ci-build-jobs" &&
+      jsondecode(output.lambda_config_json).ssm_registration_timeout_seconds == 900 &&
+      jsondecode(output.lambda_config_json).actions[1].defaults.ImageId == "ami-0123456789abcdef0" &&
+      jsondecode(output.lambda_config_json).actions[0].defaults.ImageId == null
+    )
+    error_message = "EC2_ACTION_CONFIG does not match DESIGN.md."
+  }
+  assert {
+    condition = alltrue([
+      for key, function in aws_lambda_function.this :
+      function.handler == "ec2_action.handlers.${key}.handler" &&
+      one(function.architectures) == "arm64" &&
+      function.runtime == "python3.12" &&
+      function.tracing_config[0].mode == "Active" &&
+      one(keys(function.environment[0].variables)) == "EC2_ACTION_CONFIG" &&
+      function.function_name == "ci-build-${replace(key, "_", "-")}"
+    ])
+    error_message = "A function's handler, architecture, runtime, tracing or environment is wrong."
+  }
+  assert {
+    condition = alltrue([
+      for key, group in aws_cloudwatch_log_group.lambda :
+      group.name == "/aws/lambda/ci-build-${replace(key, "_", "-")}" && group.retention_in_days == 30
+    ])
+    error_message = "A function's log group is missing or has no retention."
+  }
+  assert {
+    condition = (
+      aws_dynamodb_table.jobs.ttl[0].attribute_name == "expires_at" &&
+      aws_dynamodb_table.jobs.point_in_time_recovery[0].enabled &&
+      aws_dynamodb_table.jobs.server_side_encryption[0].enabled
+    )
+    error_message = "The jobs table needs TTL on expires_at, PITR and SSE."
+  }
+}
+
+run "events_match_only_this_stack" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  assert {
+    condition = jsondecode(aws_cloudwatch_event_rule.job_started.event_pattern).detail == {
+      state = ["STARTED"]
+      "$or" = [
+        { type = { owner = ["Custom"], category = ["Build"], provider = ["EC2-Linux"], version = ["1"] } },
+        { type = { owner = ["Custom"], category = ["Build"], provider = ["EC2-Windows"], version = ["2"] } },
+      ]
+    }
+    error_message = "The STARTED rule does not match exactly this stack's action types."
+  }
+  assert {
+    condition = (
+      jsondecode(aws_cloudwatch_event_rule.command_finished.event_pattern).detail["document-name"] == ["ci-build-run-build"] &&
+      !contains(jsondecode(aws_cloudwatch_event_rule.command_finished.event_pattern).detail.status, "InProgress")
+    )
+    error_message = "The command rule must match only terminal statuses of this stack's document."
+  }
+  assert {
+    condition     = aws_cloudwatch_event_rule.job_sweep.schedule_expression == "rate(1 minute)"
+    error_message = "The sweep schedule is not the configured one."
+  }
+  assert {
+    condition = alltrue([
+      for key, permission in aws_lambda_permission.events :
+      permission.principal == "events.amazonaws.com" && permission.action == "lambda:InvokeFunction"
+    ]) && length(aws_lambda_permission.events) == 3
+    error_message = "Each rule needs exactly one EventBridge permission."
+  }
+}
+
+run "single_action_type_pattern_needs_no_or" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  variables {
+    actions = {
+      linux = {
+        category             = "Test"
+        provider             = "EC2-Linux"
+        version              = "1"
+        image_id             = null
+        instance_type        = null
+        timeout_minutes      = 60
+        root_volume_size_gib = 30
+      }
+    }
+  }
+
+  assert {
+    condition = jsondecode(aws_cloudwatch_event_rule.job_started.event_pattern).detail == {
+      state = ["STARTED"]
+      type  = { owner = ["Custom"], category = ["Test"], provider = ["EC2-Linux"], version = ["1"] }
+    }
+    error_message = "A single action type should be matched without $or."
+  }
+}
+
+run "oversized_configuration_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  variables {
+    allowed_image_ids = [for i in range(200) : format("ami-%017d", i)]
+  }
+
+  expect_failures = [aws_lambda_function.this]
+}
+
+run "default_timeout_over_maximum_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  variables {
+    default_build_timeout_minutes = 600
+  }
+
+  expect_failures = [aws_sfn_state_machine.job]
+}

@@ -1,0 +1,188 @@
+# The whole module with its defaults, and the input validations that refuse bad values at plan time.
+
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_subnet" {
+    defaults = { vpc_id = "vpc-0123456789abcdef0" }
+  }
+}
+
+variables {
+  name_prefix = "ci-build"
+  actions = {
+    linux = { provider = "EC2-Linux", instance_type = "t4g.large" }
+  }
+  subnet_ids           = ["subnet-0123456789abcdef0"]
+  artifact_bucket_arns = ["arn:aws:s3:::my-artifacts"]
+}
+
+run "plans_with_defaults" {
+  command = plan
+
+  assert {
+    condition     = output.action_types.linux == { category = "Build", owner = "Custom", provider = "EC2-Linux", version = "1" }
+    error_message = "The action type must default to category Build, version 1, owner Custom."
+  }
+  assert {
+    condition     = output.jobs_table_name == "ci-build-jobs" && output.ssm_document_name == "ci-build-run-build"
+    error_message = "Resource names must follow the name prefix."
+  }
+  assert {
+    condition     = output.log_group_names.builds == "/ci-build/builds" && output.log_group_names.poll == "/aws/lambda/ci-build-poll"
+    error_message = "Log groups must follow the name prefix."
+  }
+  assert {
+    condition     = length(output.lambda_function_names) == 8
+    error_message = "The module runs eight functions."
+  }
+}
+
+run "rejects_bad_name_prefix" {
+  command = plan
+  variables {
+    name_prefix = "AWS_Build"
+  }
+  expect_failures = [var.name_prefix]
+}
+
+run "rejects_reserved_name_prefix" {
+  command = plan
+  variables {
+    name_prefix = "amazon-build"
+  }
+  expect_failures = [var.name_prefix]
+}
+
+run "rejects_no_actions" {
+  command = plan
+  variables {
+    actions = {}
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_long_provider" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "this-provider-name-is-far-too-long-for-codepipeline" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_bad_version" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", version = "1.0" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_bad_category" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", category = "Deploy" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_duplicate_provider_and_version" {
+  command = plan
+  variables {
+    actions = {
+      a = { provider = "EC2-Linux" }
+      b = { provider = "EC2-Linux", category = "Test" }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_bad_action_image_and_type" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", image_id = "al2023", instance_type = "large" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_small_action_root_volume" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", root_volume_size_gib = 4 } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_action_timeout_over_a_day" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", timeout_minutes = 1440 } }
+  }
+  expect_failures = [var.actions]
+}
+
+# One run for the validations of many variables: each listed variable must fail, so a validation that stopped
+# working fails this run.
+run "rejects_bad_scalar_inputs" {
+  command = plan
+  variables {
+    subnet_ids                        = []
+    security_group_ids                = ["default"]
+    builder_egress_cidr_blocks        = ["10.0.0.0/33"]
+    builder_metadata_hop_limit        = 4
+    default_build_timeout_minutes     = 0
+    max_build_timeout_minutes         = 1440
+    allowed_image_ids                 = ["ubuntu"]
+    allowed_instance_types            = ["m5 large"]
+    allowed_image_owners              = ["microsoft"]
+    root_volume_size_gib              = 4
+    artifact_bucket_arns              = ["arn:aws:s3:::my-artifacts/*"]
+    artifact_kms_key_arns             = ["arn:aws:kms:us-east-1:123456789012:alias/artifacts"]
+    builder_iam_policy_arns           = ["AmazonEC2ContainerRegistryPowerUser"]
+    ssm_registration_timeout_minutes  = 0
+    job_sweep_schedule_expression     = "every minute"
+    log_retention_days                = 10
+    log_kms_key_arn                   = "alias/logs"
+    lambda_runtime                    = "python3.9"
+    iam_role_permissions_boundary_arn = "boundary"
+    tags                              = { "ec2-action:stack" = "other" }
+  }
+  expect_failures = [
+    var.subnet_ids,
+    var.security_group_ids,
+    var.builder_egress_cidr_blocks,
+    var.builder_metadata_hop_limit,
+    var.default_build_timeout_minutes,
+    var.max_build_timeout_minutes,
+    var.allowed_image_ids,
+    var.allowed_instance_types,
+    var.allowed_image_owners,
+    var.root_volume_size_gib,
+    var.artifact_bucket_arns,
+    var.artifact_kms_key_arns,
+    var.builder_iam_policy_arns,
+    var.ssm_registration_timeout_minutes,
+    var.job_sweep_schedule_expression,
+    var.log_retention_days,
+    var.log_kms_key_arn,
+    var.lambda_runtime,
+    var.iam_role_permissions_boundary_arn,
+    var.tags,
+  ]
+}
+
+run "rejects_aws_tag_key_and_duplicate_subnets" {
+  command = plan
+  variables {
+    subnet_ids = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef0"]
+    tags       = { "aws:cloudformation:stack-name" = "x" }
+  }
+  expect_failures = [var.subnet_ids, var.tags]
+}

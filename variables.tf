@@ -1,0 +1,325 @@
+variable "name_prefix" {
+  description = "Prefix of every resource name (2-32 lowercase letters, digits and hyphens, starting with a letter). Also the value of the `ec2-action:stack` tag that IAM conditions match on builder instances, so two stacks in one account need two prefixes."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 2-32 characters: lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen."
+  }
+
+  validation {
+    condition     = !can(regex("^(aws|amazon|amzn)", var.name_prefix))
+    error_message = "name_prefix must not start with aws, amazon or amzn (SSM document names cannot)."
+  }
+}
+
+variable "actions" {
+  description = <<-EOT
+    CodePipeline custom action types to register, keyed by a short name. Each is `{category = "Build" | "Test",
+    provider, version, image_id, instance_type, timeout_minutes, root_volume_size_gib}`; an action type is owned by
+    "Custom". image_id and instance_type are defaults that make the ImageId and InstanceType action properties optional.
+    CodePipeline cannot update an action type: changing a field replaces it, and a deleted version can only be
+    re-created with an identical definition, so change `version` whenever you change anything else.
+  EOT
+  type = map(object({
+    category             = optional(string, "Build")
+    provider             = string
+    version              = optional(string, "1")
+    image_id             = optional(string)
+    instance_type        = optional(string)
+    timeout_minutes      = optional(number)
+    root_volume_size_gib = optional(number)
+  }))
+
+  validation {
+    condition     = length(var.actions) > 0
+    error_message = "Define at least one action."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : can(regex("^[0-9A-Za-z_-]{1,35}$", action.provider))])
+    error_message = "Each action's provider must be 1-35 characters: letters, digits, underscores and hyphens."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : can(regex("^[0-9A-Za-z_-]{1,9}$", action.version))])
+    error_message = "Each action's version must be 1-9 characters: letters, digits, underscores and hyphens."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : contains(["Build", "Test"], action.category)])
+    error_message = "Each action's category must be Build or Test."
+  }
+
+  validation {
+    condition     = length(distinct([for action in values(var.actions) : "${action.provider}/${action.version}"])) == length(var.actions)
+    error_message = "Two actions share a provider and version; each action type needs its own pair."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : action.image_id == null || can(regex("^ami-[0-9a-f]{8,17}$", action.image_id))])
+    error_message = "An action's image_id must be an AMI ID (ami-...) or null."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : action.instance_type == null || can(regex("^[a-z0-9-]+\\.[a-z0-9-]+$", action.instance_type))])
+    error_message = "An action's instance_type must look like an EC2 instance type (e.g. m6i.large) or be null."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : action.timeout_minutes == null || (
+      try(action.timeout_minutes >= 1 && action.timeout_minutes <= 1380 && floor(action.timeout_minutes) == action.timeout_minutes, false)
+    )])
+    error_message = "An action's timeout_minutes must be a whole number from 1 to 1380 (a custom action times out after 24 hours)."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : action.root_volume_size_gib == null || (
+      try(action.root_volume_size_gib >= 8 && action.root_volume_size_gib <= 16384 && floor(action.root_volume_size_gib) == action.root_volume_size_gib, false)
+    )])
+    error_message = "An action's root_volume_size_gib must be a whole number from 8 to 16384 (Windows AMIs need at least 30)."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Subnets (of one VPC) builders launch into; several subnets in different Availability Zones let a launch move on when one zone lacks capacity. Builders need a route to the SSM, S3 and CloudWatch Logs endpoints (NAT gateway or VPC endpoints); private subnets are recommended."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0
+    error_message = "At least one subnet is required."
+  }
+
+  validation {
+    condition     = alltrue([for id in var.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", id))])
+    error_message = "subnet_ids must be subnet IDs (subnet-...)."
+  }
+
+  validation {
+    condition     = length(distinct(var.subnet_ids)) == length(var.subnet_ids)
+    error_message = "subnet_ids contains duplicates."
+  }
+}
+
+variable "security_group_ids" {
+  description = "Further security groups attached to every builder, besides the module's own (which has no ingress and the egress of builder_egress_cidr_blocks)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", id))])
+    error_message = "security_group_ids must be security group IDs (sg-...)."
+  }
+}
+
+variable "builder_egress_cidr_blocks" {
+  description = "IPv4 CIDR blocks builders may reach on any protocol. The default allows builds to download dependencies; narrow it (e.g. to your VPC's CIDR with VPC endpoints) for isolated builds. Builders always need HTTPS to the SSM, S3 and CloudWatch Logs endpoints."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = alltrue([for cidr in var.builder_egress_cidr_blocks : can(cidrnetmask(cidr))])
+    error_message = "builder_egress_cidr_blocks must be IPv4 CIDR blocks such as 10.0.0.0/16."
+  }
+}
+
+variable "builder_metadata_hop_limit" {
+  description = "IMDSv2 PUT response hop limit of builders (IMDSv2 is always required). 1 keeps the instance role's credentials out of containers running on the builder; set 2 only if a build's containers must call AWS with the instance role through IMDS."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = contains([1, 2, 3], var.builder_metadata_hop_limit)
+    error_message = "builder_metadata_hop_limit must be 1, 2 or 3."
+  }
+}
+
+variable "default_build_timeout_minutes" {
+  description = "Build timeout of an action that sets neither TimeoutMinutes nor timeout_minutes."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.default_build_timeout_minutes >= 1 && var.default_build_timeout_minutes <= 1380 && floor(var.default_build_timeout_minutes) == var.default_build_timeout_minutes
+    error_message = "default_build_timeout_minutes must be a whole number from 1 to 1380."
+  }
+}
+
+variable "max_build_timeout_minutes" {
+  description = "Longest build timeout a job may ask for. At most 1380 (23 hours): CodePipeline fails a custom action after 24 hours, and the instance launch, SSM registration and artifact transfer need the rest."
+  type        = number
+  default     = 480
+
+  validation {
+    condition     = var.max_build_timeout_minutes >= 1 && var.max_build_timeout_minutes <= 1380 && floor(var.max_build_timeout_minutes) == var.max_build_timeout_minutes
+    error_message = "max_build_timeout_minutes must be a whole number from 1 to 1380 (a custom action times out after 24 hours)."
+  }
+}
+
+variable "allowed_image_ids" {
+  description = "AMI IDs jobs may launch. Empty: any AMI owned by one of allowed_image_owners. When set, the acquire function's IAM policy also allows only these images."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.allowed_image_ids : can(regex("^ami-[0-9a-f]{8,17}$", id))])
+    error_message = "allowed_image_ids must be AMI IDs (ami-...)."
+  }
+}
+
+variable "allowed_image_owners" {
+  description = "Owners whose AMIs jobs may launch: \"amazon\", \"aws-marketplace\", \"self\" or 12-digit account IDs."
+  type        = list(string)
+  default     = ["amazon", "self"]
+
+  validation {
+    condition     = alltrue([for owner in var.allowed_image_owners : contains(["amazon", "aws-marketplace", "self"], owner) || can(regex("^[0-9]{12}$", owner))])
+    error_message = "allowed_image_owners must be \"amazon\", \"aws-marketplace\", \"self\" or 12-digit account IDs."
+  }
+}
+
+variable "allowed_instance_types" {
+  description = "Instance types jobs may launch, as shell-style patterns (e.g. \"m6i.*\", \"c7g.2xlarge\"). Keeps a typo or a pipeline edit from launching an expensive instance."
+  type        = list(string)
+  default = [
+    "t3.*", "t3a.*", "t4g.*",
+    "m5.*", "m6i.*", "m7i.*", "m6g.*", "m7g.*",
+    "c5.*", "c6i.*", "c7i.*", "c6g.*", "c7g.*",
+    "r5.*", "r6i.*",
+  ]
+
+  validation {
+    condition     = length(var.allowed_instance_types) > 0
+    error_message = "allowed_instance_types must allow at least one pattern."
+  }
+
+  validation {
+    condition     = alltrue([for pattern in var.allowed_instance_types : can(regex("^[a-z0-9*?-]+\\.[a-z0-9*?-]+$", pattern))])
+    error_message = "allowed_instance_types must be patterns like \"m6i.*\" or \"c7g.2xlarge\" (family.size, with * or ? wildcards)."
+  }
+}
+
+variable "root_volume_size_gib" {
+  description = "Root volume size (GiB, encrypted gp3) of an action that sets neither RootVolumeGiB nor root_volume_size_gib. Windows AMIs need at least 30; container builds need room for their images."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.root_volume_size_gib >= 8 && var.root_volume_size_gib <= 16384 && floor(var.root_volume_size_gib) == var.root_volume_size_gib
+    error_message = "root_volume_size_gib must be a whole number from 8 to 16384."
+  }
+}
+
+variable "artifact_bucket_arns" {
+  description = "ARNs of the S3 buckets holding the pipelines' artifacts (the artifact stores). Builders may read and write objects in these buckets only."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.artifact_bucket_arns) > 0
+    error_message = "At least one artifact bucket ARN is required: builders read the input artifact from it."
+  }
+
+  validation {
+    condition     = alltrue([for arn in var.artifact_bucket_arns : can(regex("^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", arn))])
+    error_message = "artifact_bucket_arns must be bucket ARNs such as arn:aws:s3:::my-artifacts (no object path)."
+  }
+}
+
+variable "artifact_kms_key_arns" {
+  description = "ARNs of the KMS keys encrypting the artifacts (the artifact stores' encryption keys). Builders may Decrypt and GenerateDataKey with these keys only. Key ARNs, not alias ARNs: IAM does not resolve aliases."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.artifact_kms_key_arns : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", arn))])
+    error_message = "artifact_kms_key_arns must be KMS key ARNs (arn:aws:kms:<region>:<account>:key/<id>), not aliases."
+  }
+}
+
+variable "builder_iam_policy_arns" {
+  description = "IAM policy ARNs attached to the builder role for what builds do beyond artifacts, e.g. pushing to ECR."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.builder_iam_policy_arns : can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", arn))])
+    error_message = "builder_iam_policy_arns must be IAM policy ARNs."
+  }
+}
+
+variable "ssm_registration_timeout_minutes" {
+  description = "How long a new builder may take to come Online in Systems Manager before the job fails (and the instance is terminated). Windows first boot takes several minutes."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.ssm_registration_timeout_minutes >= 1 && var.ssm_registration_timeout_minutes <= 60 && floor(var.ssm_registration_timeout_minutes) == var.ssm_registration_timeout_minutes
+    error_message = "ssm_registration_timeout_minutes must be a whole number from 1 to 60."
+  }
+}
+
+variable "job_sweep_schedule_expression" {
+  description = "EventBridge schedule of the sweep: it picks up continuation jobs (no event announces them), jobs whose STARTED event was lost and build results whose SSM event was lost. A slower schedule delays those cases by as much."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)|cron\\(.+\\))$", var.job_sweep_schedule_expression))
+    error_message = "job_sweep_schedule_expression must be rate(N minute(s)|hour(s)) or cron(...)."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days CloudWatch Logs keeps build output and the functions' and state machine's logs (one of CloudWatch's allowed values)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
+  }
+}
+
+variable "log_kms_key_arn" {
+  description = "KMS key ARN encrypting every log group the module creates, or null. Its key policy must allow the CloudWatch Logs service principal of this Region."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.log_kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.log_kms_key_arn))
+    error_message = "log_kms_key_arn must be a KMS key ARN or null."
+  }
+}
+
+variable "lambda_runtime" {
+  description = "Python runtime of the Lambda functions."
+  type        = string
+  default     = "python3.12"
+
+  validation {
+    condition     = contains(["python3.12", "python3.13"], var.lambda_runtime)
+    error_message = "lambda_runtime must be python3.12 or python3.13."
+  }
+}
+
+variable "iam_role_permissions_boundary_arn" {
+  description = "Permissions boundary attached to every IAM role the module creates, or null."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.iam_role_permissions_boundary_arn == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.iam_role_permissions_boundary_arn))
+    error_message = "iam_role_permissions_boundary_arn must be an IAM policy ARN or null."
+  }
+}
+
+variable "tags" {
+  description = "Tags applied to every resource the module creates and to builder instances, volumes and network interfaces."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for key in keys(var.tags) : !startswith(lower(key), "aws:") && !startswith(key, "ec2-action:")])
+    error_message = "Tag keys starting with aws: are reserved by AWS, and ec2-action: by this module."
+  }
+}
