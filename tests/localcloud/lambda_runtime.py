@@ -413,17 +413,22 @@ def run(fn: Any, event: str) -> _Outcome:
         outcome = _Outcome(_error("Runtime.ExitError", message), True, [*(exc.args[0] if exc.args else []), message])
     else:
         _pools.release(spec, worker)
-    _save_logs(fn, worker.log_stream, request_id, outcome.logs, time.monotonic() - started)
+    outcome.logs = _framed(fn, request_id, outcome.logs, time.monotonic() - started)
+    _save_logs(fn, worker.log_stream, outcome.logs)
     return outcome
 
 
-def _save_logs(fn: Any, stream: str, request_id: str, lines: list[str], seconds: float) -> None:
+def _framed(fn: Any, request_id: str, lines: list[str], seconds: float) -> list[str]:
+    """An invocation's log lines between Lambda's START, END and REPORT lines."""
     millis = seconds * 1000
     report = (
         f"REPORT RequestId: {request_id}\tDuration: {millis:.2f} ms\tBilled Duration: {math.ceil(millis)} ms\t"
         f"Memory Size: {fn.memory_size} MB\tMax Memory Used: {fn.memory_size} MB"
     )
-    lines = [f"START RequestId: {request_id} Version: {fn.version}", *lines, f"END RequestId: {request_id}", report]
+    return [f"START RequestId: {request_id} Version: {fn.version}", *lines, f"END RequestId: {request_id}", report]
+
+
+def _save_logs(fn: Any, stream: str, lines: list[str]) -> None:
     now = int(time.time() * 1000)
     fn.logs_backend.ensure_log_group(fn.logs_group_name)
     fn.logs_backend.ensure_log_stream(fn.logs_group_name, stream)

@@ -1,0 +1,243 @@
+"""SSM registration and the emulated agent, against the moto server with real shell steps."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from localcloud import server, ssm_agent
+
+REPO = Path(__file__).resolve().parents[2]
+# Two of moto's built-in AMIs (moto/ec2/resources/amis.json.gz); DescribeImages over all of them takes seconds.
+LINUX_AMI = "ami-1e749f67"
+WINDOWS_AMI = "ami-03cf127a"
+SCALE = 0.05  # 20 AWS seconds of registration delay last 1 s
+JOB_ID = "12345678-1234-4234-8234-123456789012"
+HOSTILE = """it's "quoted" $(touch {marker}) `touch {marker}`; touch {marker} && echo $HOME \\ end"""
+
+PROBE_DOCUMENT = {
+    "schemaVersion": "2.2",
+    "description": "probe",
+    "parameters": {
+        "Value": {"type": "String", "interpolationType": "ENV_VAR"},
+        "ExitCode": {"type": "String", "default": "0", "allowedPattern": "^[0-9]+$"},
+        "Sleep": {"type": "String", "default": "0", "allowedPattern": "^[0-9]+$"},
+        "executionTimeout": {"type": "String", "default": "3600"},
+    },
+    "mainSteps": [
+        {
+            "action": "aws:runShellScript",
+            "name": "Probe",
+            "precondition": {"StringEquals": ["platformType", "Linux"]},
+            "inputs": {
+                "timeoutSeconds": "{{ executionTimeout }}",
+                "runCommand": [
+                    'printf "%s\\n" "$SSM_Value"',
+                    "echo literal={{ Value }}",
+                    "echo to-stderr >&2",
+                    "sleep {{ Sleep }}",
+                    "exit {{ ExitCode }}",
+                ],
+            },
+        },
+        {
+            "action": "aws:runPowerShellScript",
+            "name": "ProbeWindows",
+            "precondition": {"StringEquals": ["platformType", "Windows"]},
+            "inputs": {"runCommand": ["Write-Output $env:SSM_Value"]},
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[server.LocalCloud]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOCALCLOUD_TIME_SCALE", str(SCALE))
+        cloud = server.start()
+        yield cloud
+        cloud.stop()
+
+
+@pytest.fixture(scope="module")
+def events() -> Iterator[list[dict[str, Any]]]:
+    received: list[dict[str, Any]] = []
+
+    def record(source: str, detail_type: str, detail: dict, account: str, region: str, resources=()) -> None:
+        received.append({"source": source, "detail-type": detail_type, "detail": detail, "resources": resources})
+
+    ssm_agent.set_event_sink(record)
+    yield received
+    ssm_agent.set_event_sink(None)
+
+
+@pytest.fixture(scope="module")
+def aws(cloud: server.LocalCloud, events) -> dict[str, Any]:
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=cloud.region)
+    clients = {name: session.client(name, endpoint_url=cloud.endpoint) for name in ("ec2", "iam", "ssm", "logs")}
+    clients["iam"].create_role(RoleName="builder", AssumeRolePolicyDocument="{}")
+    clients["iam"].create_instance_profile(InstanceProfileName="builder")
+    clients["iam"].add_role_to_instance_profile(InstanceProfileName="builder", RoleName="builder")
+    template = clients["ec2"].create_launch_template(
+        LaunchTemplateName="builder", LaunchTemplateData={"IamInstanceProfile": {"Name": "builder"}}
+    )
+    clients["template_id"] = template["LaunchTemplate"]["LaunchTemplateId"]
+    clients["ssm"].create_document(
+        Name="probe", Content=json.dumps(PROBE_DOCUMENT), DocumentType="Command", DocumentFormat="JSON"
+    )
+    return clients
+
+
+def _launch(aws: dict[str, Any], count: int = 1, windows: bool = False) -> list[str]:
+    reservation = aws["ec2"].run_instances(
+        ImageId=WINDOWS_AMI if windows else LINUX_AMI,
+        MinCount=count,
+        MaxCount=count,
+        LaunchTemplate={"LaunchTemplateId": aws["template_id"]},
+    )
+    return [instance["InstanceId"] for instance in reservation["Instances"]]
+
+
+def _online(aws: dict[str, Any], instance_ids: list[str]) -> list[str]:
+    filters = [{"Key": "InstanceIds", "Values": instance_ids}]
+    found = aws["ssm"].describe_instance_information(Filters=filters)["InstanceInformationList"]
+    return [i["InstanceId"] for i in found if i["PingStatus"] == "Online"]
+
+
+def _registered(aws: dict[str, Any], count: int = 1, windows: bool = False) -> list[str]:
+    instance_ids = _launch(aws, count, windows)
+    deadline = time.monotonic() + 10
+    while len(_online(aws, instance_ids)) < count:
+        assert time.monotonic() < deadline, "the instances never came Online"
+        time.sleep(0.1)
+    return instance_ids
+
+
+def _send(aws: dict[str, Any], instance_id: str, document: str = "probe", **parameters: str) -> str:
+    command = aws["ssm"].send_command(
+        InstanceIds=[instance_id],
+        DocumentName=document,
+        Parameters={name: [value] for name, value in parameters.items()},
+        CloudWatchOutputConfig={"CloudWatchOutputEnabled": True, "CloudWatchLogGroupName": "/builds"},
+    )
+    return command["Command"]["CommandId"]
+
+
+def _result(aws: dict[str, Any], command_id: str, instance_id: str, plugin: str = "Probe") -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        result = aws["ssm"].get_command_invocation(CommandId=command_id, InstanceId=instance_id, PluginName=plugin)
+        if result["Status"] not in ("Pending", "InProgress"):
+            return result
+        assert time.monotonic() < deadline, "the command never finished"
+        time.sleep(0.05)
+
+
+def test_instances_register_after_the_scaled_delay_with_the_launch_templates_profile(aws):
+    started = time.monotonic()
+    instance_ids = _launch(aws, count=2)
+
+    assert _online(aws, instance_ids) == []
+    while len(_online(aws, instance_ids)) < 2:
+        assert time.monotonic() - started < 10
+        time.sleep(0.05)
+    assert time.monotonic() - started >= 20 * SCALE
+    info = aws["ssm"].describe_instance_information(
+        InstanceInformationFilterList=[{"key": "InstanceIds", "valueSet": instance_ids[1:]}]
+    )["InstanceInformationList"]
+    assert [(i["InstanceId"], i["PlatformType"], i["AgentVersion"], i["ResourceType"]) for i in info] == [
+        (instance_ids[1], "Linux", "3.3.2746.0", "EC2Instance")
+    ]
+
+
+def test_send_command_to_an_unregistered_instance_is_rejected(aws):
+    [instance_id] = _launch(aws)
+
+    with pytest.raises(ClientError) as error:
+        _send(aws, instance_id, Value="x")
+
+    assert error.value.response["Error"]["Code"] == "InvalidInstanceId"
+
+
+def test_env_var_parameters_are_data_never_script(aws, tmp_path, events):
+    marker = tmp_path / "executed"
+    hostile = HOSTILE.format(marker=marker)
+    [instance_id, _bystander] = _registered(aws, count=2)
+
+    command_id = _send(aws, instance_id, Value=hostile)
+    result = _result(aws, command_id, instance_id)
+
+    assert result["Status"] == "Success" and result["ResponseCode"] == 0
+    assert result["StandardOutputContent"] == f"{hostile}\nliteral={{{{ Value }}}}\n"
+    assert result["StandardErrorContent"] == "to-stderr\n"
+    assert not marker.exists()
+    invocations = aws["ssm"].list_command_invocations(CommandId=command_id)["CommandInvocations"]
+    assert [i["InstanceId"] for i in invocations] == [instance_id]  # not the bystander (moto's Targets bug)
+    statuses = [e["detail"]["status"] for e in events if e["detail"]["command-id"] == command_id]
+    assert statuses == ["Pending", "InProgress", "Success"]
+    assert events[-1]["detail-type"] == "EC2 Command Invocation Status-change Notification"
+    stream = f"{command_id}/{instance_id}/Probe/stdout"
+    logged = aws["logs"].get_log_events(logGroupName="/builds", logStreamName=stream)["events"]
+    assert logged[0]["message"] == hostile
+
+
+def test_exit_code_and_skipped_step(aws):
+    [instance_id] = _registered(aws)
+
+    command_id = _send(aws, instance_id, Value="v", ExitCode="7")
+    result = _result(aws, command_id, instance_id)
+    skipped = _result(aws, command_id, instance_id, plugin="ProbeWindows")
+
+    assert (result["Status"], result["ResponseCode"]) == ("Failed", 7)
+    assert "exit status 7" in result["StandardErrorContent"]
+    assert (skipped["Status"], skipped["ResponseCode"]) == ("Success", 0)
+    assert "skipped due to unsatisfied preconditions" in skipped["StandardOutputContent"]
+    with pytest.raises(ClientError) as error:
+        aws["ssm"].get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+    assert error.value.response["Error"]["Code"] == "InvalidPluginName"  # two steps: PluginName is required
+
+
+def test_execution_timeout_is_enforced_in_aws_time(aws):
+    [instance_id] = _registered(aws)
+    started = time.monotonic()
+
+    command_id = _send(aws, instance_id, Value="v", Sleep="30", executionTimeout="20")
+    result = _result(aws, command_id, instance_id)
+
+    assert result["Status"] == "TimedOut"
+    assert time.monotonic() - started < 10  # 20 AWS seconds, not the step's 30 real seconds
+
+
+def test_windows_instances_fail_with_a_clear_message(aws):
+    [instance_id] = _registered(aws, windows=True)
+
+    command_id = _send(aws, instance_id, Value="v")
+    result = _result(aws, command_id, instance_id, plugin="ProbeWindows")
+
+    assert result["Status"] == "Failed"
+    assert "cannot run Windows (aws:runPowerShellScript) steps" in result["StandardErrorContent"]
+
+
+def test_the_real_build_document_runs_the_linux_script(aws):
+    lines = (REPO / "ssm/linux/run-build.sh").read_text().splitlines()
+    content = (
+        (REPO / "ssm/run-build.json.tftpl")
+        .read_text()
+        .replace("${linux_script_lines}", json.dumps(lines))
+        .replace("${windows_script_lines}", json.dumps(["Write-Output unused"]))
+    )
+    aws["ssm"].create_document(Name="build", Content=content, DocumentType="Command", DocumentFormat="JSON")
+    [instance_id] = _registered(aws)
+
+    command_id = _send(aws, instance_id, "build", Command='echo "building $JobId in $PWD"', JobId=JOB_ID)
+    result = _result(aws, command_id, instance_id, plugin="BuildOnLinux")
+
+    assert result["Status"] == "Success", result["StandardErrorContent"]
+    assert f"building {JOB_ID} in " in result["StandardOutputContent"]
+    assert result["StandardOutputContent"].rstrip().endswith("ec2-action: done")
