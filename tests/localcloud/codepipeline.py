@@ -62,9 +62,10 @@ def install() -> None:
         )
         for method in backend_methods:
             setattr(CodePipelineBackend, method.__name__, method)
-        wrapped = ("list_tags_for_resource", "tag_resource", "untag_resource", "create_pipeline", "update_pipeline")
+        wrapped = ("list_tags_for_resource", "tag_resource", "untag_resource")
+        wrapped += ("create_pipeline", "update_pipeline", "delete_pipeline")
         originals = {name: getattr(CodePipelineBackend, name) for name in wrapped}
-        for name, method in (models.wrap_tagging(originals) | models.wrap_pipeline_validation(originals)).items():
+        for name, method in (models.wrap_tagging(originals) | models.wrap_pipeline_definition(originals)).items():
             setattr(CodePipelineBackend, name, method)
         CodePipelineBackend.reset = _closing_reset(CodePipelineBackend.reset)
         PipelineExecution.to_dict = models.execution_to_dict(PipelineExecution.to_dict)

@@ -493,8 +493,9 @@ def wrap_tagging(original: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def wrap_pipeline_validation(original: dict[str, Any]) -> dict[str, Any]:
-    """CreatePipeline and UpdatePipeline reject Custom actions whose type does not exist, like AWS."""
+def wrap_pipeline_definition(original: dict[str, Any]) -> dict[str, Any]:
+    """CreatePipeline and UpdatePipeline reject Custom actions whose type does not exist, like AWS; DeletePipeline
+    also forgets the pipeline's stage and action states (a new pipeline of the same name starts blank)."""
 
     def check(self: CodePipelineBackend, pipeline: dict[str, Any]) -> None:
         for stage in pipeline.get("stages", []):
@@ -515,7 +516,14 @@ def wrap_pipeline_validation(original: dict[str, Any]) -> dict[str, Any]:
         check(self, pipeline)
         return original["update_pipeline"](self, pipeline)
 
-    return {"create_pipeline": create_pipeline, "update_pipeline": update_pipeline}
+    def delete_pipeline(self: CodePipelineBackend, name: str) -> None:
+        original["delete_pipeline"](self, name)
+        state = store(self)
+        with state.changed:
+            state.stage_states.pop(name, None)
+            state.action_states.pop(name, None)
+
+    return {"create_pipeline": create_pipeline, "update_pipeline": update_pipeline, "delete_pipeline": delete_pipeline}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

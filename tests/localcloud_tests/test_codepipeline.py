@@ -29,6 +29,12 @@ SETTINGS = {
 SOURCE_BODY = b"PK\x05\x06" + bytes(18)  # an empty zip
 
 
+@pytest.fixture(autouse=True)
+def no_managed_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test here needs AWS managed policies; loading them (localcloud.server turns it on) costs seconds per reset."""
+    monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
+
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     codepipeline.install()
@@ -382,6 +388,30 @@ def test_stop_and_abandon(cp: Any) -> None:
     with pytest.raises(ClientError) as excinfo:
         cp.stop_pipeline_execution(pipelineName="app", pipelineExecutionId=execution_id)
     assert error_code(excinfo) == "PipelineExecutionNotStoppableException"
+
+
+def test_stop_without_abandon_lets_the_running_action_finish(cp: Any) -> None:
+    create_action_type(cp)
+    create_pipeline(cp)
+    execution_id = cp.start_pipeline_execution(name="app")["pipelineExecutionId"]
+    job = poll_job(cp)
+    cp.acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+
+    cp.stop_pipeline_execution(pipelineName="app", pipelineExecutionId=execution_id, reason="later")
+    summary = cp.get_pipeline_execution(pipelineName="app", pipelineExecutionId=execution_id)["pipelineExecution"]
+    assert summary["status"] == "Stopping"
+    with pytest.raises(ClientError) as excinfo:
+        cp.stop_pipeline_execution(pipelineName="app", pipelineExecutionId=execution_id)
+    assert error_code(excinfo) == "DuplicatedStopRequestException"
+    cp.put_job_success_result(jobId=job["id"])
+
+    execution = codepipeline.wait_for_execution("app", execution_id, timeout=5)
+    assert (execution.status, execution.status_summary) == ("Stopped", "later")
+    assert build_state(cp)["actionStates"][0]["latestExecution"]["status"] == "Succeeded"
+    definition = cp.get_pipeline(name="app")["pipeline"]
+    cp.delete_pipeline(name="app")
+    cp.create_pipeline(pipeline=definition)  # a new pipeline of the same name starts without state
+    assert "latestExecution" not in build_state(cp)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

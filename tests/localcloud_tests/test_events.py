@@ -22,6 +22,12 @@ PATTERN = json.dumps({"source": ["my.app"], "detail-type": ["Thing Happened"]})
 
 
 @pytest.fixture(autouse=True)
+def no_managed_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test here needs AWS managed policies; loading them (localcloud.server turns it on) costs seconds per reset."""
+    monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def recorded() -> Iterator[None]:
     events.install()
     events.clear_deliveries()
