@@ -16,10 +16,11 @@ variable "name_prefix" {
 variable "actions" {
   description = <<-EOT
     CodePipeline custom action types to register, keyed by a short name. Each is `{category = "Build" | "Test",
-    provider, version, image_id, instance_type, timeout_minutes, root_volume_size_gib}`; an action type is owned by
-    "Custom". image_id and instance_type are defaults that make the ImageId and InstanceType action properties optional.
-    CodePipeline cannot update an action type: changing a field replaces it, and a deleted version can only be
-    re-created with an identical definition, so change `version` whenever you change anything else.
+    provider, version = "1", image_id, instance_type, timeout_minutes, root_volume_size_gib}` (owner "Custom").
+    image_id and instance_type are defaults that make the ImageId and InstanceType action properties optional;
+    their values can change freely. CodePipeline cannot update an action type, and a deleted version can only be
+    re-created with an identical definition: when you change category or provider, or add or remove a default
+    image_id or instance_type, also change `version`.
   EOT
   type = map(object({
     category             = optional(string, "Build")

@@ -266,9 +266,9 @@ run "iam_is_scoped_to_this_stack" {
         for statement in jsondecode(policy).Statement : alltrue([
           for action in flatten([statement.Action]) : contains([
             "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-            "codepipeline:AcknowledgeJob", "codepipeline:GetJobDetails", "codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult",
+            "codepipeline:AcknowledgeJob", "codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult",
             "ssm:GetCommandInvocation", "ssm:ListCommands", "ssm:DescribeInstanceInformation",
-            "ec2:Describe*", "ec2:DescribeImages", "ec2:DescribeInstances",
+            "ec2:DescribeImages", "ec2:DescribeInstances",
           ], action)
         ])
         if contains(flatten([statement.Resource]), "*")

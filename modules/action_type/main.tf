@@ -16,8 +16,10 @@ locals {
   ]
 }
 
-# CodePipeline has no update API for action types: any change here replaces the type, and a deleted type's
-# version can only be re-created with an identical definition. Change the version when you change a default.
+# CodePipeline has no update API for action types: any change here replaces the type, and a deleted type's version
+# can only be re-created with an identical definition. So the definition depends only on whether an action has a
+# default image and instance type, never on their values (those live in the functions' configuration): a new AMI
+# in a default does not touch the action type.
 resource "aws_codepipeline_custom_action_type" "this" {
   for_each = var.actions
 
@@ -32,7 +34,7 @@ resource "aws_codepipeline_custom_action_type" "this" {
     secret      = false
     queryable   = false
     type        = "String"
-    description = each.value.image_id == null ? "AMI to launch for the build." : "AMI to launch for the build (default ${each.value.image_id})."
+    description = "AMI to launch for the build."
   }
 
   configuration_property {
@@ -42,7 +44,7 @@ resource "aws_codepipeline_custom_action_type" "this" {
     secret      = false
     queryable   = false
     type        = "String"
-    description = each.value.instance_type == null ? "EC2 instance type of the builder." : "EC2 instance type of the builder (default ${each.value.instance_type})."
+    description = "EC2 instance type of the builder."
   }
 
   configuration_property {

@@ -23,12 +23,11 @@ locals {
     ]
   }
 
-  # CodePipeline's job actions (AcknowledgeJob, GetJobDetails, Put*Result) support no resource-level permissions:
-  # AWS requires Resource "*". A job id is unguessable and is only handed out by PollForJobs, which is scoped to
-  # this stack's action types, so in practice these functions only ever touch this stack's jobs.
+  # CodePipeline's job actions (AcknowledgeJob, Put*Result) support no resource-level permissions: AWS requires
+  # Resource "*". A job id is unguessable and handed out only by PollForJobs, which is scoped to this stack's action
+  # types, so in practice these functions only ever touch this stack's jobs.
   codepipeline_job_actions = [
     "codepipeline:AcknowledgeJob",
-    "codepipeline:GetJobDetails",
     "codepipeline:PutJobSuccessResult",
     "codepipeline:PutJobFailureResult",
   ]
@@ -70,7 +69,7 @@ locals {
       {
         Sid      = "TrackJobs"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Scan"]
         Resource = [local.jobs_table_arn]
       },
     ]
@@ -180,11 +179,11 @@ locals {
         }
       },
       {
-        # Describe calls support no resource-level permissions; they read only.
-        Sid      = "DescribeEc2"
+        # Records the instance on the job, so that the sweep and the logs can name it.
+        Sid      = "TrackJobs"
         Effect   = "Allow"
-        Action   = ["ec2:Describe*"]
-        Resource = ["*"]
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = [local.jobs_table_arn]
       },
     ]
 
@@ -233,7 +232,7 @@ locals {
       {
         Sid      = "ResumeExecutions"
         Effect   = "Allow"
-        Action   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+        Action   = ["states:SendTaskSuccess"]
         Resource = [local.state_machine_arn]
       },
       {

@@ -1,0 +1,295 @@
+# A complete, minimal setup: a VPC whose private subnet reaches the internet through a NAT gateway, an encrypted
+# artifact store, a source bucket, the module, and a pipeline S3 source -> build on EC2.
+
+data "aws_availability_zones" "available" {
+  state = "available"
+}
+
+data "aws_ami" "al2023_arm64" {
+  count = var.image_id == null ? 1 : 0
+
+  most_recent = true
+  owners      = ["amazon"]
+
+  filter {
+    # The standard image: the "minimal" one has no SSM Agent.
+    name   = "name"
+    values = ["al2023-ami-2023.*-kernel-*-arm64"]
+  }
+
+  filter {
+    name   = "architecture"
+    values = ["arm64"]
+  }
+}
+
+locals {
+  image_id   = coalesce(var.image_id, try(data.aws_ami.al2023_arm64[0].id, null))
+  source_key = "source.zip"
+  tags = {
+    Example = "basic-linux"
+    Stack   = var.name_prefix
+  }
+}
+
+# --- Network: builders in a private subnet, outbound through NAT -------------------------------------------------
+
+resource "aws_vpc" "this" {
+  cidr_block           = var.vpc_cidr_block
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+  tags                 = merge(local.tags, { Name = var.name_prefix })
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(local.tags, { Name = var.name_prefix })
+}
+
+resource "aws_subnet" "public" {
+  vpc_id            = aws_vpc.this.id
+  cidr_block        = cidrsubnet(var.vpc_cidr_block, 8, 0)
+  availability_zone = data.aws_availability_zones.available.names[0]
+  tags              = merge(local.tags, { Name = "${var.name_prefix}-public" })
+}
+
+resource "aws_subnet" "private" {
+  vpc_id            = aws_vpc.this.id
+  cidr_block        = cidrsubnet(var.vpc_cidr_block, 8, 1)
+  availability_zone = data.aws_availability_zones.available.names[0]
+  tags              = merge(local.tags, { Name = "${var.name_prefix}-private" })
+}
+
+resource "aws_eip" "nat" {
+  domain = "vpc"
+  tags   = merge(local.tags, { Name = "${var.name_prefix}-nat" })
+}
+
+resource "aws_nat_gateway" "this" {
+  allocation_id = aws_eip.nat.id
+  subnet_id     = aws_subnet.public.id
+  tags          = merge(local.tags, { Name = var.name_prefix })
+
+  depends_on = [aws_internet_gateway.this]
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(local.tags, { Name = "${var.name_prefix}-public" })
+}
+
+resource "aws_route" "public_internet" {
+  route_table_id         = aws_route_table.public.id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.this.id
+}
+
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(local.tags, { Name = "${var.name_prefix}-private" })
+}
+
+resource "aws_route" "private_internet" {
+  route_table_id         = aws_route_table.private.id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.this.id
+}
+
+resource "aws_route_table_association" "private" {
+  subnet_id      = aws_subnet.private.id
+  route_table_id = aws_route_table.private.id
+}
+
+# --- Buckets: the artifact store (SSE-KMS) and the source ----------------------------------------------------------
+
+resource "aws_kms_key" "artifacts" {
+  description             = "Artifacts of the ${var.name_prefix} pipeline."
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  tags                    = local.tags
+}
+
+resource "aws_s3_bucket" "artifacts" {
+  bucket_prefix = "${var.name_prefix}-artifacts-"
+  force_destroy = true # an example: destroy removes the artifacts too
+  tags          = local.tags
+}
+
+resource "aws_s3_bucket" "source" {
+  bucket_prefix = "${var.name_prefix}-source-"
+  force_destroy = true
+  tags          = local.tags
+}
+
+resource "aws_s3_bucket_versioning" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+# CodePipeline's S3 source action requires a versioned bucket.
+resource "aws_s3_bucket_versioning" "source" {
+  bucket = aws_s3_bucket.source.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.artifacts.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "source" {
+  bucket = aws_s3_bucket.source.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.artifacts.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "artifacts" {
+  bucket                  = aws_s3_bucket.artifacts.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_public_access_block" "source" {
+  bucket                  = aws_s3_bucket.source.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+# --- The module -----------------------------------------------------------------------------------------------------
+
+module "ec2_action" {
+  source = "../.."
+
+  name_prefix = var.name_prefix
+  actions = {
+    linux = {
+      provider      = "EC2-Linux"
+      image_id      = local.image_id
+      instance_type = var.instance_type
+    }
+  }
+  subnet_ids            = [aws_subnet.private.id]
+  artifact_bucket_arns  = [aws_s3_bucket.artifacts.arn]
+  artifact_kms_key_arns = [aws_kms_key.artifacts.arn]
+  tags                  = local.tags
+}
+
+# --- The pipeline: S3 source -> build on EC2 ------------------------------------------------------------------------
+
+resource "aws_iam_role" "pipeline" {
+  name = "${var.name_prefix}-pipeline"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "codepipeline.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+  tags = local.tags
+}
+
+resource "aws_iam_role_policy" "pipeline" {
+  name = "artifacts-and-source"
+  role = aws_iam_role.pipeline.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ArtifactStore"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:GetBucketVersioning"]
+        Resource = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
+      },
+      {
+        Sid      = "Source"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning"]
+        Resource = [aws_s3_bucket.source.arn, "${aws_s3_bucket.source.arn}/*"]
+      },
+      {
+        Sid      = "ArtifactKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+        Resource = [aws_kms_key.artifacts.arn]
+      },
+    ]
+  })
+}
+
+resource "aws_codepipeline" "this" {
+  name     = var.name_prefix
+  role_arn = aws_iam_role.pipeline.arn
+
+  artifact_store {
+    type     = "S3"
+    location = aws_s3_bucket.artifacts.bucket
+    encryption_key {
+      id   = aws_kms_key.artifacts.arn
+      type = "KMS"
+    }
+  }
+
+  stage {
+    name = "Source"
+    action {
+      name             = "Source"
+      category         = "Source"
+      owner            = "AWS"
+      provider         = "S3"
+      version          = "1"
+      output_artifacts = ["source"]
+      configuration = {
+        S3Bucket             = aws_s3_bucket.source.bucket
+        S3ObjectKey          = local.source_key
+        PollForSourceChanges = "false"
+      }
+    }
+  }
+
+  stage {
+    name = "Build"
+    action {
+      name             = "BuildOnEC2"
+      category         = module.ec2_action.action_types.linux.category
+      owner            = module.ec2_action.action_types.linux.owner
+      provider         = module.ec2_action.action_types.linux.provider
+      version          = module.ec2_action.action_types.linux.version
+      input_artifacts  = ["source"]
+      output_artifacts = ["build"]
+      configuration = {
+        Command            = "bash build.sh"
+        OutputArtifactPath = "dist"
+        TimeoutMinutes     = "30"
+      }
+    }
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_iam_role_policy.pipeline]
+}

@@ -1,0 +1,338 @@
+# Windows container images built on a Windows Server 2022 instance per pipeline run and pushed to ECR: what
+# CodeBuild cannot do. S3 source (Dockerfile + build.ps1) -> build on EC2 -> imagedefinitions.json artifact.
+
+data "aws_availability_zones" "available" {
+  state = "available"
+}
+
+data "aws_ami" "windows_2022_containers" {
+  count = var.image_id == null ? 1 : 0
+
+  most_recent = true
+  owners      = ["amazon"]
+
+  filter {
+    name   = "name"
+    values = ["Windows_Server-2022-English-Full-ContainersLatest-*"]
+  }
+}
+
+locals {
+  image_id   = coalesce(var.image_id, try(data.aws_ami.windows_2022_containers[0].id, null))
+  source_key = "source.zip"
+  tags = {
+    Example = "windows-container-pipeline"
+    Stack   = var.name_prefix
+  }
+}
+
+# --- Network: builders in a private subnet, outbound through NAT (base images come from mcr.microsoft.com) ---------
+
+resource "aws_vpc" "this" {
+  cidr_block           = var.vpc_cidr_block
+  enable_dns_support   = true
+  enable_dns_hostnames = true
+  tags                 = merge(local.tags, { Name = var.name_prefix })
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(local.tags, { Name = var.name_prefix })
+}
+
+resource "aws_subnet" "public" {
+  vpc_id            = aws_vpc.this.id
+  cidr_block        = cidrsubnet(var.vpc_cidr_block, 8, 0)
+  availability_zone = data.aws_availability_zones.available.names[0]
+  tags              = merge(local.tags, { Name = "${var.name_prefix}-public" })
+}
+
+resource "aws_subnet" "private" {
+  vpc_id            = aws_vpc.this.id
+  cidr_block        = cidrsubnet(var.vpc_cidr_block, 8, 1)
+  availability_zone = data.aws_availability_zones.available.names[0]
+  tags              = merge(local.tags, { Name = "${var.name_prefix}-private" })
+}
+
+resource "aws_eip" "nat" {
+  domain = "vpc"
+  tags   = merge(local.tags, { Name = "${var.name_prefix}-nat" })
+}
+
+resource "aws_nat_gateway" "this" {
+  allocation_id = aws_eip.nat.id
+  subnet_id     = aws_subnet.public.id
+  tags          = merge(local.tags, { Name = var.name_prefix })
+
+  depends_on = [aws_internet_gateway.this]
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(local.tags, { Name = "${var.name_prefix}-public" })
+}
+
+resource "aws_route" "public_internet" {
+  route_table_id         = aws_route_table.public.id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.this.id
+}
+
+resource "aws_route_table_association" "public" {
+  subnet_id      = aws_subnet.public.id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_route_table" "private" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(local.tags, { Name = "${var.name_prefix}-private" })
+}
+
+resource "aws_route" "private_internet" {
+  route_table_id         = aws_route_table.private.id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.this.id
+}
+
+resource "aws_route_table_association" "private" {
+  subnet_id      = aws_subnet.private.id
+  route_table_id = aws_route_table.private.id
+}
+
+# --- Buckets and the image repository ------------------------------------------------------------------------------
+
+resource "aws_kms_key" "artifacts" {
+  description             = "Artifacts of the ${var.name_prefix} pipeline."
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  tags                    = local.tags
+}
+
+resource "aws_s3_bucket" "artifacts" {
+  bucket_prefix = "${var.name_prefix}-artifacts-"
+  force_destroy = true # an example: destroy removes the artifacts too
+  tags          = local.tags
+}
+
+resource "aws_s3_bucket" "source" {
+  bucket_prefix = "${var.name_prefix}-source-"
+  force_destroy = true
+  tags          = local.tags
+}
+
+resource "aws_s3_bucket_versioning" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+# CodePipeline's S3 source action requires a versioned bucket.
+resource "aws_s3_bucket_versioning" "source" {
+  bucket = aws_s3_bucket.source.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.artifacts.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "source" {
+  bucket = aws_s3_bucket.source.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.artifacts.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "artifacts" {
+  bucket                  = aws_s3_bucket.artifacts.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_public_access_block" "source" {
+  bucket                  = aws_s3_bucket.source.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_ecr_repository" "app" {
+  name                 = "${var.name_prefix}/hello"
+  image_tag_mutability = "IMMUTABLE" # each image is tagged with its pipeline execution id
+  force_delete         = true        # an example: destroy removes the images too
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  tags = local.tags
+}
+
+# What the builder may do beyond artifacts: push to this one repository.
+resource "aws_iam_policy" "ecr_push" {
+  name        = "${var.name_prefix}-ecr-push"
+  description = "Lets the ${var.name_prefix} builders push images to ${aws_ecr_repository.app.name}."
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # Registry login: GetAuthorizationToken supports no resource-level permissions.
+        Sid      = "LogIn"
+        Effect   = "Allow"
+        Action   = ["ecr:GetAuthorizationToken"]
+        Resource = ["*"]
+      },
+      {
+        Sid    = "PushToTheRepository"
+        Effect = "Allow"
+        Action = [
+          "ecr:BatchCheckLayerAvailability",
+          "ecr:BatchGetImage",
+          "ecr:GetDownloadUrlForLayer",
+          "ecr:InitiateLayerUpload",
+          "ecr:UploadLayerPart",
+          "ecr:CompleteLayerUpload",
+          "ecr:PutImage",
+        ]
+        Resource = [aws_ecr_repository.app.arn]
+      },
+    ]
+  })
+  tags = local.tags
+}
+
+# --- The module -----------------------------------------------------------------------------------------------------
+
+module "ec2_action" {
+  source = "../.."
+
+  name_prefix = var.name_prefix
+  actions = {
+    windows = {
+      provider      = "EC2-Windows"
+      image_id      = local.image_id
+      instance_type = var.instance_type
+      # Windows first boot, base image pulls and a container build take a while.
+      timeout_minutes      = 90
+      root_volume_size_gib = 100
+    }
+  }
+  subnet_ids                       = [aws_subnet.private.id]
+  artifact_bucket_arns             = [aws_s3_bucket.artifacts.arn]
+  artifact_kms_key_arns            = [aws_kms_key.artifacts.arn]
+  builder_iam_policy_arns          = [aws_iam_policy.ecr_push.arn]
+  ssm_registration_timeout_minutes = 20
+  tags                             = local.tags
+}
+
+# --- The pipeline: S3 source -> docker build and push on Windows -------------------------------------------------
+
+resource "aws_iam_role" "pipeline" {
+  name = "${var.name_prefix}-pipeline"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "codepipeline.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+  tags = local.tags
+}
+
+resource "aws_iam_role_policy" "pipeline" {
+  name = "artifacts-and-source"
+  role = aws_iam_role.pipeline.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid      = "ArtifactStore"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:GetBucketVersioning"]
+        Resource = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
+      },
+      {
+        Sid      = "Source"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketVersioning"]
+        Resource = [aws_s3_bucket.source.arn, "${aws_s3_bucket.source.arn}/*"]
+      },
+      {
+        Sid      = "ArtifactKey"
+        Effect   = "Allow"
+        Action   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+        Resource = [aws_kms_key.artifacts.arn]
+      },
+    ]
+  })
+}
+
+resource "aws_codepipeline" "this" {
+  name     = var.name_prefix
+  role_arn = aws_iam_role.pipeline.arn
+
+  artifact_store {
+    type     = "S3"
+    location = aws_s3_bucket.artifacts.bucket
+    encryption_key {
+      id   = aws_kms_key.artifacts.arn
+      type = "KMS"
+    }
+  }
+
+  stage {
+    name = "Source"
+    action {
+      name             = "Source"
+      category         = "Source"
+      owner            = "AWS"
+      provider         = "S3"
+      version          = "1"
+      output_artifacts = ["source"]
+      configuration = {
+        S3Bucket             = aws_s3_bucket.source.bucket
+        S3ObjectKey          = local.source_key
+        PollForSourceChanges = "false"
+      }
+    }
+  }
+
+  stage {
+    name = "Build"
+    action {
+      name             = "BuildWindowsImage"
+      category         = module.ec2_action.action_types.windows.category
+      owner            = module.ec2_action.action_types.windows.owner
+      provider         = module.ec2_action.action_types.windows.provider
+      version          = module.ec2_action.action_types.windows.version
+      input_artifacts  = ["source"]
+      output_artifacts = ["imagedefinitions"]
+      configuration = {
+        Command            = "./build.ps1 -RepositoryUri '${aws_ecr_repository.app.repository_url}' -ContainerName hello"
+        OutputArtifactPath = "imagedefinitions.json"
+      }
+    }
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_iam_role_policy.pipeline]
+}

@@ -1,0 +1,2 @@
+@echo off
+echo Hello from a Windows container built by CodePipeline on EC2.
