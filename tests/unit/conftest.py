@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from ec2_action import aws, config
+from localcloud import codepipeline, ssm_agent, stepfunctions
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
@@ -95,9 +97,12 @@ def _create_resources() -> dict[str, Any]:
         for i, zone in enumerate("abc")
     ]
     group_id = ec2.create_security_group(GroupName="builders", Description="builders", VpcId=vpc_id)["GroupId"]
+    iam = boto3.client("iam", region_name=REGION)
+    iam.create_instance_profile(InstanceProfileName=f"{STACK}-builder")
     template_id = ec2.create_launch_template(
         LaunchTemplateName=f"{STACK}-builder",
         LaunchTemplateData={
+            "IamInstanceProfile": {"Name": f"{STACK}-builder"},
             "MetadataOptions": {"HttpTokens": "required"},
             "InstanceInitiatedShutdownBehavior": "terminate",
         },
@@ -149,8 +154,10 @@ def _amazon_ami(platform: str | None) -> str:
 
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """moto with the module's resources; Step Functions really executes (the ASL interpreter)."""
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with mock_aws():
+    stepfunctions.install()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         aws.reset()
         own = boto3.client("ec2", region_name=REGION).register_image(Name="own", RootDeviceName="/dev/xvda")
         cloud = Cloud(_create_resources(), _amazon_ami(None), _amazon_ami("windows"), own["ImageId"], monkeypatch)
@@ -228,3 +235,148 @@ def build_spec(image_id: str, **overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Pipeline:
+    """A CodePipeline pipeline (S3 source -> our build action) in the local cloud's CodePipeline."""
+
+    client: Any
+    name: str = "app"
+
+    def start(self) -> str:
+        """Start an execution; returns the id of the build action's job once CodePipeline queued it."""
+        execution_id = self.client.start_pipeline_execution(name=self.name)["pipelineExecutionId"]
+        return wait_for(lambda: self._queued_job(execution_id), what="the build job")
+
+    def _queued_job(self, execution_id: str) -> str | None:
+        found = [job for job in codepipeline.jobs() if job.run.execution_id == execution_id]
+        return found[0].id if found else None
+
+    def results(self, job_id: str | None = None) -> list[Any]:
+        return codepipeline.results(job_id=job_id)
+
+    def continuation_of(self, job_id: str) -> str:
+        """The id of the job CodePipeline created after job_id was closed with a continuation token."""
+        first = next(job for job in codepipeline.jobs() if job.id == job_id)
+        return wait_for(lambda: next((j.id for j in first.run.jobs if j.id != job_id), None), what="continuation")
+
+
+@pytest.fixture
+def pipeline(cloud: Cloud) -> Iterator[Pipeline]:
+    codepipeline.install()
+    client = cloud.client("codepipeline")
+    client.create_custom_action_type(
+        category=ACTION["category"], provider=ACTION["provider"], version=ACTION["version"],
+        settings={"executionUrlTemplate": "https://console.aws.amazon.com/states/home#/v2/executions/details/"
+                  "{ExternalExecutionId}"},
+        configurationProperties=[
+            {"name": name, "required": name == "Command", "key": False, "secret": False}
+            for name in ("ImageId", "InstanceType", "Command", "WorkingDirectory", "OutputArtifactPath")
+        ],
+        inputArtifactDetails={"minimumCount": 0, "maximumCount": 1},
+        outputArtifactDetails={"minimumCount": 0, "maximumCount": 1},
+    )  # fmt: skip
+    s3 = cloud.client("s3")
+    for bucket in ("source-bucket", "artifact-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="source-bucket", Key="src.zip", Body=b"PK\x05\x06" + bytes(18))
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "codepipeline.amazonaws.com"}}]}
+    role = cloud.client("iam").create_role(RoleName="pipeline", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    role = role["Arn"]
+    source = {
+        "name": "Source",
+        "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "S3", "version": "1"},
+        "configuration": {"S3Bucket": "source-bucket", "S3ObjectKey": "src.zip", "PollForSourceChanges": "false"},
+        "outputArtifacts": [{"name": "SourceArtifact"}],
+    }
+    build = {
+        "name": "Build",
+        "actionTypeId": ACTION,
+        "configuration": {"Command": "make test", "ImageId": cloud.linux_ami},
+        "inputArtifacts": [{"name": "SourceArtifact"}],
+    }
+    client.create_pipeline(
+        pipeline={
+            "name": "app",
+            "roleArn": role,
+            "artifactStore": {"type": "S3", "location": "artifact-bucket"},
+            "stages": [{"name": "Source", "actions": [source]}, {"name": "Build", "actions": [build]}],
+        }
+    )
+    yield Pipeline(client)
+    codepipeline.stop()
+
+
+@dataclass
+class Agent:
+    """The local cloud's SSM Agent; `events` collects its status-change events as EventBridge would deliver them."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def sink(self, source: str, detail_type: str, detail: dict[str, Any], account: str, region: str,
+             resources: list[str] | None = None) -> None:  # fmt: skip
+        self.events.append({"source": source, "detail-type": detail_type, "account": account, "region": region,
+                            "resources": resources or [], "detail": detail})  # fmt: skip
+
+    def final_event(self, command_id: str) -> dict[str, Any]:
+        def find() -> dict[str, Any] | None:
+            return next(
+                (e for e in self.events if e["detail"].get("command-id") == command_id
+                 and e["detail-type"] == "EC2 Command Invocation Status-change Notification"
+                 and e["detail"].get("status") in ("Success", "Failed", "TimedOut", "Cancelled")),
+                None,
+            )  # fmt: skip
+
+        return wait_for(find, timeout=30, what=f"the end of command {command_id}")
+
+
+@pytest.fixture
+def agent(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[Agent]:
+    monkeypatch.setenv("LOCALCLOUD_SSM_REGISTRATION_DELAY", "0")
+    ssm_agent.install()
+    found = Agent()
+    ssm_agent.set_event_sink(found.sink)
+    yield found
+    ssm_agent.set_event_sink(None)
+    ssm_agent.reset()
+
+
+@pytest.fixture
+def task_token(cloud: Cloud) -> Callable[[str], tuple[str, str]]:
+    """token(name): start an execution that waits for a task token (as RunBuildCommand does); (token, execution)."""
+    queue = cloud.client("sqs").create_queue(QueueName="tokens")["QueueUrl"]
+    waiting = {
+        "StartAt": "RunBuildCommand",
+        "States": {
+            "RunBuildCommand": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "TimeoutSeconds": 600,
+                "End": True,
+            }
+        },
+    }
+    sfn = cloud.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="waits-for-token", definition=json.dumps(waiting), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
+    )["stateMachineArn"]
+
+    def start(name: str) -> tuple[str, str]:
+        execution = sfn.start_execution(stateMachineArn=machine, name=name, input="{}")["executionArn"]
+        sqs = cloud.client("sqs")
+        message = wait_for(lambda: sqs.receive_message(QueueUrl=queue).get("Messages"), what="the task token")[0]
+        return json.loads(message["Body"])["token"], execution
+
+    return start

@@ -77,6 +77,15 @@ def _final(state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
     log.info("result stored", succeeded=result["succeeded"], failure_type=result["failure_type"])
     reported_to = codepipeline.answer_open_job(item) or item.get("reported_to")
     if not reported_to and not item.get("open_job_id"):
-        log.info("waiting for the continuation job; asking the poller to look now")
-        aws.client("lambda").invoke(FunctionName=load().poll_function_name, InvocationType="Event", Payload=b"{}")
+        _wake_poller()
     return {"succeeded": result["succeeded"], "message": result["message"], "reported_to": reported_to}
+
+
+def _wake_poller() -> None:
+    """The continuation job has not arrived yet: ask the poller to look now rather than at its next schedule."""
+    try:
+        aws.client("lambda").invoke(FunctionName=load().poll_function_name, InvocationType="Event", Payload=b"{}")
+    except ClientError as exc:  # the scheduled sweep answers the job anyway, a minute later at most
+        log.warning("cannot invoke the poller", error=aws.error_code(exc))
+        return
+    log.info("waiting for the continuation job; the poller was asked to look now")
