@@ -1,0 +1,144 @@
+"""poll against the local cloud's CodePipeline job API: acknowledgement, idempotent starts, continuation, secrets."""
+
+import json
+from typing import Any
+
+import pytest
+from conftest import ACTION, Cloud, Pipeline
+from ec2_action import aws
+from ec2_action import codepipeline as cp_helpers
+from ec2_action.config import load
+from ec2_action.handlers import poll
+from localcloud import codepipeline
+
+STARTED = {
+    "source": "aws.codepipeline",
+    "detail-type": "CodePipeline Action Execution State Change",
+    "detail": {"pipeline": "app", "stage": "Build", "action": "Build", "state": "STARTED", "type": dict(ACTION)},
+}
+SCHEDULE = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+def executions(cloud: Cloud) -> list[dict[str, Any]]:
+    sfn = cloud.client("stepfunctions")
+    listed = sfn.list_executions(stateMachineArn=cloud.settings["state_machine_arn"])["executions"]
+    return [sfn.describe_execution(executionArn=e["executionArn"]) for e in listed]
+
+
+def job_status(job_id: str) -> str:
+    return next(job.status for job in codepipeline.jobs() if job.id == job_id)
+
+
+def test_started_event_starts_one_execution_named_after_the_job(cloud: Cloud, pipeline: Pipeline) -> None:
+    job_id = pipeline.start()
+
+    summary = poll.handler(STARTED, cloud.context)
+
+    assert summary["started"] == [job_id]
+    assert job_status(job_id) == "InProgress"
+    [execution] = executions(cloud)
+    assert execution["name"] == job_id
+    job = json.loads(execution["input"])["job"]
+    assert job["id"] == job_id
+    assert job["action"] == ACTION
+    assert job["configuration"] == {"Command": "make test", "ImageId": cloud.linux_ami}
+    assert job["pipeline"]["name"] == "app" and job["pipeline"]["stage"] == "Build"
+    assert job["input_artifact"]["bucket"] == "artifact-bucket" and job["output_artifact"] is None
+    item = cloud.item(job_id)
+    assert item["open_job_id"] == job_id and item["execution_arn"] == execution["executionArn"]
+    assert item["expires_at"] - item["created_at"] == 2 * 24 * 3600
+
+
+def test_duplicate_event_and_a_second_poller_start_nothing_twice(cloud: Cloud, pipeline: Pipeline) -> None:
+    job_id = pipeline.start()
+    # a second worker polled the same job before the first acknowledged it
+    [seen_by_other_worker] = cloud.client("codepipeline").poll_for_jobs(actionTypeId=ACTION, maxBatchSize=10)["jobs"]
+
+    assert poll.handler(STARTED, cloud.context)["started"] == [job_id]
+    assert poll.handler(STARTED, cloud.context)["started"] == []  # the duplicate event
+    assert poll.handler(SCHEDULE, cloud.context)["started"] == []  # the sweep
+    summary: dict[str, list[str]] = {"started": [], "failed": []}
+    poll._take(load(), seen_by_other_worker, summary)  # the other worker goes on with its copy
+
+    assert summary == {"started": [], "failed": []}
+    assert [e["name"] for e in executions(cloud)] == [job_id]
+    assert pipeline.results(job_id) == []
+
+
+def test_wrong_nonce_is_skipped(cloud: Cloud, pipeline: Pipeline) -> None:
+    job_id = pipeline.start()
+
+    def stale_nonce(parsed: dict[str, Any], **_: Any) -> None:
+        for job in parsed.get("jobs", []):
+            job["nonce"] = "0"
+
+    client = aws.client("codepipeline")
+    client.meta.events.register("after-call.codepipeline.PollForJobs", stale_nonce)
+    assert poll.handler(STARTED, cloud.context)["started"] == []
+    assert executions(cloud) == [] and cloud.item(job_id) is None
+    assert job_status(job_id) != "InProgress"
+
+    client.meta.events.unregister("after-call.codepipeline.PollForJobs", stale_nonce)
+    assert poll.handler(STARTED, cloud.context)["started"] == [job_id]
+
+
+def test_artifact_credentials_never_leave_the_poller(
+    cloud: Cloud, pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = pipeline.start()
+    credentials = next(job.data["artifactCredentials"] for job in codepipeline.jobs() if job.id == job_id)
+
+    poll.handler(STARTED, cloud.context)
+
+    logged = capsys.readouterr().out
+    [execution] = executions(cloud)
+    stored = json.dumps(cloud.item(job_id), default=str)
+    for place in (logged, execution["input"], stored):
+        assert "artifactCredentials" not in place
+        for secret in credentials.values():
+            assert secret not in place
+    assert all(json.loads(line)["job_id"] == job_id for line in logged.splitlines()[:-1])
+
+
+def test_events_for_other_action_types_poll_nothing(cloud: Cloud, pipeline: Pipeline) -> None:
+    pipeline.start()
+    other = {**STARTED, "detail": {**STARTED["detail"], "type": {**ACTION, "provider": "Someone-Else"}}}
+    assert poll.handler(other, cloud.context)["started"] == []
+    assert executions(cloud) == []
+
+
+def test_unknown_continuation_is_failed_with_a_reason(cloud: Cloud, pipeline: Pipeline) -> None:
+    job_id = pipeline.start()
+    poll.handler(STARTED, cloud.context)
+    foreign = "arn:aws:states:us-east-1:123456789012:execution:someone-else:abc"
+    cloud.client("codepipeline").put_job_success_result(jobId=job_id, continuationToken=foreign)
+    continuation = pipeline.continuation_of(job_id)
+
+    summary = poll.handler(SCHEDULE, cloud.context)
+
+    assert summary["failed"] == [continuation]
+    [result] = pipeline.results(continuation)
+    assert result.kind == "failure" and result.failure_type == "JobFailed"
+    assert foreign in result.message and "names no build of this module" in result.message
+
+
+def test_little_time_left_polls_nothing(cloud: Cloud, pipeline: Pipeline) -> None:
+    pipeline.start()
+    cloud.context.remaining_ms = 5_000
+    assert poll.handler(STARTED, cloud.context)["started"] == []
+
+
+def artifact(name: str, location_type: str = "S3") -> dict[str, Any]:
+    return {"name": name, "location": {"type": location_type, "s3Location": {"bucketName": "b", "objectKey": "k"}}}
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"inputArtifacts": [artifact("a"), artifact("b")]}, "2 input artifacts; at most one is supported"),
+        ({"outputArtifacts": [artifact("out", "CodeCommit")]}, "output artifact 'out' is not stored in S3"),
+    ],
+)
+def test_unsupported_artifacts_are_refused(data: dict[str, Any], reason: str) -> None:
+    with pytest.raises(cp_helpers.UnsupportedJob, match=reason):
+        cp_helpers.sanitize_job({"id": "j", "data": data})

@@ -1,0 +1,162 @@
+"""report: the details link (continuation) and the one final answer, whatever order the two last steps come in."""
+
+import json
+from typing import Any
+
+import pytest
+from conftest import Cloud, Pipeline, build_spec
+from ec2_action import aws
+from ec2_action.handlers import poll, report
+from test_poll import SCHEDULE, STARTED
+
+
+def started_build(cloud: Cloud, pipeline: Pipeline) -> tuple[dict[str, Any], str]:
+    """A build the poller started: (the state machine's input job, execution ARN)."""
+    job_id = pipeline.start()
+    poll.handler(STARTED, cloud.context)
+    execution_arn = cloud.item(job_id)["execution_arn"]
+    described = cloud.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    return json.loads(described["input"])["job"], execution_arn
+
+
+def publish_link(cloud: Cloud, job: dict[str, Any], execution_arn: str) -> dict[str, Any]:
+    return report.handler({"mode": "continue", "job": job, "execution_arn": execution_arn}, cloud.context)
+
+
+def final(cloud: Cloud, state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
+    return report.handler({"mode": "final", "execution_arn": execution_arn, "state": state}, cloud.context)
+
+
+def succeeded_state(cloud: Cloud, job: dict[str, Any]) -> dict[str, Any]:
+    command = {
+        "command_id": "c0ffee00-1111-2222-3333-444455556666",
+        "instance_id": "i-0123456789abcdef0",
+        "status": "Success",
+        "status_details": "Success",
+        "response_code": 0,
+        "stdout_tail": "all 12 tests passed\n",
+        "stderr_tail": "",
+        "log_group": cloud.settings["build_log_group"],
+        "log_stream_prefix": "c0ffee00-1111-2222-3333-444455556666/i-0123456789abcdef0/BuildOnLinux",
+    }
+    return {
+        "job": job,
+        "build": build_spec(cloud.linux_ami),
+        "instance": {"instance_id": "i-0123456789abcdef0", "subnet_id": "subnet-1", "launched_at": "now"},
+        "ssm": {"ping_status": "Online"},
+        "command": command,
+        "release": {"terminated": ["i-0123456789abcdef0"]},
+    }
+
+
+def test_continue_closes_the_first_job_with_the_execution_as_token(cloud: Cloud, pipeline: Pipeline) -> None:
+    job, execution_arn = started_build(cloud, pipeline)
+
+    assert publish_link(cloud, job, execution_arn) == {}
+
+    [result] = pipeline.results(job["id"])
+    assert (result.kind, result.continuation_token) == ("success", execution_arn)
+    assert (result.external_execution_id, result.percent_complete) == (execution_arn, 0)
+    item = cloud.item(job["id"])
+    assert item["continued"] is True and "open_job_id" not in item
+    assert pipeline.continuation_of(job["id"])
+
+
+def test_retried_continue_after_success_sends_nothing_more(cloud: Cloud, pipeline: Pipeline) -> None:
+    job, execution_arn = started_build(cloud, pipeline)
+    publish_link(cloud, job, execution_arn)
+    publish_link(cloud, job, execution_arn)  # Step Functions retried a call that had worked
+    assert len(pipeline.results(job["id"])) == 1
+
+
+@pytest.mark.parametrize("order", ["continuation job first", "result first"])
+def test_continuation_race_gives_exactly_one_report(cloud: Cloud, pipeline: Pipeline, order: str) -> None:
+    job, execution_arn = started_build(cloud, pipeline)
+    publish_link(cloud, job, execution_arn)
+    continuation = pipeline.continuation_of(job["id"])
+    state = succeeded_state(cloud, job)
+
+    if order == "continuation job first":
+        assert poll.handler(SCHEDULE, cloud.context)["continued"] == [continuation]
+        assert pipeline.results(continuation) == []
+        reported = final(cloud, state, execution_arn)
+        assert reported["reported_to"] == continuation
+    else:
+        reported = final(cloud, state, execution_arn)
+        assert reported["reported_to"] is None  # the continuation job has not been picked up yet
+        summary = poll.handler(SCHEDULE, cloud.context)
+        assert summary["continued"] == [continuation] and summary["answered"] == [continuation]
+
+    assert reported["succeeded"] is True
+    for _ in range(2):  # a retried ReportResult and another sweep change nothing
+        final(cloud, state, execution_arn)
+        poll.handler(SCHEDULE, cloud.context)
+    [result] = pipeline.results(continuation)
+    assert result.kind == "success" and result.external_execution_id == execution_arn
+    assert result.summary.startswith("Build succeeded on instance i-0123456789abcdef0")
+    assert "all 12 tests passed" in result.summary
+    assert cloud.item(job["id"])["reported_to"] == continuation
+    execution = pipeline.client.list_pipeline_executions(pipelineName="app")["pipelineExecutionSummaries"][0]
+    assert execution["status"] in ("InProgress", "Succeeded")  # the runner thread finishes it asynchronously
+
+
+def test_invalid_configuration_answers_the_first_job(cloud: Cloud, pipeline: Pipeline) -> None:
+    job, execution_arn = started_build(cloud, pipeline)
+    cause = {"errorMessage": "ImageId 'ami-x' is not an AMI id", "errorType": "InvalidJobConfiguration"}
+    state = {"job": job, "error": {"Error": "InvalidJobConfiguration", "Cause": json.dumps(cause)}, "release": {}}
+
+    reported = final(cloud, state, execution_arn)
+
+    assert reported == {
+        "succeeded": False,
+        "message": "The action's configuration is invalid:\nImageId 'ami-x' is not an AMI id",
+        "reported_to": job["id"],
+    }
+    [result] = pipeline.results(job["id"])
+    assert (result.kind, result.failure_type) == ("failure", "ConfigurationError")
+    assert result.external_execution_id == execution_arn
+
+
+def test_failed_build_reports_exit_code_and_log(cloud: Cloud, pipeline: Pipeline) -> None:
+    job, execution_arn = started_build(cloud, pipeline)
+    publish_link(cloud, job, execution_arn)
+    continuation = pipeline.continuation_of(job["id"])
+    poll.handler(SCHEDULE, cloud.context)
+    state = succeeded_state(cloud, job)
+    state["command"].update(status="Failed", response_code=2, stderr_tail="make: *** [test] Error 2\n")
+
+    reported = final(cloud, state, execution_arn)
+
+    assert reported["succeeded"] is False and reported["reported_to"] == continuation
+    [result] = pipeline.results(continuation)
+    assert result.failure_type == "JobFailed"
+    assert result.message.startswith("The build failed with exit code 2 on instance i-0123456789abcdef0")
+    assert "BuildOnLinux/stdout" in result.message and result.message.rstrip().endswith("Error 2")
+
+
+@pytest.mark.parametrize(
+    ("state_keys", "error", "step"),
+    [
+        ((), "Lambda.Unknown", "ValidateJob"),
+        (("build",), "NoCapacity", "AcquireInstance"),
+        (("build", "instance"), "InstanceLost", "WaitForSsmOnline"),
+        (("build", "instance", "ssm"), "States.Timeout", "RunBuildCommand"),
+    ],
+)
+def test_failed_step_is_inferred_from_the_state(state_keys: tuple[str, ...], error: str, step: str) -> None:
+    state = {key: {} for key in state_keys} | {"job": {}, "error": {"Error": error}}
+    assert report.failed_step(state, {"continued": True}) == step
+
+
+def test_sweep_answers_a_result_that_could_not_be_sent(cloud: Cloud, pipeline: Pipeline, inject_error) -> None:
+    job, execution_arn = started_build(cloud, pipeline)
+    state = {"job": job, "error": {"Error": "InvalidJobConfiguration", "Cause": "bad"}}
+    inject_error("codepipeline", "PutJobFailureResult", "ThrottlingException", "Rate exceeded", times=None)
+    with pytest.raises(Exception, match="Rate exceeded"):
+        final(cloud, state, execution_arn)  # Step Functions gives up: ReportFailed
+    assert "reported_to" not in cloud.item(job["id"])
+
+    aws.reset()  # the throttling is over
+    assert poll.handler(SCHEDULE, cloud.context)["answered"] == [job["id"]]
+    [result] = pipeline.results(job["id"])
+    assert result.failure_type == "ConfigurationError"
