@@ -13,5 +13,6 @@ cp -R app dist/app
   echo "built on:  $(uname -srm)"
   echo "built at:  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 } >dist/build-info.txt
-(cd dist && find . -type f ! -name SHA256SUMS -print0 | sort -z | xargs -0 sha256sum >SHA256SUMS)
+(cd dist && find . -type f -print0 | sort -z | xargs -0 sha256sum >../SHA256SUMS)
+mv SHA256SUMS dist/SHA256SUMS
 echo "build: $(wc -l <dist/SHA256SUMS) files in dist/"
