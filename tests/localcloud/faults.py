@@ -13,7 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from moto.core.exceptions import ServiceException
+
 CRASH_ERROR_TYPE = "LocalCloudInjectedCrash"
+
+
+class InjectedError(ServiceException):
+    """An injected API error. Defined outside moto's packages so moto serializes it with the called service's model."""
 
 
 @dataclass
@@ -137,7 +143,6 @@ def clear() -> None:
 
 def install() -> None:
     """Hook injected API errors into moto's request dispatch (every service that answers through call_action)."""
-    from moto.core.exceptions import ServiceException
     from moto.core.responses import ActionResult, BaseResponse
 
     if getattr(BaseResponse.call_action, "_localcloud_faults", False):
@@ -149,7 +154,7 @@ def install() -> None:
         if fault is None:
             return original(self)
         code, message, status = fault
-        _, headers, body = self.serialized(ActionResult(ServiceException(code, message)))
+        _, headers, body = self.serialized(ActionResult(InjectedError(code, message)))
         headers["status"] = str(status)
         return status, headers, body
 

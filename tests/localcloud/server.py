@@ -95,7 +95,8 @@ class LocalCloud:
 
 
 def start(port: int = 0, region: str = DEFAULT_REGION) -> LocalCloud:
-    """Install the patches and serve the local cloud on 127.0.0.1:`port` (0: any free port)."""
+    """Install the patches and serve an empty local cloud on 127.0.0.1:`port` (0: any free port).
+    One at a time per process: moto's backends and MOTO_PORT are process-wide."""
     from moto.server import ThreadedMotoServer
 
     install()
@@ -105,8 +106,9 @@ def start(port: int = 0, region: str = DEFAULT_REGION) -> LocalCloud:
     host, bound_port = server.get_host_and_port()
     # Lambdas, the SSM agent and the ASL interpreter (asl/utils/boto_client.py) reach moto through MOTO_PORT.
     os.environ["MOTO_PORT"] = str(bound_port)
-    _enable_state_machine_execution()
-    return LocalCloud(host=host, port=bound_port, region=region, _server=server)
+    cloud = LocalCloud(host=host, port=bound_port, region=region, _server=server)
+    cloud.reset()  # moto's backends are per process: a new cloud starts empty
+    return cloud
 
 
 def main() -> None:
