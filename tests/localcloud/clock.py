@@ -7,7 +7,6 @@ Real work (a build's own `sleep 30`, a Lambda's run time) is never scaled.
 from __future__ import annotations
 
 import os
-import threading
 import time
 
 
@@ -26,8 +25,3 @@ def real_seconds(aws_seconds: float) -> float:
 
 def sleep(aws_seconds: float) -> None:
     time.sleep(real_seconds(aws_seconds))
-
-
-def wait(event: threading.Event, aws_seconds: float) -> bool:
-    """Wait for `event` at most `aws_seconds` of AWS time; True if it was set."""
-    return event.wait(real_seconds(aws_seconds))

@@ -372,10 +372,6 @@ def transitions(execution_arn: str) -> int:
     return count_transitions(_execution(execution_arn).to_history_output()["events"])
 
 
-def history(execution_arn: str) -> list[dict[str, Any]]:
-    return _execution(execution_arn).to_history_output()["events"]
-
-
 def install() -> None:
     _install_json_path()
     _install_time()
