@@ -73,12 +73,15 @@ def _poll(config: Config, type_id: dict[str, str], context: Any, summary: dict[s
 
 def _take(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -> None:
     try:
-        aws.client("codepipeline").acknowledge_job(jobId=job["id"], nonce=job["nonce"])
+        status = aws.client("codepipeline").acknowledge_job(jobId=job["id"], nonce=job["nonce"])["status"]
     except ClientError as exc:
         if aws.error_code(exc) in TAKEN_BY_ANOTHER_WORKER:
             log.info("another worker has the job", error=aws.error_code(exc))
             return
         raise
+    if status != "InProgress":  # e.g. TimedOut or Failed while it waited: nothing left to do
+        log.info("the job is no longer in progress", status=status)
+        return
     token = (job.get("data") or {}).get("continuationToken")
     if token:
         _continue(config, job["id"], token, summary)
