@@ -158,7 +158,7 @@ variable "max_build_timeout_minutes" {
 }
 
 variable "allowed_image_ids" {
-  description = "AMI IDs jobs may launch. Empty: any AMI owned by one of allowed_image_owners. When set, the acquire function's IAM policy also allows only these images."
+  description = "AMI IDs jobs may launch (they must also pass allowed_image_owners). Empty: any AMI of an allowed owner. When set, the acquire function's IAM policy also allows only these images."
   type        = list(string)
   default     = []
 
@@ -169,9 +169,14 @@ variable "allowed_image_ids" {
 }
 
 variable "allowed_image_owners" {
-  description = "Owners whose AMIs jobs may launch: \"amazon\", \"aws-marketplace\", \"self\" or 12-digit account IDs."
+  description = "Owners whose AMIs jobs may launch: \"amazon\", \"aws-marketplace\", \"self\" or 12-digit account IDs (an AMI shared from another account needs that account's ID)."
   type        = list(string)
   default     = ["amazon", "self"]
+
+  validation {
+    condition     = length(var.allowed_image_owners) > 0
+    error_message = "allowed_image_owners must name at least one owner: every AMI is checked against it."
+  }
 
   validation {
     condition     = alltrue([for owner in var.allowed_image_owners : contains(["amazon", "aws-marketplace", "self"], owner) || can(regex("^[0-9]{12}$", owner))])

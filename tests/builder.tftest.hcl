@@ -77,7 +77,7 @@ run "security_group_has_no_ingress" {
     error_message = "The builder security group must have no ingress and live in the subnets' VPC."
   }
   assert {
-    condition     = keys(aws_vpc_security_group_egress_rule.builder) == ["0.0.0.0/0"]
+    condition     = length(aws_vpc_security_group_egress_rule.builder) == 1 && aws_vpc_security_group_egress_rule.builder[0].cidr_ipv4 == "0.0.0.0/0"
     error_message = "Egress must follow egress_cidr_blocks."
   }
 }
@@ -116,7 +116,7 @@ run "role_reaches_only_configured_artifacts" {
   assert {
     condition = (
       aws_iam_role_policy_attachment.ssm_core.policy_arn == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" &&
-      keys(aws_iam_role_policy_attachment.extra) == ["arn:aws:iam::123456789012:policy/ecr-push"]
+      aws_iam_role_policy_attachment.extra[*].policy_arn == ["arn:aws:iam::123456789012:policy/ecr-push"]
     )
     error_message = "The builder needs AmazonSSMManagedInstanceCore and the extra policies."
   }
@@ -157,7 +157,7 @@ run "subnets_of_two_vpcs_are_refused" {
   }
 
   override_data {
-    target = data.aws_subnet.selected["subnet-0123456789abcdef1"]
+    target = data.aws_subnet.selected[1]
     values = { vpc_id = "vpc-0fedcba9876543210" }
   }
 

@@ -1,9 +1,10 @@
 data "aws_partition" "current" {}
 
+# count, not for_each: subnet IDs and policy ARNs are often created in the same apply (unknown at plan time).
 data "aws_subnet" "selected" {
-  for_each = toset(var.subnet_ids)
+  count = length(var.subnet_ids)
 
-  id = each.value
+  id = var.subnet_ids[count.index]
 }
 
 locals {
@@ -34,10 +35,10 @@ resource "aws_iam_role_policy_attachment" "ssm_core" {
 }
 
 resource "aws_iam_role_policy_attachment" "extra" {
-  for_each = toset(var.extra_policy_arns)
+  count = length(var.extra_policy_arns)
 
   role       = aws_iam_role.builder.name
-  policy_arn = each.value
+  policy_arn = var.extra_policy_arns[count.index]
 }
 
 resource "aws_iam_role_policy" "builder" {
@@ -108,11 +109,11 @@ resource "aws_security_group" "builder" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "builder" {
-  for_each = toset(var.egress_cidr_blocks)
+  count = length(var.egress_cidr_blocks)
 
   security_group_id = aws_security_group.builder.id
   description       = "Builds download dependencies and reach the SSM, S3 and CloudWatch Logs endpoints."
-  cidr_ipv4         = each.value
+  cidr_ipv4         = var.egress_cidr_blocks[count.index]
   ip_protocol       = "-1"
   tags              = var.tags
 }

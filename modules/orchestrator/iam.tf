@@ -338,9 +338,10 @@ resource "aws_iam_role" "state_machine" {
       Effect    = "Allow"
       Principal = { Service = "states.amazonaws.com" }
       Action    = "sts:AssumeRole"
+      # Account only: CreateStateMachine checks that it can assume the role before the state machine exists, so
+      # an aws:SourceArn condition naming it risks refusing the create.
       Condition = {
         StringEquals = { "aws:SourceAccount" = local.account_id }
-        ArnLike      = { "aws:SourceArn" = local.state_machine_arn }
       }
     }]
   })

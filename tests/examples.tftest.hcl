@@ -1,0 +1,49 @@
+# The examples, planned against a mocked provider: their resources' IDs are unknown at plan time, as in a first
+# real apply, which catches module arguments that must be known to plan (for_each keys, counts).
+
+mock_provider "aws" {
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "us-east-1" }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_availability_zones" {
+    defaults = { names = ["us-east-1a", "us-east-1b"] }
+  }
+  mock_data "aws_ami" {
+    defaults = { id = "ami-0123456789abcdef0" }
+  }
+  mock_data "aws_subnet" {
+    defaults = { vpc_id = "vpc-0123456789abcdef0" }
+  }
+}
+
+run "basic_linux_plans_from_scratch" {
+  command = plan
+
+  module {
+    source = "./examples/basic-linux"
+  }
+
+  assert {
+    condition     = output.image_id == "ami-0123456789abcdef0" && output.action_type_id.provider == "EC2-Linux"
+    error_message = "The example should default to the looked-up AMI and register EC2-Linux."
+  }
+}
+
+run "windows_container_pipeline_plans_from_scratch" {
+  command = plan
+
+  module {
+    source = "./examples/windows-container-pipeline"
+  }
+
+  assert {
+    condition     = output.image_id == "ami-0123456789abcdef0"
+    error_message = "The example should default to the looked-up Windows AMI."
+  }
+}
