@@ -69,6 +69,7 @@ def install() -> None:
             setattr(CodePipelineBackend, name, method)
         CodePipelineBackend.reset = _closing_reset(CodePipelineBackend.reset)
         PipelineExecution.to_dict = models.execution_to_dict(PipelineExecution.to_dict)
+        CodePipeline.metadata = property(models.pipeline_metadata)  # type: ignore[method-assign,assignment]
         for operation in responses.OPERATIONS:
             setattr(CodePipelineResponse, operation.__name__, operation)
         _installed = True

@@ -763,6 +763,14 @@ def get_pipeline_state(self: CodePipelineBackend, name: str) -> dict[str, Any]:
     }
 
 
+def pipeline_metadata(self: CodePipeline) -> dict[str, Any]:
+    """GetPipeline/ListPipelines metadata with epoch-second timestamps, as the JSON protocol sends them.
+
+    moto sends ISO strings, which botocore tolerates but the AWS SDK for Go (Terraform) rejects.
+    """
+    return {"pipelineArn": self._arn, "created": unix_time(self._created), "updated": unix_time(self._updated)}
+
+
 def stop_pipeline_execution(
     self: CodePipelineBackend, name: str, execution_id: str, abandon: bool, reason: str | None
 ) -> str:
