@@ -3,6 +3,9 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 READY := $(VENV)/.installed
+# checkov pins boto3/botocore versions that conflict with requirements.lock: it gets its own pinned venv.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_READY := $(CHECKOV_VENV)/.installed
 
 .PHONY: demo test lint build check-build bench faults clean
 
@@ -11,19 +14,28 @@ $(READY): pyproject.toml requirements.lock
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	touch $@
 
+$(CHECKOV_READY): requirements-checkov.lock
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -r requirements-checkov.lock
+	touch $@
+
 ## demo: apply the module into the local cloud and run a real pipeline job, printing its timeline.
 demo: $(READY)
 	PYTHONPATH=tests $(PYTHON) -m localcloud.demo
 
 ## test: the whole suite: linters, packaging check, Terraform checks, unit, local-cloud and e2e tests.
+# The e2e suite runs in its own process: it serves the local cloud, which shares moto's state with the
+# in-process mocks of the other tests.
 test: $(READY) lint check-build
-	terraform fmt -check -recursive -diff
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --ignore=tests/e2e
+	$(PYTHON) -m pytest tests/e2e
 
-lint: $(READY)
+## lint: ruff, shellcheck over every shell script we ship, checkov over the module and the examples.
+lint: $(READY) $(CHECKOV_READY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/shellcheck ssm/linux/*.sh .ci/run
+	$(VENV)/bin/shellcheck .ci/run $$(git ls-files '*.sh')
+	$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --compact --quiet --skip-download
 
 ## build: rebuild the Lambda zips in lambda_src/dist (reproducible: same sources, same bytes).
 build: $(READY)
@@ -36,5 +48,9 @@ check-build: $(READY)
 bench: $(READY)
 	PYTHONPATH=tests $(PYTHON) -m localcloud.bench
 
+## faults: the fault matrix and the bad-input matrix in the local cloud (prints both tables; fails if a row fails).
+faults: $(READY)
+	PYTHONPATH=tests $(PYTHON) -m localcloud.faults_report
+
 clean:
-	rm -rf $(VENV) .local-cloud .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .local-cloud .pytest_cache

@@ -10,6 +10,17 @@ variable "name_prefix" {
   default     = "ec2-build-demo"
 }
 
+variable "action_provider" {
+  description = "Provider name of the custom action type (unique per account and Region, e.g. one per stack)."
+  type        = string
+  default     = "EC2-Linux"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z_-]{1,35}$", var.action_provider))
+    error_message = "action_provider must be 1-35 characters: letters, digits, underscores and hyphens."
+  }
+}
+
 variable "image_id" {
   description = "AMI the builds run on. Null: the latest Amazon Linux 2023 AMI for arm64."
   type        = string

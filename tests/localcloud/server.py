@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import logging
 import os
 import threading
@@ -20,27 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_REGION = "us-east-1"
-_OPTIONAL_MODULES = ("localcloud.events", "localcloud.codepipeline")
-
-
-def _optional_modules() -> list[Any]:
-    """The other local-cloud modules, when they exist (each exposes install())."""
-    modules = []
-    for name in _OPTIONAL_MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return modules
 
 
 def install() -> None:
     """Install every patch (idempotent). Needed before moto serves its first request."""
-    from localcloud import faults, lambda_runtime, ssm_agent, stepfunctions
+    from localcloud import codepipeline, ec2, events, faults, lambda_runtime, metrics, ssm_agent, stepfunctions
 
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    for module in (faults, lambda_runtime, stepfunctions, ssm_agent, *_optional_modules()):
+    for module in (faults, metrics, ec2, lambda_runtime, stepfunctions, ssm_agent, events, codepipeline):
         module.install()
 
 
@@ -87,8 +73,10 @@ class LocalCloud:
         _enable_state_machine_execution()
 
     def stop(self) -> None:
-        from localcloud import lambda_runtime, ssm_agent
+        from localcloud import codepipeline, events, lambda_runtime, ssm_agent
 
+        codepipeline.stop()
+        events.stop()
         self._server.stop()
         ssm_agent.reset()
         lambda_runtime.shutdown()
