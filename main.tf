@@ -78,6 +78,9 @@ module "orchestrator" {
   root_volume_size_gib             = var.root_volume_size_gib
   ssm_registration_timeout_minutes = var.ssm_registration_timeout_minutes
   job_sweep_schedule_expression    = var.job_sweep_schedule_expression
+  reaper_schedule_expression       = var.reaper_schedule_expression
+  orphan_grace_minutes             = var.orphan_grace_minutes
+  alarm_actions                    = var.alarm_actions
   log_retention_days               = var.log_retention_days
   log_kms_key_arn                  = var.log_kms_key_arn
   lambda_runtime                   = var.lambda_runtime

@@ -14,8 +14,18 @@ output "state_machine_arn" {
 }
 
 output "lambda_function_names" {
-  description = "Names of the Lambda functions, keyed by function (poll, validate, report, acquire, check_instance, run_command, command_event, release)."
+  description = "Names of the Lambda functions, keyed by function (poll, validate, report, acquire, check_instance, run_command, command_event, release, reap)."
   value       = module.orchestrator.function_names
+}
+
+output "reaper_function_name" {
+  description = "Name of the reaper function (runs on reaper_schedule_expression; invoke it with {} for a pass at once)."
+  value       = module.orchestrator.reaper_function_name
+}
+
+output "alarm_names" {
+  description = "Names of the module's CloudWatch alarms, keyed by alarm: reaped_instances, executions_timed_out, executions_aborted and <function>_errors."
+  value       = module.orchestrator.alarm_names
 }
 
 output "lambda_role_arns" {

@@ -275,6 +275,47 @@ variable "job_sweep_schedule_expression" {
   }
 }
 
+variable "reaper_schedule_expression" {
+  description = "EventBridge schedule of the reaper, as rate(1 minute|hour) or rate(N minutes|hours), at most a day. Each run marks builder instances no live job owns and terminates those marked at least one run earlier (the two runs let a transient misreading correct itself), and fails acknowledged jobs whose execution ended without reporting. Also the period of the reaped-instances alarm."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^rate\\((1 (minute|hour)|([2-9]|[1-9][0-9]+) (minutes|hours))\\)$", var.reaper_schedule_expression))
+    error_message = "reaper_schedule_expression must be rate(1 minute), rate(N minutes), rate(1 hour) or rate(N hours) (no cron: the reaper and its alarm need a fixed interval)."
+  }
+
+  validation {
+    condition = try(
+      tonumber(regex("[0-9]+", var.reaper_schedule_expression)) * (strcontains(var.reaper_schedule_expression, "hour") ? 60 : 1) <= 1440,
+      false
+    )
+    error_message = "reaper_schedule_expression must be at most a day (rate(1440 minutes) or rate(24 hours))."
+  }
+}
+
+variable "orphan_grace_minutes" {
+  description = "Minutes past a builder's ec2-action:deadline tag (its build timeout, SSM registration window and 30 minutes) after which the reaper treats it as overdue and terminates it, even if its execution still runs."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.orphan_grace_minutes >= 0 && var.orphan_grace_minutes <= 1440 && floor(var.orphan_grace_minutes) == var.orphan_grace_minutes
+    error_message = "orphan_grace_minutes must be a whole number from 0 to 1440."
+  }
+}
+
+variable "alarm_actions" {
+  description = "ARNs (e.g. an SNS topic) notified when one of the module's CloudWatch alarms fires: instances reaped, a function failing, an execution timed out or aborted. Empty: the alarms only change state."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.alarm_actions) <= 5 && alltrue([for arn in var.alarm_actions : can(regex("^arn:aws[a-z-]*:[a-z0-9-]+:", arn))])
+    error_message = "alarm_actions must be at most 5 ARNs (CloudWatch's limit per alarm)."
+  }
+}
+
 variable "log_retention_days" {
   description = "Days CloudWatch Logs keeps build output and the functions' and state machine's logs (one of CloudWatch's allowed values)."
   type        = number

@@ -88,6 +88,9 @@ variables {
   root_volume_size_gib             = 50
   ssm_registration_timeout_minutes = 15
   job_sweep_schedule_expression    = "rate(1 minute)"
+  reaper_schedule_expression       = "rate(5 minutes)"
+  orphan_grace_minutes             = 30
+  alarm_actions                    = ["arn:aws:sns:eu-west-1:123456789012:ops"]
   log_retention_days               = 30
   log_kms_key_arn                  = null
   lambda_runtime                   = "python3.12"
@@ -104,21 +107,23 @@ run "iam_is_scoped_to_this_stack" {
     source = "./modules/orchestrator"
   }
 
-  # TerminateInstances only on instances tagged with this stack, and by no other function.
+  # TerminateInstances only on instances tagged with this stack, and by no function but release and reap.
   assert {
-    condition = alltrue([
-      for statement in jsondecode(output.lambda_policies.release).Statement :
-      try(statement.Condition.StringEquals["ec2:ResourceTag/ec2-action:stack"], null) == "ci-build"
-      if contains(flatten([statement.Action]), "ec2:TerminateInstances")
-    ])
-    error_message = "release may terminate instances without the ec2-action:stack tag condition."
+    condition = alltrue(flatten([
+      for key in ["release", "reap"] : [
+        for statement in jsondecode(output.lambda_policies[key]).Statement :
+        try(statement.Condition.StringEquals["ec2:ResourceTag/ec2-action:stack"], null) == "ci-build"
+        if contains(flatten([statement.Action]), "ec2:TerminateInstances")
+      ]
+    ]))
+    error_message = "release or reap may terminate instances without the ec2-action:stack tag condition."
   }
   assert {
-    condition = length([
+    condition = join(",", sort([
       for key, policy in output.lambda_policies : key
       if strcontains(policy, "TerminateInstances") || strcontains(policy, "ec2:*")
-    ]) == 1
-    error_message = "A function other than release can terminate instances."
+    ])) == "reap,release"
+    error_message = "A function other than release and reap can terminate instances."
   }
 
   # PassRole only for the builder role, only to EC2, only by acquire.
@@ -212,7 +217,9 @@ run "iam_is_scoped_to_this_stack" {
     condition = alltrue(flatten([
       for key, policy in output.lambda_policies : [
         for statement in jsondecode(policy).Statement :
-        statement.Resource == ["arn:aws:states:eu-west-1:123456789012:stateMachine:ci-build-job"]
+        statement.Resource == (flatten([statement.Action]) == ["states:DescribeExecution"] ?
+          ["arn:aws:states:eu-west-1:123456789012:execution:ci-build-job:*"] :
+        ["arn:aws:states:eu-west-1:123456789012:stateMachine:ci-build-job"])
         if anytrue([for action in flatten([statement.Action]) : startswith(action, "states:")])
       ]
     ]))
@@ -268,7 +275,7 @@ run "iam_is_scoped_to_this_stack" {
             "xray:PutTraceSegments", "xray:PutTelemetryRecords",
             "codepipeline:AcknowledgeJob", "codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult",
             "ssm:GetCommandInvocation", "ssm:ListCommands", "ssm:DescribeInstanceInformation",
-            "ec2:DescribeImages", "ec2:DescribeInstances",
+            "ec2:DescribeImages", "ec2:DescribeInstances", "cloudwatch:PutMetricData",
           ], action)
         ])
         if contains(flatten([statement.Resource]), "*")
@@ -418,8 +425,103 @@ run "events_match_only_this_stack" {
     condition = alltrue([
       for key, permission in aws_lambda_permission.events :
       permission.principal == "events.amazonaws.com" && permission.action == "lambda:InvokeFunction"
-    ]) && length(aws_lambda_permission.events) == 3
+    ]) && length(aws_lambda_permission.events) == 4
     error_message = "Each rule needs exactly one EventBridge permission."
+  }
+}
+
+run "reaper_marks_and_terminates_only_this_stacks_instances" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  assert {
+    condition = length([
+      for statement in jsondecode(output.lambda_policies.reap).Statement : statement
+      if contains(flatten([statement.Action]), "ec2:TerminateInstances") &&
+      statement.Resource == ["arn:aws:ec2:eu-west-1:123456789012:instance/*"] &&
+      try(statement.Condition, null) == { StringEquals = { "ec2:ResourceTag/ec2-action:stack" = "ci-build" } }
+    ]) == 1
+    error_message = "reap's TerminateInstances must require the ec2-action:stack tag of this stack."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.reap).Statement :
+      statement.Resource == ["arn:aws:ec2:eu-west-1:123456789012:instance/*"] &&
+      statement.Condition.StringEquals == { "ec2:ResourceTag/ec2-action:stack" = "ci-build" } &&
+      statement.Condition["ForAllValues:StringEquals"] == { "aws:TagKeys" = ["ec2-action:orphaned-at", "ec2-action:orphan-reason"] } &&
+      statement.Condition.Null == { "aws:TagKeys" = "false" }
+      if anytrue([for action in flatten([statement.Action]) : contains(["ec2:CreateTags", "ec2:DeleteTags"], action)])
+    ]) && strcontains(output.lambda_policies.reap, "ec2:CreateTags")
+    error_message = "reap may tag instances of another stack, or with tag keys other than its marks."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.reap).Statement :
+      statement.Condition == { StringEquals = { "cloudwatch:namespace" = "CodePipelineEc2Action" } }
+      if contains(flatten([statement.Action]), "cloudwatch:PutMetricData")
+    ])
+    error_message = "reap may publish metrics outside the module's namespace."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.reap).Statement :
+      statement.Resource == ["arn:aws:states:eu-west-1:123456789012:execution:ci-build-job:*"]
+      if contains(flatten([statement.Action]), "states:DescribeExecution")
+    ])
+    error_message = "reap may describe executions of another state machine."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_event_rule.reaper.schedule_expression == "rate(5 minutes)" &&
+      aws_lambda_function.this["reap"].handler == "ec2_action.handlers.reap.handler" &&
+      jsondecode(output.lambda_config_json).reaper_interval_seconds == 300 &&
+      jsondecode(output.lambda_config_json).orphan_grace_seconds == 1800
+    )
+    error_message = "The reaper's schedule, handler or configuration is wrong."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.this["reaped_instances"].namespace == "CodePipelineEc2Action" &&
+      aws_cloudwatch_metric_alarm.this["reaped_instances"].metric_name == "ReapedInstances" &&
+      aws_cloudwatch_metric_alarm.this["reaped_instances"].dimensions == tomap({ Stack = "ci-build" }) &&
+      aws_cloudwatch_metric_alarm.this["reaped_instances"].period == 300 &&
+      aws_cloudwatch_metric_alarm.this["reaped_instances"].statistic == "Sum" &&
+      aws_cloudwatch_metric_alarm.this["reaped_instances"].threshold == 1 &&
+      aws_cloudwatch_metric_alarm.this["reaped_instances"].comparison_operator == "GreaterThanOrEqualToThreshold"
+    )
+    error_message = "The reaped-instances alarm must fire on one reaped instance within a reaper period."
+  }
+  assert {
+    condition = sort(keys(output.alarm_names)) == sort([
+      "reaped_instances", "executions_timed_out", "executions_aborted",
+      "poll_errors", "report_errors", "command_event_errors", "release_errors", "reap_errors",
+      ]) && alltrue([
+      for alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:ops"])
+    ])
+    error_message = "The module's alarms or their actions are not the expected ones."
+  }
+}
+
+run "hourly_reaper_sets_interval_and_alarm_period" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  variables {
+    reaper_schedule_expression = "rate(2 hours)"
+  }
+
+  assert {
+    condition = (
+      jsondecode(output.lambda_config_json).reaper_interval_seconds == 7200 &&
+      aws_cloudwatch_metric_alarm.this["reaped_instances"].period == 7200
+    )
+    error_message = "rate(2 hours) must give a 7200-second reaper interval and alarm period."
   }
 }
 

@@ -40,8 +40,8 @@ run "plans_with_defaults" {
     error_message = "Log groups must follow the name prefix."
   }
   assert {
-    condition     = length(output.lambda_function_names) == 8
-    error_message = "The module runs eight functions."
+    condition     = length(output.lambda_function_names) == 9 && output.reaper_function_name == "ci-build-reap"
+    error_message = "The module runs nine functions, the reaper among them."
   }
 }
 
@@ -148,6 +148,9 @@ run "rejects_bad_scalar_inputs" {
     builder_iam_policy_arns           = ["AmazonEC2ContainerRegistryPowerUser"]
     ssm_registration_timeout_minutes  = 0
     job_sweep_schedule_expression     = "every minute"
+    reaper_schedule_expression        = "cron(0/5 * * * ? *)"
+    orphan_grace_minutes              = -1
+    alarm_actions                     = ["ops-topic"]
     log_retention_days                = 10
     log_kms_key_arn                   = "alias/logs"
     lambda_runtime                    = "python3.9"
@@ -170,12 +173,31 @@ run "rejects_bad_scalar_inputs" {
     var.builder_iam_policy_arns,
     var.ssm_registration_timeout_minutes,
     var.job_sweep_schedule_expression,
+    var.reaper_schedule_expression,
+    var.orphan_grace_minutes,
+    var.alarm_actions,
     var.log_retention_days,
     var.log_kms_key_arn,
     var.lambda_runtime,
     var.iam_role_permissions_boundary_arn,
     var.tags,
   ]
+}
+
+run "rejects_reaper_schedules_longer_than_a_day_or_misspelled" {
+  command = plan
+  variables {
+    reaper_schedule_expression = "rate(25 hours)"
+  }
+  expect_failures = [var.reaper_schedule_expression]
+}
+
+run "rejects_plural_reaper_rate_of_one" {
+  command = plan
+  variables {
+    reaper_schedule_expression = "rate(1 minutes)"
+  }
+  expect_failures = [var.reaper_schedule_expression]
 }
 
 run "rejects_aws_tag_key_and_duplicate_subnets" {

@@ -35,6 +35,7 @@ PARSE_OPTIONS = hcl2.SerializationOptions(
 TAGGABLE = {
     "aws_cloudwatch_event_rule",
     "aws_cloudwatch_log_group",
+    "aws_cloudwatch_metric_alarm",
     "aws_codepipeline",
     "aws_codepipeline_custom_action_type",
     "aws_dynamodb_table",

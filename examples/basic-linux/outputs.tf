@@ -53,6 +53,11 @@ output "poll_function_name" {
   value       = module.ec2_action.lambda_function_names.poll
 }
 
+output "reaper_function_name" {
+  description = "The reaper Lambda (invoke it with {} for a reaper pass at once)."
+  value       = module.ec2_action.reaper_function_name
+}
+
 output "document_name" {
   description = "SSM document that runs the builds."
   value       = module.ec2_action.ssm_document_name

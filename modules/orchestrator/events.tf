@@ -65,11 +65,24 @@ resource "aws_cloudwatch_event_target" "command_finished" {
   arn  = aws_lambda_function.this["command_event"].arn
 }
 
+resource "aws_cloudwatch_event_rule" "reaper" {
+  name                = "${var.name_prefix}-reaper"
+  description         = "Reaper: mark, then terminate, builder instances no live job owns; fail jobs whose execution ended unreported."
+  schedule_expression = var.reaper_schedule_expression
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "reaper" {
+  rule = aws_cloudwatch_event_rule.reaper.name
+  arn  = aws_lambda_function.this["reap"].arn
+}
+
 resource "aws_lambda_permission" "events" {
   for_each = {
     job_started      = { function = "poll", rule_arn = aws_cloudwatch_event_rule.job_started.arn }
     job_sweep        = { function = "poll", rule_arn = aws_cloudwatch_event_rule.job_sweep.arn }
     command_finished = { function = "command_event", rule_arn = aws_cloudwatch_event_rule.command_finished.arn }
+    reaper           = { function = "reap", rule_arn = aws_cloudwatch_event_rule.reaper.arn }
   }
 
   statement_id  = "events-${replace(each.key, "_", "-")}"

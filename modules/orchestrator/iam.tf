@@ -3,7 +3,9 @@
 
 locals {
   stack_tag_key = "ec2-action:stack"
-  ec2_arn       = "${local.arn_prefix}:ec2:${local.region}:${local.account_id}"
+  # The only tags the reaper may add or remove (lambda_src/ec2_action/tags.py).
+  reaper_tag_keys = ["ec2-action:orphaned-at", "ec2-action:orphan-reason"]
+  ec2_arn         = "${local.arn_prefix}:ec2:${local.region}:${local.account_id}"
 
   # Every function writes to its own log group and sends X-Ray segments (which cannot be scoped to a resource).
   common_statements = {
@@ -259,6 +261,67 @@ locals {
         Effect   = "Allow"
         Action   = ["ec2:DescribeInstances"]
         Resource = ["*"]
+      },
+    ]
+
+    reap = [
+      {
+        # DescribeInstances supports no resource-level permissions; it reads only.
+        Sid      = "FindBuilders"
+        Effect   = "Allow"
+        Action   = ["ec2:DescribeInstances"]
+        Resource = ["*"]
+      },
+      {
+        # Marks (and unmarks) this stack's instances only, with the reaper's own tag keys only; the Null condition
+        # refuses a DeleteTags without tag keys (which would delete every tag).
+        Sid      = "MarkOrphans"
+        Effect   = "Allow"
+        Action   = ["ec2:CreateTags", "ec2:DeleteTags"]
+        Resource = ["${local.ec2_arn}:instance/*"]
+        Condition = {
+          StringEquals                = { "ec2:ResourceTag/${local.stack_tag_key}" = var.name_prefix }
+          "ForAllValues:StringEquals" = { "aws:TagKeys" = local.reaper_tag_keys }
+          Null                        = { "aws:TagKeys" = "false" }
+        }
+      },
+      {
+        Sid      = "TerminateThisStacksInstances"
+        Effect   = "Allow"
+        Action   = ["ec2:TerminateInstances"]
+        Resource = ["${local.ec2_arn}:instance/*"]
+        Condition = {
+          StringEquals = { "ec2:ResourceTag/${local.stack_tag_key}" = var.name_prefix }
+        }
+      },
+      {
+        Sid      = "ReadJobExecutions"
+        Effect   = "Allow"
+        Action   = ["states:DescribeExecution"]
+        Resource = [local.execution_arns]
+      },
+      {
+        Sid      = "TrackJobs"
+        Effect   = "Allow"
+        Action   = ["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = [local.jobs_table_arn]
+      },
+      {
+        # Fails acknowledged jobs whose execution ended without reporting (see codepipeline_job_actions).
+        Sid      = "AnswerJobs"
+        Effect   = "Allow"
+        Action   = ["codepipeline:PutJobFailureResult"]
+        Resource = ["*"]
+      },
+      {
+        # PutMetricData supports no resource-level permissions; the condition keeps it to the module's namespace.
+        Sid      = "CountReapedInstances"
+        Effect   = "Allow"
+        Action   = ["cloudwatch:PutMetricData"]
+        Resource = ["*"]
+        Condition = {
+          StringEquals = { "cloudwatch:namespace" = local.metric_namespace }
+        }
       },
     ]
   }

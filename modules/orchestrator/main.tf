@@ -18,6 +18,7 @@ locals {
     run_command    = { timeout = 60, description = "Sends the build command and stores the task token." }
     command_event  = { timeout = 60, description = "Turns the SSM command's status-change event into the task's result." }
     release        = { timeout = 120, description = "Terminates every instance tagged with the job's id." }
+    reap           = { timeout = 300, description = "Marks, then terminates, builder instances no live job owns; fails acknowledged jobs whose execution ended unreported." }
   }
   function_names = { for key in keys(local.functions) : key => "${var.name_prefix}-${replace(key, "_", "-")}" }
 
@@ -66,7 +67,14 @@ locals {
     max_timeout_minutes              = var.max_build_timeout_minutes
     ssm_registration_timeout_seconds = var.ssm_registration_timeout_minutes * 60
     poll_function_name               = local.function_names.poll
+    reaper_interval_seconds          = local.reaper_interval_seconds
+    orphan_grace_seconds             = var.orphan_grace_minutes * 60
   }
+  # The reaper terminates an instance it marked at least one interval earlier; the reaped-instances alarm sums
+  # over the same interval. Validated as rate(N minute(s)|hour(s)) by the root module.
+  reaper_rate             = regex("^rate\\(([0-9]+) (minute|hour)s?\\)$", var.reaper_schedule_expression)
+  reaper_interval_seconds = tonumber(local.reaper_rate[0]) * (local.reaper_rate[1] == "hour" ? 3600 : 60)
+
   config_json = jsonencode(local.config)
   # Lambda allows 4 KB for all environment variables together; the rest is headroom for AWS_* overrides.
   config_size_limit = 3500

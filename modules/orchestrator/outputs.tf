@@ -9,7 +9,7 @@ output "state_machine_role_arn" {
 }
 
 output "function_names" {
-  description = "Lambda function names, keyed by function (poll, validate, report, acquire, check_instance, run_command, command_event, release)."
+  description = "Lambda function names, keyed by function (poll, validate, report, acquire, check_instance, run_command, command_event, release, reap)."
   value       = { for key, function in aws_lambda_function.this : key => function.function_name }
 }
 
@@ -49,4 +49,14 @@ output "jobs_table_name" {
 output "jobs_table_arn" {
   description = "ARN of the DynamoDB jobs table."
   value       = aws_dynamodb_table.jobs.arn
+}
+
+output "reaper_function_name" {
+  description = "Name of the reaper function (scheduled; invoke it with {} for a pass at once)."
+  value       = aws_lambda_function.this["reap"].function_name
+}
+
+output "alarm_names" {
+  description = "CloudWatch alarm names, keyed by alarm (reaped_instances, executions_timed_out, executions_aborted, <function>_errors)."
+  value       = { for key, alarm in aws_cloudwatch_metric_alarm.this : key => alarm.alarm_name }
 }

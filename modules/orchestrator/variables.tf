@@ -96,6 +96,21 @@ variable "job_sweep_schedule_expression" {
   type        = string
 }
 
+variable "reaper_schedule_expression" {
+  description = "EventBridge schedule of the reaper, rate(N minute(s)|hour(s)); also the reaped-instances alarm's period."
+  type        = string
+}
+
+variable "orphan_grace_minutes" {
+  description = "Minutes past an instance's ec2-action:deadline tag after which the reaper treats it as overdue."
+  type        = number
+}
+
+variable "alarm_actions" {
+  description = "ARNs notified when an alarm fires (e.g. an SNS topic)."
+  type        = list(string)
+}
+
 variable "log_retention_days" {
   description = "Days CloudWatch Logs keeps the functions' and the state machine's logs."
   type        = number

@@ -1,0 +1,66 @@
+# Alarms an operator needs: instances the reaper had to terminate (something leaks builders), functions that fail
+# where failing is never part of the normal flow (e.g. the poller crashing on every run), and executions that timed
+# out or were aborted. Failed executions are not alarmed: builds fail legitimately.
+#
+# validate, acquire, check_instance and run_command get no Errors alarm: they raise errors by design (invalid job
+# configuration, no capacity, a builder still booting) that the state machine retries or reports to the job, so
+# their Errors metric counts normal operation.
+
+locals {
+  metric_namespace           = "CodePipelineEc2Action"
+  alarm_period_seconds       = 300
+  functions_with_flow_errors = ["validate", "acquire", "check_instance", "run_command"]
+
+  alarms = merge(
+    {
+      reaped_instances = {
+        description = "The reaper terminated builder instances that no live job owned (orphaned, unknown or overdue). Its log says which and why."
+        namespace   = local.metric_namespace
+        metric      = "ReapedInstances"
+        dimensions  = { Stack = var.name_prefix }
+        period      = local.reaper_interval_seconds
+      }
+      executions_timed_out = {
+        description = "A ${var.name_prefix}-job execution timed out."
+        namespace   = "AWS/States"
+        metric      = "ExecutionsTimedOut"
+        dimensions  = { StateMachineArn = local.state_machine_arn }
+        period      = local.alarm_period_seconds
+      }
+      executions_aborted = {
+        description = "A ${var.name_prefix}-job execution was aborted; the reaper fails its CodePipeline job."
+        namespace   = "AWS/States"
+        metric      = "ExecutionsAborted"
+        dimensions  = { StateMachineArn = local.state_machine_arn }
+        period      = local.alarm_period_seconds
+      }
+    },
+    {
+      for key in keys(local.functions) : "${key}_errors" => {
+        description = "The ${local.function_names[key]} function failed; its log group /aws/lambda/${local.function_names[key]} says why."
+        namespace   = "AWS/Lambda"
+        metric      = "Errors"
+        dimensions  = { FunctionName = local.function_names[key] }
+        period      = local.alarm_period_seconds
+      } if !contains(local.functions_with_flow_errors, key)
+    },
+  )
+}
+
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each = local.alarms
+
+  alarm_name          = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = "Sum"
+  period              = each.value.period
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  tags                = var.tags
+}
