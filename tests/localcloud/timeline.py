@@ -26,6 +26,7 @@ class JobFigures:
     event_to_command_start: float | None
     command_end_to_reported: float | None
     state_transitions: int
+    registration_checks: int  # WaitForSsmOnline attempts: they grow with boot time, not with build length
     command_seconds: float | None
 
 
@@ -73,10 +74,25 @@ def _command_window(invocation: dict[str, Any] | None) -> tuple[float | None, fl
     return start, (max(ends) if ends else None)
 
 
+def _history(deployment: Deployment, execution_arn: str) -> list[dict[str, Any]]:
+    sfn = deployment.client("stepfunctions")
+    return sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+
+
+def task_attempts(deployment: Deployment, execution_arn: str, state_name: str) -> int:
+    """How many times the execution ran the task of state_name (1 + its retries)."""
+    attempts, inside = 0, False
+    for event in _history(deployment, execution_arn):
+        if event["type"].endswith("StateEntered"):
+            inside = event["stateEnteredEventDetails"]["name"] == state_name
+        elif inside and event["type"].endswith("Scheduled"):
+            attempts += 1
+    return attempts
+
+
 def state_history(deployment: Deployment, execution_arn: str) -> list[Moment]:
     """Each state the execution entered, with its time."""
-    sfn = deployment.client("stepfunctions")
-    history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    history = _history(deployment, execution_arn)
     return [
         Moment(_epoch(event["timestamp"]), f"state {event['stateEnteredEventDetails']['name']}")
         for event in history
@@ -109,6 +125,7 @@ def moments(deployment: Deployment, run: PipelineRun) -> list[Moment]:
 
 
 def figures(deployment: Deployment, run: PipelineRun, transitions: int) -> JobFigures:
+    checks = sum(task_attempts(deployment, e["executionArn"], "WaitForSsmOnline") for e in run.state_machine_executions)
     event_time = started_event_time(run)
     start, end = _command_window(command_invocation(deployment, run))
     final = run.final_result
@@ -116,5 +133,6 @@ def figures(deployment: Deployment, run: PipelineRun, transitions: int) -> JobFi
         event_to_command_start=(start - event_time) if start is not None and event_time is not None else None,
         command_end_to_reported=(final.time - end) if final is not None and end is not None else None,
         state_transitions=transitions,
+        registration_checks=checks,
         command_seconds=(end - start) if start is not None and end is not None else None,
     )
