@@ -93,6 +93,7 @@ resource "aws_iam_instance_profile" "builder" {
 }
 
 resource "aws_security_group" "builder" {
+  #checkov:skip=CKV2_AWS_5:Attached at launch: the acquire function passes it in each RunInstances network interface.
   name        = "${var.name_prefix}-builder"
   description = "Builder instances of ${var.name_prefix}: no ingress (reached through SSM only)."
   vpc_id      = local.vpc_ids[0]

@@ -16,6 +16,7 @@ resource "aws_ssm_document" "run_build" {
 }
 
 resource "aws_cloudwatch_log_group" "builds" {
+  #checkov:skip=CKV_AWS_338:Retention is the log_retention_days input (default 30 days): a year of build output is the user's call.
   name              = "/${var.name_prefix}/builds"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.log_kms_key_arn
