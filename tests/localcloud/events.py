@@ -92,7 +92,13 @@ def emit(
     region: str,
     resources: tuple[str, ...] | list[str] = (),
 ) -> str | None:
-    """Put one event on the default bus of ``account``/``region`` as an AWS service would; returns its id."""
+    """Put one event on the default bus of ``account``/``region`` as an AWS service would; returns its id (None if it
+    was lost: ``faults.drop_events``)."""
+    from localcloud import faults
+
+    if faults.take_dropped_event(detail_type, detail):
+        LOG.info("dropped %s event %r (faults.drop_events)", source, detail_type)
+        return None
     entry = {"Source": source, "DetailType": detail_type, "Detail": json.dumps(detail), "Resources": list(resources)}
     backend: EventsBackend = events_backends[account][region]
     try:

@@ -4,6 +4,7 @@
 - `never_register`: instances that never come Online in Systems Manager (consulted by ssm_agent).
 - `hang_commands`: SSM commands the agent never runs; they stay InProgress (consulted by ssm_agent).
 - `crash_lambda`: Lambda invocations that fail with an Unhandled LocalCloudInjectedCrash (lambda_runtime).
+- `drop_events`: events an AWS service emits that never reach the bus (consulted by events.emit).
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ class _ApiError:
     budget: _Budget
 
 
+@dataclass
+class _EventDrop:
+    detail_type: str
+    match: Callable[[dict[str, Any]], bool] | None
+    budget: _Budget
+
+
 _lock = threading.Lock()
 _api_errors: list[_ApiError] = []
 _lambda_crashes: dict[str, _Budget] = {}
@@ -54,6 +62,7 @@ _unregistered_matchers: list[Callable[[Any], bool]] = []
 _unregistered_launches = _Budget(0)
 _hang_matchers: list[Callable[[str], bool]] = []
 _hung_commands = _Budget(0)
+_event_drops: list[_EventDrop] = []
 
 
 def inject_api_error(
@@ -131,6 +140,26 @@ def take_lambda_crash(function_name: str) -> bool:
         return budget is not None and budget.take()
 
 
+def drop_events(detail_type: str, count: int | None = 1, match: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    """Lose the next `count` (None: all) service events of `detail_type` whose detail satisfies `match` (if given):
+    EventBridge delivery is best effort, and the design must survive a lost event."""
+    with _lock:
+        _event_drops.append(_EventDrop(detail_type, match, _Budget(count)))
+
+
+def take_dropped_event(detail_type: str, detail: dict[str, Any]) -> bool:
+    """Called once per emitted service event: True if it is lost."""
+    with _lock:
+        drops = [d for d in _event_drops if d.detail_type == detail_type]
+    for drop in drops:
+        if drop.match is not None and not drop.match(detail):
+            continue
+        with _lock:
+            if drop.budget.take():
+                return True
+    return False
+
+
 def clear() -> None:
     with _lock:
         _api_errors.clear()
@@ -139,6 +168,7 @@ def clear() -> None:
         _unregistered_launches.remaining = 0
         _hang_matchers.clear()
         _hung_commands.remaining = 0
+        _event_drops.clear()
 
 
 def install() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from localcloud import events
+from localcloud import events, faults
 from moto import mock_aws
 from moto.awslambda_simple.models import lambda_simple_backends
 
@@ -102,6 +102,21 @@ def test_disabled_rule_delivers_nothing(eventbridge: Any) -> None:
     eventbridge.enable_rule(Name="things")
     emit()
     assert len(received(url)) == 1
+
+
+def test_dropped_events_never_reach_the_bus(eventbridge: Any) -> None:
+    url, arn = make_queue("things")
+    eventbridge.put_rule(Name="things", EventPattern=PATTERN)
+    eventbridge.put_targets(Rule="things", Targets=[{"Id": "q", "Arn": arn}])
+    faults.drop_events("Thing Happened", count=1, match=lambda detail: detail["state"] == "STARTED")
+    try:
+        emit(state="SUCCEEDED")  # not matched: delivered
+        assert emit() is None  # lost
+        emit()  # the budget is spent: delivered
+    finally:
+        faults.clear()
+
+    assert [event["detail"]["state"] for event in received(url, wait=1)] == ["SUCCEEDED", "STARTED"]
 
 
 def test_lambda_targets_are_invoked_asynchronously_with_their_input() -> None:

@@ -1,0 +1,21 @@
+"""The fault matrix (localcloud.matrix.FAULT_ROWS): one test per injected fault, each in its own pipeline.
+
+Each test asserts the row's expected outcome, failure type and message, and the invariants: the job ends in a
+terminal CodePipeline state with a message naming the cause, one execution per job, no instance left running after
+the reaper window.
+"""
+
+from __future__ import annotations
+
+import pytest
+from localcloud import matrix
+from localcloud.deployment import Deployment
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("row", matrix.FAULT_ROWS, ids=lambda row: row.id)
+def test_fault(deployment: Deployment, row: matrix.Row) -> None:
+    if row.needs_reaper and not deployment.outputs.get("reaper_function_name"):
+        pytest.skip("needs the reaper Lambda (output reaper_function_name)")
+    matrix.check_row(deployment, row)

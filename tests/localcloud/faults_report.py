@@ -1,0 +1,86 @@
+"""`make faults`: apply examples/basic-linux into the local cloud, run every row of the fault matrix and the
+bad-input matrix (localcloud.matrix) and print both tables.
+
+Exits 0 only when every row holds. Everything it creates lives in a temporary directory and in the local cloud's
+memory, and is destroyed before it exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
+
+from localcloud import matrix, server
+from localcloud.deployment import Deployment
+
+MESSAGE_WIDTH = 70
+
+
+def shorten(message: str, width: int = MESSAGE_WIDTH) -> str:
+    """The message's first line (the cause), cut to width."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    return textwrap.shorten(first, width, placeholder="…") if first else "-"
+
+
+def outcome_cell(result: matrix.Result) -> str:
+    kind = f"{result.outcome} ({result.failure_type})" if result.failure_type else result.outcome
+    return f"{kind}: {shorten(result.message)}"
+
+
+def verdict(result: matrix.Result) -> str:
+    return "pass" if result.passed else "FAIL: " + "; ".join(result.problems)
+
+
+def table(results: Sequence[matrix.Result], with_handling: bool) -> str:
+    """A Markdown table: one line per row of a matrix."""
+    header = ["fault" if not with_handling else "input", "outcome and message", "instances left", "executions"]
+    header = [*header[:1], *(["handling"] if with_handling else []), *header[1:], "verdict", "s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        cells = [f"{result.row.id}: {result.row.description}"]
+        cells += [result.row.handling or ""] if with_handling else []
+        cells += [outcome_cell(result), str(result.instances_left), str(result.executions), verdict(result)]
+        cells.append(f"{result.seconds:.0f}")
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def run_matrix(deployment: Deployment, title: str, rows: Sequence[matrix.Row]) -> list[matrix.Result]:
+    results = []
+    for row in rows:
+        result = matrix.run_row(deployment, row)
+        print(f"  {row.id}: {verdict(result)} ({result.seconds:.0f} s)", flush=True)
+        results.append(result)
+    print(f"\n{title}\n\n{table(results, with_handling=rows is matrix.BAD_INPUT_ROWS)}\n", flush=True)
+    return results
+
+
+def main() -> int:
+    cloud = server.start()
+    print(
+        f"local cloud at {cloud.endpoint}; AWS-side waits scaled by {os.environ['LOCALCLOUD_TIME_SCALE']}", flush=True
+    )
+    try:
+        with tempfile.TemporaryDirectory(prefix="ec2-action-faults-") as work:
+            deployment = Deployment.apply(cloud, Path(work))
+            results = run_matrix(deployment, "Fault matrix", matrix.FAULT_ROWS)
+            results += run_matrix(deployment, "Bad-input matrix", matrix.BAD_INPUT_ROWS)
+            deployment.destroy()
+    finally:
+        cloud.stop()
+    failed = [result.row.id for result in results if not result.passed]
+    print(
+        f"{len(results) - len(failed)} of {len(results)} rows hold"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
