@@ -449,7 +449,11 @@ def _run_async(fn: Any, event: str) -> None:
 
     retries = _async_retries(fn)
     for attempt in range(retries + 1):
-        if not run(fn, event).errored:
+        try:
+            if not run(fn, event).errored:
+                return
+        except Exception as exc:  # e.g. the function or its layer was deleted while the event waited for a retry
+            logging.getLogger(__name__).warning("async invocation of %s dropped: %r", fn.function_name, exc)
             return
         if attempt < retries:
             clock.sleep(ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS) - 1)])
