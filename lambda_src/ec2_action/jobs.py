@@ -107,12 +107,22 @@ def set_open_job(job_id: str, open_job_id: str) -> dict[str, Any] | None:
     return _update(job_id, "SET open_job_id = :j", {":j": open_job_id})
 
 
+_STORE_RESULT = "SET #result = :r REMOVE task_token"
+
+
 def store_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:
     """Store the build's result; the execution is over, so no task token is awaited any more."""
-    item = _update(job_id, "SET #result = :r REMOVE task_token", {":r": result}, names={"#result": "result"})
+    item = _update(job_id, _STORE_RESULT, {":r": result}, names={"#result": "result"})
     if item is None:
         raise LookupError(f"the jobs table has no item for job {job_id}")
     return item
+
+
+def store_result_if_absent(job_id: str, result: dict[str, Any]) -> dict[str, Any] | None:
+    """The reaper's result for a build that never reported: never replaces a result or follows an answer.
+    The whole item, or None when the build stored a result (or was answered) meanwhile."""
+    condition = "attribute_not_exists(#result) AND attribute_not_exists(reported_to)"
+    return _update(job_id, _STORE_RESULT, {":r": result}, condition, {"#result": "result"})
 
 
 def claim_report(job_id: str, open_job_id: str) -> bool:
@@ -148,19 +158,35 @@ def clear_task_token(job_id: str, task_token: str) -> None:
     _update(job_id, "REMOVE task_token", {":t": task_token}, "task_token = :t")
 
 
-def pending() -> list[dict[str, Any]]:
-    """Items the sweep must look at: a task token still awaited, or a stored result the open job has not received."""
+def _scan(request: dict[str, Any]) -> list[dict[str, Any]]:
     table = _table()
-    request: dict[str, Any] = {
-        "FilterExpression": "attribute_exists(task_token) OR (attribute_exists(#result) AND "
-        "attribute_exists(open_job_id) AND attribute_not_exists(reported_to))",
-        "ExpressionAttributeNames": {"#result": "result"},
-        "ConsistentRead": True,
-    }
     items: list[dict[str, Any]] = []
     while True:
-        page = table.scan(**request)
+        page = table.scan(**request, ConsistentRead=True)
         items.extend(plain(item) for item in page.get("Items", []))
         if "LastEvaluatedKey" not in page:
             return items
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def pending() -> list[dict[str, Any]]:
+    """Items the sweep must look at: a task token still awaited, or a stored result the open job has not received."""
+    return _scan(
+        {
+            "FilterExpression": "attribute_exists(task_token) OR (attribute_exists(#result) AND "
+            "attribute_exists(open_job_id) AND attribute_not_exists(reported_to))",
+            "ExpressionAttributeNames": {"#result": "result"},
+        }
+    )
+
+
+def unanswered(created_before: int) -> list[dict[str, Any]]:
+    """Items the reaper must look at: created before that time (epoch seconds), no result stored, never answered."""
+    return _scan(
+        {
+            "FilterExpression": "created_at < :t AND attribute_not_exists(#result) "
+            "AND attribute_not_exists(reported_to)",
+            "ExpressionAttributeNames": {"#result": "result"},
+            "ExpressionAttributeValues": {":t": created_before},
+        }
+    )

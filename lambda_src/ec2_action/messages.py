@@ -148,3 +148,20 @@ def release_warning(release_error: dict[str, Any], instance_id: str) -> str:
         f"({release_error.get('Error', 'Unknown')}: {error_message(release_error)}); it shuts itself down at the "
         "time in its ec2-action:deadline tag.\n"
     )
+
+
+def never_started(job_id: str, execution_arn: str) -> dict[str, Any]:
+    """The reaper's result for an acknowledged job whose execution was never started."""
+    message = (
+        f"The build was never started: no execution for job {job_id} (expected {execution_arn}). "
+        "The job was acknowledged but its execution could not be started; retry the stage."
+    )
+    return {"succeeded": False, "message": fit(message, "", MESSAGE_LIMIT), "failure_type": JOB_FAILED}
+
+
+def unreported_execution(execution_arn: str, status: str, error: dict[str, Any]) -> dict[str, Any]:
+    """The reaper's result for a job whose execution ended (status, DescribeExecution's error/cause) unreported."""
+    name, detail = error.get("Error") or "", error_message(error)
+    why = ": ".join(part for part in (name, detail) if part) or "no error or cause recorded"
+    message = f"The execution {execution_arn} ended with status {status} without reporting the job: {why}"
+    return {"succeeded": False, "message": fit(message, "", MESSAGE_LIMIT), "failure_type": JOB_FAILED}

@@ -1,4 +1,5 @@
-"""Tag keys set on every build instance, its volume and network interface (DESIGN.md, "Instance tags")."""
+"""Tag keys of build instances (DESIGN.md, "Instance tags"): set at launch on the instance, its volume and network
+interface; the reaper's marks; the operator's bypass tag."""
 
 STACK = "ec2-action:stack"
 JOB_ID = "ec2-action:job-id"
@@ -6,3 +7,9 @@ PIPELINE = "ec2-action:pipeline"
 PIPELINE_EXECUTION_ID = "ec2-action:pipeline-execution-id"
 DEADLINE = "ec2-action:deadline"
 NAME = "Name"
+
+# Set and removed by the reaper only (its IAM policy allows no other keys).
+ORPHANED_AT = "ec2-action:orphaned-at"
+ORPHAN_REASON = "ec2-action:orphan-reason"
+# Set by an operator (any value) to keep an instance for debugging: the reaper logs it but never touches it.
+KEEP = "ec2-action:keep"

@@ -20,17 +20,15 @@ locals {
         dimensions  = { Stack = var.name_prefix }
         period      = local.reaper_interval_seconds
       }
-      executions_timed_out = {
-        description = "A ${var.name_prefix}-job execution timed out."
+    },
+    {
+      for key, execution in {
+        executions_timed_out = { metric = "ExecutionsTimedOut", what = "timed out" }
+        executions_aborted   = { metric = "ExecutionsAborted", what = "was aborted (the reaper fails its CodePipeline job)" }
+        } : key => {
+        description = "A ${var.name_prefix}-job execution ${execution.what}."
         namespace   = "AWS/States"
-        metric      = "ExecutionsTimedOut"
-        dimensions  = { StateMachineArn = local.state_machine_arn }
-        period      = local.alarm_period_seconds
-      }
-      executions_aborted = {
-        description = "A ${var.name_prefix}-job execution was aborted; the reaper fails its CodePipeline job."
-        namespace   = "AWS/States"
-        metric      = "ExecutionsAborted"
+        metric      = execution.metric
         dimensions  = { StateMachineArn = local.state_machine_arn }
         period      = local.alarm_period_seconds
       }

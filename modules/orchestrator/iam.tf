@@ -25,6 +25,26 @@ locals {
     ]
   }
 
+  # Finding this stack's instances and terminating them: release's whole policy, and the reaper's too.
+  release_statements = [
+    {
+      Sid      = "TerminateThisStacksInstances"
+      Effect   = "Allow"
+      Action   = ["ec2:TerminateInstances"]
+      Resource = ["${local.ec2_arn}:instance/*"]
+      Condition = {
+        StringEquals = { "ec2:ResourceTag/${local.stack_tag_key}" = var.name_prefix }
+      }
+    },
+    {
+      # DescribeInstances supports no resource-level permissions; it reads only.
+      Sid      = "FindInstances"
+      Effect   = "Allow"
+      Action   = ["ec2:DescribeInstances"]
+      Resource = ["*"]
+    },
+  ]
+
   # CodePipeline's job actions (AcknowledgeJob, Put*Result) support no resource-level permissions: AWS requires
   # Resource "*". A job id is unguessable and handed out only by PollForJobs, which is scoped to this stack's action
   # types, so in practice these functions only ever touch this stack's jobs.
@@ -246,32 +266,9 @@ locals {
       },
     ]
 
-    release = [
-      {
-        Sid      = "TerminateThisStacksInstances"
-        Effect   = "Allow"
-        Action   = ["ec2:TerminateInstances"]
-        Resource = ["${local.ec2_arn}:instance/*"]
-        Condition = {
-          StringEquals = { "ec2:ResourceTag/${local.stack_tag_key}" = var.name_prefix }
-        }
-      },
-      {
-        Sid      = "FindJobInstances"
-        Effect   = "Allow"
-        Action   = ["ec2:DescribeInstances"]
-        Resource = ["*"]
-      },
-    ]
+    release = local.release_statements
 
-    reap = [
-      {
-        # DescribeInstances supports no resource-level permissions; it reads only.
-        Sid      = "FindBuilders"
-        Effect   = "Allow"
-        Action   = ["ec2:DescribeInstances"]
-        Resource = ["*"]
-      },
+    reap = concat(local.release_statements, [
       {
         # Marks (and unmarks) this stack's instances only, with the reaper's own tag keys only; the Null condition
         # refuses a DeleteTags without tag keys (which would delete every tag).
@@ -283,15 +280,6 @@ locals {
           StringEquals                = { "ec2:ResourceTag/${local.stack_tag_key}" = var.name_prefix }
           "ForAllValues:StringEquals" = { "aws:TagKeys" = local.reaper_tag_keys }
           Null                        = { "aws:TagKeys" = "false" }
-        }
-      },
-      {
-        Sid      = "TerminateThisStacksInstances"
-        Effect   = "Allow"
-        Action   = ["ec2:TerminateInstances"]
-        Resource = ["${local.ec2_arn}:instance/*"]
-        Condition = {
-          StringEquals = { "ec2:ResourceTag/${local.stack_tag_key}" = var.name_prefix }
         }
       },
       {
@@ -323,7 +311,7 @@ locals {
           StringEquals = { "cloudwatch:namespace" = local.metric_namespace }
         }
       },
-    ]
+    ])
   }
 
   lambda_policies = {

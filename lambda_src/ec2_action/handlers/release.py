@@ -1,31 +1,26 @@
-"""release (ReleaseInstance): terminate every instance of this job. Idempotent; errors go to the state machine."""
+"""release (ReleaseInstance): terminate every instance of this job. Idempotent; errors go to the state machine.
+The reaper uses terminate_job_instances too, for jobs whose execution ended without releasing."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .. import aws, log, tags
+from .. import instances, log, tags
 from ..config import load
 
-LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+
+def terminate_job_instances(job_id: str, spare_kept: bool = False) -> list[str]:
+    """Terminate every live instance of this stack tagged with the job's id (sparing those tagged ec2-action:keep
+    if asked); the sorted ids."""
+    found = instances.find(load().stack, job_id=job_id)
+    if spare_kept:
+        found = [instance for instance in found if tags.KEEP not in instances.tag_values(instance)]
+    return instances.terminate(instance["InstanceId"] for instance in found)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, list[str]]:
     job_id = event["job"]["id"]
     log.reset(job_id=job_id)
-    ec2 = aws.client("ec2")
-    filters = [
-        {"Name": f"tag:{tags.JOB_ID}", "Values": [job_id]},
-        {"Name": f"tag:{tags.STACK}", "Values": [load().stack]},
-        {"Name": "instance-state-name", "Values": LIVE_STATES},
-    ]
-    instance_ids = [
-        instance["InstanceId"]
-        for page in ec2.get_paginator("describe_instances").paginate(Filters=filters)
-        for reservation in page["Reservations"]
-        for instance in reservation["Instances"]
-    ]
-    if instance_ids:
-        ec2.terminate_instances(InstanceIds=instance_ids)
-    log.info("instances terminated", instance_ids=instance_ids)
-    return {"terminated": sorted(instance_ids)}
+    terminated = terminate_job_instances(job_id)
+    log.info("instances terminated", instance_ids=terminated)
+    return {"terminated": terminated}

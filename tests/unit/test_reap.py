@@ -1,0 +1,301 @@
+"""reap: what ends up in EC2 (marks, terminations), CloudWatch (the reaped count) and CodePipeline (failure answers)
+after reaper passes at chosen times. Executions run on a state machine that waits an hour, so they stay RUNNING until
+a test stops them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from conftest import ACCOUNT, ACTION, STACK, Cloud, Pipeline
+from ec2_action import codepipeline as cp_helpers
+from ec2_action import jobs
+from ec2_action.handlers import poll, reap, report
+from test_poll import SCHEDULE, STARTED
+
+INTERVAL = timedelta(seconds=300)  # conftest's reaper_interval_seconds
+GRACE = timedelta(seconds=1800)  # conftest's orphan_grace_seconds
+WAITING = {"StartAt": "Build", "States": {"Build": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+
+
+@pytest.fixture(autouse=True)
+def waiting_state_machine(cloud: Cloud) -> None:
+    arn = cloud.client("stepfunctions").create_state_machine(
+        name=f"{STACK}-waiting-job", definition=json.dumps(WAITING), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
+    )["stateMachineArn"]
+    cloud.configure(state_machine_arn=arn)
+
+
+def reap_pass(cloud: Cloud, monkeypatch: pytest.MonkeyPatch, at: datetime) -> dict[str, list[str]]:
+    """One scheduled reaper run at time `at`."""
+    monkeypatch.setattr(reap, "now", lambda: at)
+    return reap.handler({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}, cloud.context)
+
+
+def start_job(cloud: Cloud) -> tuple[str, str]:
+    """A job as the poller leaves it: its jobs-table item (no instance_id yet) and a RUNNING execution."""
+    job_id = str(uuid.uuid4())
+    machine = cloud.settings["state_machine_arn"]
+    execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{job_id}"
+    jobs.create(job_id, execution_arn, dict(ACTION), "app")
+    cloud.client("stepfunctions").start_execution(stateMachineArn=machine, name=job_id, input="{}")
+    return job_id, execution_arn
+
+
+def stop(cloud: Cloud, execution_arn: str) -> None:
+    cloud.client("stepfunctions").stop_execution(executionArn=execution_arn)
+
+
+def mark_reported(cloud: Cloud, job_id: str) -> None:
+    """The build stored and sent its result (its instance was left behind by a failed release)."""
+    result = {"succeeded": False, "message": "The build failed with exit code 1.", "failure_type": "JobFailed"}
+    jobs.store_result(job_id, result)
+    assert jobs.claim_report(job_id, job_id)
+
+
+def launch(cloud: Cloud, job_id: str | None, deadline: datetime | None = None, **extra: str) -> str:
+    """A builder as acquire launches it (tags at launch); job_id None: an instance whose job tag is missing."""
+    values = {"ec2-action:stack": STACK, **extra}
+    if job_id:
+        values["ec2-action:job-id"] = job_id
+    values["ec2-action:deadline"] = (deadline or datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tags = [{"Key": key, "Value": value} for key, value in values.items()]
+    return cloud.client("ec2").run_instances(
+        ImageId=cloud.linux_ami, MinCount=1, MaxCount=1, TagSpecifications=[{"ResourceType": "instance", "Tags": tags}]
+    )["Instances"][0]["InstanceId"]
+
+
+def described(cloud: Cloud, instance_id: str) -> tuple[str, dict[str, str]]:
+    [reservation] = cloud.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+    instance = reservation["Instances"][0]
+    return instance["State"]["Name"], {tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])}
+
+
+def mark_tags(cloud: Cloud, instance_id: str) -> dict[str, str]:
+    return {key: value for key, value in described(cloud, instance_id)[1].items() if "orphan" in key}
+
+
+def reaped_sum(cloud: Cloud) -> float:
+    now = datetime.now(UTC)
+    datapoints = cloud.client("cloudwatch").get_metric_statistics(
+        Namespace="CodePipelineEc2Action",
+        MetricName="ReapedInstances",
+        Dimensions=[{"Name": "Stack", "Value": STACK}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+        Period=3600,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    return sum(point["Sum"] for point in datapoints)
+
+
+# --- instances ------------------------------------------------------------------------------------------------------
+
+
+def test_orphan_is_marked_then_terminated_on_a_later_pass_and_counted(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, execution_arn = start_job(cloud)
+    instance_id = launch(cloud, job_id)
+    stop(cloud, execution_arn)
+    mark_reported(cloud, job_id)
+    t0 = datetime.now(UTC)
+
+    first = reap_pass(cloud, monkeypatch, t0)
+
+    assert first["marked"] == [instance_id] and first["terminated"] == []
+    assert described(cloud, instance_id)[0] == "running"
+    assert mark_tags(cloud, instance_id) == {
+        "ec2-action:orphaned-at": t0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ec2-action:orphan-reason": "finished: execution ABORTED",
+    }
+    assert reaped_sum(cloud) == 0
+
+    early = reap_pass(cloud, monkeypatch, t0 + timedelta(minutes=1))  # e.g. an invocation retried
+    assert early["awaiting"] == [instance_id] and described(cloud, instance_id)[0] == "running"
+
+    later = reap_pass(cloud, monkeypatch, t0 + INTERVAL)
+
+    assert later["terminated"] == [instance_id]
+    assert described(cloud, instance_id)[0] == "terminated"
+    assert reaped_sum(cloud) == 1
+    [metric] = cloud.client("cloudwatch").list_metrics(Namespace="CodePipelineEc2Action")["Metrics"]
+    assert metric["MetricName"] == "ReapedInstances" and metric["Dimensions"] == [{"Name": "Stack", "Value": STACK}]
+
+
+def test_live_jobs_instance_is_never_touched(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    # acquire launched the instance but has not written instance_id to the item yet: legitimacy comes from the tag
+    job_id, _ = start_job(cloud)
+    instance_id = launch(cloud, job_id)
+    assert "instance_id" not in cloud.item(job_id)
+    t0 = datetime.now(UTC)
+
+    for minutes in (0, 5, 10, 60):
+        summary = reap_pass(cloud, monkeypatch, t0 + timedelta(minutes=minutes))
+        assert instance_id not in summary["marked"] + summary["terminated"]
+
+    state, tags = described(cloud, instance_id)
+    assert state == "running" and not any("orphan" in key for key in tags)
+
+
+def test_mark_is_removed_when_the_instance_is_legitimate_again(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id, _ = start_job(cloud)
+    t0 = datetime.now(UTC)
+    instance_id = launch(
+        cloud,
+        job_id,
+        **{"ec2-action:orphaned-at": t0.strftime("%Y-%m-%dT%H:%M:%SZ"), "ec2-action:orphan-reason": "unknown: x"},
+    )
+
+    summary = reap_pass(cloud, monkeypatch, t0 + 2 * INTERVAL)
+
+    assert summary["unmarked"] == [instance_id] and summary["terminated"] == []
+    assert described(cloud, instance_id)[0] == "running"
+    assert mark_tags(cloud, instance_id) == {}
+
+
+def test_instance_with_the_keep_tag_is_logged_but_never_touched(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    instance_id = launch(cloud, None, **{"ec2-action:keep": "debugging the image, ask alice"})
+    t0 = datetime.now(UTC)
+
+    for at in (t0, t0 + INTERVAL, t0 + timedelta(days=1)):
+        summary = reap_pass(cloud, monkeypatch, at)
+        assert summary["kept"] == [instance_id] and summary["marked"] == summary["terminated"] == []
+
+    assert described(cloud, instance_id)[0] == "running" and mark_tags(cloud, instance_id) == {}
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert any(line.get("instance_id") == instance_id and "ec2-action:keep" in line["message"] for line in logged)
+
+
+def test_overdue_instance_of_a_running_execution_is_reaped(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id, _ = start_job(cloud)
+    t0 = datetime.now(UTC)
+    within_grace = launch(cloud, job_id, deadline=t0 - GRACE + timedelta(minutes=10))
+    overdue = launch(cloud, job_id, deadline=t0 - GRACE - timedelta(minutes=1))
+
+    assert reap_pass(cloud, monkeypatch, t0)["marked"] == [overdue]
+    assert mark_tags(cloud, overdue)["ec2-action:orphan-reason"].startswith("overdue: deadline ")
+    assert reap_pass(cloud, monkeypatch, t0 + INTERVAL)["terminated"] == [overdue]
+
+    assert described(cloud, overdue)[0] == "terminated"
+    assert described(cloud, within_grace)[0] == "running"
+
+
+def test_unknown_instances_are_reaped_and_other_stacks_left_alone(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_job_tag = launch(cloud, None)
+    no_item = launch(cloud, str(uuid.uuid4()))
+    other_stack = launch(cloud, None, **{"ec2-action:stack": "someone-else"})
+    t0 = datetime.now(UTC)
+
+    first = reap_pass(cloud, monkeypatch, t0)
+    assert sorted(first["marked"]) == sorted([no_job_tag, no_item])
+    assert mark_tags(cloud, no_job_tag)["ec2-action:orphan-reason"] == "unknown: no ec2-action:job-id tag"
+    assert mark_tags(cloud, no_item)["ec2-action:orphan-reason"].startswith("unknown: no jobs-table item")
+
+    second = reap_pass(cloud, monkeypatch, t0 + INTERVAL)
+
+    assert sorted(second["terminated"]) == sorted([no_job_tag, no_item])
+    assert described(cloud, other_stack)[0] == "running" and mark_tags(cloud, other_stack) == {}
+    assert reaped_sum(cloud) == 2
+
+
+# --- jobs -----------------------------------------------------------------------------------------------------------
+
+
+def started_build(cloud: Cloud, pipeline: Pipeline) -> tuple[str, str]:
+    """A build the poller started from a real pipeline job: (job id, execution ARN)."""
+    job_id = pipeline.start()
+    poll.handler(STARTED, cloud.context)
+    return job_id, cloud.item(job_id)["execution_arn"]
+
+
+def failures(pipeline: Pipeline, job_id: str) -> list[Any]:
+    return [result for result in pipeline.results(job_id) if result.kind == "failure"]
+
+
+def test_aborted_execution_gets_exactly_one_failure_naming_aborted(
+    cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, execution_arn = started_build(cloud, pipeline)
+    instance_id = launch(cloud, job_id)
+    stop(cloud, execution_arn)
+    later = datetime.now(UTC) + timedelta(minutes=10)
+
+    summary = reap_pass(cloud, monkeypatch, later)
+
+    assert summary["failed_jobs"] == [job_id] and summary["terminated"] == [instance_id]
+    assert described(cloud, instance_id)[0] == "terminated"
+    for minutes in (5, 10):  # further passes send nothing more
+        reap_pass(cloud, monkeypatch, later + timedelta(minutes=minutes))
+    [result] = pipeline.results(job_id)
+    assert (result.kind, result.failure_type) == ("failure", "JobFailed")
+    assert result.message.startswith(f"The execution {execution_arn} ended with status ABORTED without reporting")
+    assert result.external_execution_id == execution_arn
+    assert cloud.item(job_id)["reported_to"] == job_id
+    assert reaped_sum(cloud) == 1
+
+
+def test_aborted_after_the_continuation_stores_the_result_for_the_poller(
+    cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, execution_arn = started_build(cloud, pipeline)
+    job = json.loads(cloud.client("stepfunctions").describe_execution(executionArn=execution_arn)["input"])["job"]
+    report.handler({"mode": "continue", "job": job, "execution_arn": execution_arn}, cloud.context)
+    continuation = pipeline.continuation_of(job_id)
+    stop(cloud, execution_arn)
+
+    assert reap_pass(cloud, monkeypatch, datetime.now(UTC) + timedelta(minutes=10))["failed_jobs"] == [job_id]
+    assert failures(pipeline, continuation) == []  # not arrived yet: the result waits in the item
+
+    summary = poll.handler(SCHEDULE, cloud.context)
+
+    assert summary["answered"] == [continuation]
+    [result] = failures(pipeline, continuation)
+    assert "ended with status ABORTED without reporting the job" in result.message
+
+
+def test_job_whose_execution_never_started_is_answered(
+    cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The poller acknowledged the job and wrote its item, then died before StartExecution.
+    job_id = pipeline.start()
+    [job] = cloud.client("codepipeline").poll_for_jobs(actionTypeId=ACTION, maxBatchSize=1)["jobs"]
+    cloud.client("codepipeline").acknowledge_job(jobId=job_id, nonce=job["nonce"])
+    execution_arn = poll.execution_prefix(cloud.settings["state_machine_arn"]) + job_id
+    jobs.create(job_id, execution_arn, dict(ACTION), "app")
+
+    assert reap_pass(cloud, monkeypatch, datetime.now(UTC))["failed_jobs"] == []  # too young: it may still start
+    assert reap_pass(cloud, monkeypatch, datetime.now(UTC) + timedelta(minutes=10))["failed_jobs"] == [job_id]
+
+    [result] = pipeline.results(job_id)
+    assert result.kind == "failure"
+    assert result.message.startswith(f"The build was never started: no execution for job {job_id}")
+
+
+def test_job_already_answered_is_not_answered_twice(
+    cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, execution_arn = started_build(cloud, pipeline)
+    result = {"succeeded": False, "message": "The build failed with exit code 2.", "failure_type": "JobFailed"}
+    assert cp_helpers.answer_open_job(jobs.store_result(job_id, result)) == job_id  # what ReportResult does
+    stop(cloud, execution_arn)
+
+    summary = reap_pass(cloud, monkeypatch, datetime.now(UTC) + timedelta(minutes=10))
+
+    assert summary["failed_jobs"] == []
+    [answer] = pipeline.results(job_id)
+    assert answer.message == "The build failed with exit code 2."
+
+
+def test_running_job_is_not_answered(cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    job_id, _ = started_build(cloud, pipeline)
+
+    assert reap_pass(cloud, monkeypatch, datetime.now(UTC) + timedelta(hours=2))["failed_jobs"] == []
+    assert pipeline.results(job_id) == []
