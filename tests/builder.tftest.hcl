@@ -114,11 +114,22 @@ run "role_reaches_only_configured_artifacts" {
     error_message = "The builder may write logs outside this account and Region's log groups."
   }
   assert {
-    condition = (
-      aws_iam_role_policy_attachment.ssm_core.policy_arn == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore" &&
-      aws_iam_role_policy_attachment.extra[*].policy_arn == ["arn:aws:iam::123456789012:policy/ecr-push"]
+    condition     = aws_iam_role_policy_attachment.extra[*].policy_arn == ["arn:aws:iam::123456789012:policy/ecr-push"]
+    error_message = "The builder needs the extra policies."
+  }
+  assert {
+    condition = contains(
+      flatten([for statement in jsondecode(aws_iam_role_policy.ssm_agent.policy).Statement : statement.Action]),
+      "ssm:UpdateInstanceInformation"
     )
-    error_message = "The builder needs AmazonSSMManagedInstanceCore and the extra policies."
+    error_message = "The SSM Agent cannot register without ssm:UpdateInstanceInformation."
+  }
+  assert {
+    condition = !anytrue([
+      for action in flatten([for statement in jsondecode(aws_iam_role_policy.ssm_agent.policy).Statement : statement.Action]) :
+      startswith(action, "ssm:GetParameter")
+    ])
+    error_message = "Builds must not read every SSM parameter in the Region."
   }
 }
 

@@ -59,6 +59,10 @@ def _output(outcome: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _minutes(count: int) -> str:
+    return f"{count} minute" if count == 1 else f"{count} minutes"
+
+
 def _where(build: dict[str, Any], instance_id: str) -> str:
     return f"instance {instance_id} ({build['instance_type']}, {build['platform']}, {build['image_id']})"
 
@@ -74,7 +78,7 @@ def command_result(outcome: dict[str, Any], build: dict[str, Any], region: str, 
     if status == "TimedOut" and details == "DeliveryTimedOut":
         why = f"The build command was never delivered to {where}: Systems Manager lost contact with it."
     elif status == "TimedOut":
-        why = f"The build exceeded its timeout of {build['timeout_minutes']} minutes (TimeoutMinutes) on {where}."
+        why = f"The build exceeded its timeout of {_minutes(build['timeout_minutes'])} (TimeoutMinutes) on {where}."
     elif status in ("Cancelled", "Cancelling"):
         why = f"The build command was cancelled on {where} ({details or status})."
     elif code is None or code == -1:
@@ -124,16 +128,16 @@ def step_failure(
             f"Instance {instance_id} did not come Online in Systems Manager within {registration_seconds} seconds. "
             "Check that: the AMI has the SSM Agent installed and starting at boot (3.3.2746.0 or newer); the subnet "
             "reaches the Systems Manager endpoints (ssm, ssmmessages, ec2messages) through a NAT gateway or VPC "
-            "interface endpoints, and the security group allows outbound HTTPS; the instance profile grants "
-            "AmazonSSMManagedInstanceCore. The instance's system log (EC2 console, Monitor and troubleshoot) "
-            f"shows boot problems. Last check: {detail}"
+            "interface endpoints, and the security group allows outbound HTTPS; the builder role keeps its ssm-agent "
+            "policy. The instance's system log (EC2 console, Monitor and troubleshoot) shows boot problems. "
+            f"Last check: {detail}"
         )
     elif name == "InstanceLost":
         message = f"The build instance went away before the build ran: {detail}"
     elif name == "States.Timeout" and step == "RunBuildCommand" and build:
         message = (
-            f"The build exceeded its timeout of {build['timeout_minutes']} minutes (TimeoutMinutes) plus "
-            f"{(build['task_timeout_seconds'] - build['command_timeout_seconds']) // 60} minutes for artifact "
+            f"The build exceeded its timeout of {_minutes(build['timeout_minutes'])} (TimeoutMinutes) plus "
+            f"{_minutes((build['task_timeout_seconds'] - build['command_timeout_seconds']) // 60)} for artifact "
             f"transfer on instance {instance_id}; it was stopped and the instance terminated."
         )
     else:

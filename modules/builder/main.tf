@@ -1,5 +1,3 @@
-data "aws_partition" "current" {}
-
 # count, not for_each: subnet IDs and policy ARNs are often created in the same apply (unknown at plan time).
 data "aws_subnet" "selected" {
   count = length(var.subnet_ids)
@@ -8,8 +6,7 @@ data "aws_subnet" "selected" {
 }
 
 locals {
-  partition = data.aws_partition.current.partition
-  vpc_ids   = distinct([for subnet in data.aws_subnet.selected : subnet.vpc_id])
+  vpc_ids = distinct([for subnet in data.aws_subnet.selected : subnet.vpc_id])
   # Launch-template tags mark even a builder launched by hand as belonging to this stack.
   instance_tags = merge(var.tags, { "ec2-action:stack" = var.name_prefix })
 }
@@ -29,9 +26,50 @@ resource "aws_iam_role" "builder" {
   tags = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "ssm_core" {
-  role       = aws_iam_role.builder.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# What the SSM Agent needs to register and run commands: AmazonSSMManagedInstanceCore without its
+# ssm:GetParameter(s) on "*", which would let any build read every parameter (SecureStrings included) in the Region.
+# Builds that need parameters get them through builder_iam_policy_arns, scoped to what they read.
+resource "aws_iam_role_policy" "ssm_agent" {
+  name = "ssm-agent"
+  role = aws_iam_role.builder.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # The agent's own API calls; AWS defines none of them on a narrower resource than "*".
+        Sid    = "SsmAgentCore"
+        Effect = "Allow"
+        Action = [
+          "ssm:DescribeAssociation",
+          "ssm:DescribeDocument",
+          "ssm:GetDeployablePatchSnapshotForInstance",
+          "ssm:GetDocument",
+          "ssm:GetManifest",
+          "ssm:ListAssociations",
+          "ssm:ListInstanceAssociations",
+          "ssm:PutComplianceItems",
+          "ssm:PutConfigurePackageResult",
+          "ssm:PutInventory",
+          "ssm:UpdateAssociationStatus",
+          "ssm:UpdateInstanceAssociationStatus",
+          "ssm:UpdateInstanceInformation",
+        ]
+        Resource = "*"
+      },
+      {
+        Sid      = "SsmAgentMessages"
+        Effect   = "Allow"
+        Action   = ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
+        Resource = "*"
+      },
+      {
+        Sid      = "SsmAgentRunCommand"
+        Effect   = "Allow"
+        Action   = ["ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply"]
+        Resource = "*"
+      },
+    ]
+  })
 }
 
 resource "aws_iam_role_policy_attachment" "extra" {

@@ -101,7 +101,7 @@ def test_registration_timeout_says_what_to_check() -> None:
     message = result["message"]
     assert result["failure_type"] == "JobFailed"
     assert "Instance i-0abc did not come Online in Systems Manager within 900 seconds" in message
-    for hint in ("SSM Agent", "NAT gateway", "VPC", "instance profile", "not registered"):
+    for hint in ("SSM Agent", "NAT gateway", "VPC", "ssm-agent policy", "not registered"):
         assert hint in message
 
 
@@ -129,3 +129,21 @@ def test_release_warning_goes_first() -> None:
     result = messages.step_failure("AcquireInstance", lambda_error("InstanceLaunchFailed", "bad"), BUILD, {}, 900, note)
     assert result["message"].startswith("Warning: the build instance i-0abc could not be terminated (ClientError: thr")
     assert result["message"].endswith("EC2 refused to launch the build instance: bad")
+
+
+def test_a_one_minute_timeout_reads_as_one_minute() -> None:
+    outcome = {
+        "instance_id": "i-0123456789abcdef0",
+        "status": "TimedOut",
+        "status_details": "ExecutionTimedOut",
+        "response_code": 137,
+        "stdout_tail": "started\n",
+        "stderr_tail": "",
+        "log_group": "/ec2-build/builds",
+        "log_stream_prefix": "c/i/BuildOnLinux",
+    }
+    build = {"instance_type": "t3.micro", "platform": "Linux", "image_id": "ami-12345678", "timeout_minutes": 1}
+
+    message = messages.command_result(outcome, build, "us-east-1")["message"]
+
+    assert message.startswith("The build exceeded its timeout of 1 minute (TimeoutMinutes) on instance")

@@ -35,6 +35,9 @@ def _continue(job_id: str, execution_arn: str) -> None:
         jobs.undo_continued(job_id)
         raise
     log.info("continuation published")
+    # Taking the continuation job now, while the build runs, lets the final report answer it the moment the build
+    # ends instead of waiting for the next sweep.
+    _wake_poller()
 
 
 def failed_step(state: dict[str, Any], item: dict[str, Any]) -> str:
@@ -82,10 +85,10 @@ def _final(state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
 
 
 def _wake_poller() -> None:
-    """The continuation job has not arrived yet: ask the poller to look now rather than at its next schedule."""
+    """Ask the poller to look for the continuation job now rather than at its next schedule (best effort)."""
     try:
         aws.client("lambda").invoke(FunctionName=load().poll_function_name, InvocationType="Event", Payload=b"{}")
     except ClientError as exc:  # the scheduled sweep answers the job anyway, a minute later at most
         log.warning("cannot invoke the poller", error=aws.error_code(exc))
         return
-    log.info("waiting for the continuation job; the poller was asked to look now")
+    log.info("the poller was asked to look for the continuation job now")
