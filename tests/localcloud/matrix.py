@@ -116,9 +116,13 @@ def default_configuration(run: RowRun, row: Row) -> dict[str, str]:
 
 def run_row(deployment: Deployment, row: Row) -> Result:
     """Run `row` in a new pipeline; never raises (a crash of the run is a problem of the result)."""
+    result = Result(row)
+    if row.needs_reaper and not has_reaper(deployment):
+        result.outcome = "not run"
+        result.problems.append("this row needs the reaper Lambda (output reaper_function_name), and there is none")
+        return result
     scratch = Path(tempfile.mkdtemp(prefix=f"matrix-{row.id}-"))
     run = RowRun(deployment, unique_name(row.id[:40]), scratch)
-    result = Result(row)
     began = time.monotonic()
     try:
         _run(run, row, result)
@@ -150,13 +154,15 @@ def _run(run: RowRun, row: Row, result: Result) -> None:
     finally:
         faults.clear()
     if run.collected is not None:
-        reaped = reap(deployment)
-        if row.needs_reaper and not reaped:
-            result.problems.append("this row needs the reaper Lambda, and the deployment has none")
+        reap(deployment)
         _judge(run, row, run.collected, result)
     result.problems += run.observed
     if row.proof:
         result.problems += row.proof(run, result)
+
+
+def has_reaper(deployment: Deployment) -> bool:
+    return bool(deployment.outputs.get("reaper_function_name"))
 
 
 def reap(deployment: Deployment) -> bool:
