@@ -126,6 +126,16 @@ run "iam_is_scoped_to_this_stack" {
     error_message = "A function other than release and reap can terminate instances."
   }
 
+  # Images only of the allowed owners, "self" being this account.
+  assert {
+    condition = anytrue([
+      for statement in jsondecode(output.lambda_policies["acquire"]).Statement :
+      try(statement.Condition.StringEquals["ec2:Owner"], []) == ["amazon", "123456789012"]
+      if contains(flatten([statement.Resource]), "arn:aws:ec2:eu-west-1::image/*")
+    ])
+    error_message = "acquire may launch images of owners outside allowed_image_owners."
+  }
+
   # PassRole only for the builder role, only to EC2, only by acquire.
   assert {
     condition = alltrue([

@@ -173,14 +173,17 @@ locals {
         )
       },
       {
-        # Image ARNs carry no account. With allowed_image_ids the role can launch only those images; otherwise the
-        # owner check is the validate function's (ec2:Owner cannot express "self").
+        # Image ARNs carry no account. Only images of the allowed owners, and with allowed_image_ids only those
+        # images (the validate function checks the same first, with a message a person can act on).
         Sid    = "LaunchAllowedImages"
         Effect = "Allow"
         Action = ["ec2:RunInstances"]
         Resource = length(var.allowed_image_ids) > 0 ? [
           for id in var.allowed_image_ids : "${local.arn_prefix}:ec2:${local.region}::image/${id}"
         ] : ["${local.arn_prefix}:ec2:${local.region}::image/*"]
+        Condition = {
+          StringEquals = { "ec2:Owner" = [for owner in var.allowed_image_owners : owner == "self" ? local.account_id : owner] }
+        }
       },
       {
         Sid      = "TagAtLaunchOnly"
