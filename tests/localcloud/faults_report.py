@@ -20,13 +20,12 @@ os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
 from localcloud import matrix, server
 from localcloud.deployment import Deployment
 
-MESSAGE_WIDTH = 70
+MESSAGE_WIDTH = 110
 
 
 def shorten(message: str, width: int = MESSAGE_WIDTH) -> str:
-    """The message's first line (the cause), cut to width."""
-    first = message.strip().splitlines()[0] if message.strip() else ""
-    return textwrap.shorten(first, width, placeholder="…") if first else "-"
+    """The message on one line, cut to width (the cause comes first in every message)."""
+    return textwrap.shorten(message, width, placeholder="…") if message.strip() else "-"
 
 
 def outcome_cell(result: matrix.Result) -> str:
