@@ -43,7 +43,6 @@ class Config:
     max_timeout_minutes: int
     ssm_registration_timeout_seconds: int
     poll_function_name: str
-    reaper_interval_seconds: int
     orphan_grace_seconds: int
 
     def action(self, type_id: dict[str, str]) -> ActionType | None:
@@ -82,7 +81,6 @@ def parse(text: str) -> Config:
         max_timeout_minutes=int(raw["max_timeout_minutes"]),
         ssm_registration_timeout_seconds=int(raw["ssm_registration_timeout_seconds"]),
         poll_function_name=raw["poll_function_name"],
-        reaper_interval_seconds=int(raw["reaper_interval_seconds"]),
         orphan_grace_seconds=int(raw["orphan_grace_seconds"]),
     )
 

@@ -180,13 +180,11 @@ def pending() -> list[dict[str, Any]]:
     )
 
 
-def unanswered(created_before: int) -> list[dict[str, Any]]:
-    """Items the reaper must look at: created before that time (epoch seconds), no result stored, never answered."""
+def unanswered() -> list[dict[str, Any]]:
+    """Items the reaper must look at: no result stored, never answered."""
     return _scan(
         {
-            "FilterExpression": "created_at < :t AND attribute_not_exists(#result) "
-            "AND attribute_not_exists(reported_to)",
+            "FilterExpression": "attribute_not_exists(#result) AND attribute_not_exists(reported_to)",
             "ExpressionAttributeNames": {"#result": "result"},
-            "ExpressionAttributeValues": {":t": created_before},
         }
     )

@@ -67,7 +67,6 @@ locals {
     max_timeout_minutes              = var.max_build_timeout_minutes
     ssm_registration_timeout_seconds = var.ssm_registration_timeout_minutes * 60
     poll_function_name               = local.function_names.poll
-    reaper_interval_seconds          = local.reaper_interval_seconds
     orphan_grace_seconds             = var.orphan_grace_minutes * 60
   }
   # The reaper terminates an instance it marked at least one interval earlier; the reaped-instances alarm sums

@@ -138,7 +138,6 @@ def _create_resources() -> dict[str, Any]:
         "max_timeout_minutes": 480,
         "ssm_registration_timeout_seconds": 900,
         "poll_function_name": f"{STACK}-poll",
-        "reaper_interval_seconds": 300,
         "orphan_grace_seconds": 1800,
     }
 

@@ -28,7 +28,6 @@ SETTINGS = {
     "max_timeout_minutes": 480,
     "ssm_registration_timeout_seconds": 900,
     "poll_function_name": "ec2-build-poll",
-    "reaper_interval_seconds": 300,
     "orphan_grace_seconds": 1800,
 }
 

@@ -27,13 +27,10 @@ METRIC_NAMESPACE = "CodePipelineEc2Action"
 METRIC_NAME = "ReapedInstances"
 # Instances the reaper judges; shutting-down ones are already going.
 JUDGED_STATES = ("pending", "running", "stopping", "stopped")
-# A mark this much younger than one reaper interval still counts as one interval old: EventBridge schedules drift
-# by seconds, and a pass that comes a little early must not postpone the termination by a whole interval.
-SCHEDULE_SLACK = 0.1
-# A job is judged only this long after it was created, or after its execution stopped: longer than any function's
-# timeout, so a poller between its jobs-table write and StartExecution, or a report still running, has finished.
+# A job without an execution is judged only this long after it was created: longer than the poll function's timeout,
+# so a poller between its jobs-table write and StartExecution has finished. (A job whose execution has ended is judged
+# at once: an execution ends only after its ReportResult step, so nothing else will answer it.)
 MIN_JOB_AGE_SECONDS = 300
-TAG_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 Describe = Callable[[str], dict[str, Any] | None]
 
@@ -62,7 +59,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
             _judge_instance(config, instance, started, describe, summary)
         except Exception as exc:  # one instance must not stop the others; the next pass tries again
             log.error("cannot judge the instance", error=repr(exc))
-    for item in jobs.unanswered(int(started.timestamp()) - MIN_JOB_AGE_SECONDS):
+    for item in jobs.unanswered():
         log.reset(job_id=item["job_id"], execution_arn=item.get("execution_arn"))
         try:
             _judge_job(item, started, describe, summary)
@@ -91,9 +88,10 @@ def _execution_reader() -> Describe:
 
 def _parse_time(value: str | None) -> datetime | None:
     try:
-        return datetime.strptime(value or "", TAG_TIME_FORMAT).replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(value or "")
     except ValueError:
         return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 # --- instances ------------------------------------------------------------------------------------------------------
@@ -129,6 +127,7 @@ def _judge_instance(
         return
     reason = orphan_reason(config, tag_values, at, describe)
     marked_at = _parse_time(tag_values.get(tags.ORPHANED_AT)) if tags.ORPHANED_AT in tag_values else None
+    stamp = at.isoformat(timespec="milliseconds")  # the pass's time as a mark records it
     ec2 = aws.client("ec2")
     if reason is None:
         if tags.ORPHANED_AT in tag_values or tags.ORPHAN_REASON in tag_values:
@@ -137,12 +136,12 @@ def _judge_instance(
             summary["unmarked"].append(instance_id)
         return
     if marked_at is None:  # not marked yet (or a mark nobody can read): mark now, terminate on a later pass
-        mark = {tags.ORPHANED_AT: at.strftime(TAG_TIME_FORMAT), tags.ORPHAN_REASON: reason[:256]}
+        mark = {tags.ORPHANED_AT: stamp, tags.ORPHAN_REASON: reason[:256]}
         ec2.create_tags(Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in mark.items()])
         log.warning("orphaned instance marked", reason=reason)
         summary["marked"].append(instance_id)
         return
-    if at - marked_at < timedelta(seconds=config.reaper_interval_seconds * (1 - SCHEDULE_SLACK)):
+    if marked_at >= datetime.fromisoformat(stamp):  # marked by this pass (or a copy of it), not an earlier one
         summary["awaiting"].append(instance_id)
         return
     instances.terminate([instance_id])
@@ -157,12 +156,10 @@ def _unreported_result(item: dict[str, Any], at: datetime, describe: Describe) -
     """The failure to report for a job whose execution never started or ended unreported; None while it may run."""
     execution = describe(item["execution_arn"])
     if execution is None:
-        return messages.never_started(item["job_id"], item["execution_arn"])
-    stopped = execution.get("stopDate")
-    if execution["status"] == "RUNNING" or stopped is None:
+        old_enough = int(at.timestamp()) - int(item.get("created_at", 0)) >= MIN_JOB_AGE_SECONDS
+        return messages.never_started(item["job_id"], item["execution_arn"]) if old_enough else None
+    if execution["status"] == "RUNNING":
         return None
-    if at - stopped.astimezone(UTC) < timedelta(seconds=MIN_JOB_AGE_SECONDS):
-        return None  # a report step may still be finishing
     error = {"Error": execution.get("error", ""), "Cause": execution.get("cause", "")}
     return messages.unreported_execution(item["execution_arn"], execution["status"], error)
 
