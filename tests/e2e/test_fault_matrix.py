@@ -16,6 +16,4 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.parametrize("row", matrix.FAULT_ROWS, ids=lambda row: row.id)
 def test_fault(deployment: Deployment, row: matrix.Row) -> None:
-    if row.needs_reaper and not matrix.has_reaper(deployment):
-        pytest.skip("needs the reaper Lambda (output reaper_function_name)")
     matrix.check_row(deployment, row)

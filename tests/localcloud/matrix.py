@@ -84,7 +84,6 @@ class Row:
     during: Hook | None = None
     proof: Proof | None = None
     output_artifact: bool = False
-    needs_reaper: bool = False
 
 
 @dataclass
@@ -117,10 +116,6 @@ def default_configuration(run: RowRun, row: Row) -> dict[str, str]:
 def run_row(deployment: Deployment, row: Row) -> Result:
     """Run `row` in a new pipeline; never raises (a crash of the run is a problem of the result)."""
     result = Result(row)
-    if row.needs_reaper and not has_reaper(deployment):
-        result.outcome = "not run"
-        result.problems.append("this row needs the reaper Lambda (output reaper_function_name), and there is none")
-        return result
     scratch = Path(tempfile.mkdtemp(prefix=f"matrix-{row.id}-"))
     run = RowRun(deployment, unique_name(row.id[:40]), scratch)
     began = time.monotonic()
@@ -161,22 +156,13 @@ def _run(run: RowRun, row: Row, result: Result) -> None:
         result.problems += row.proof(run, result)
 
 
-def has_reaper(deployment: Deployment) -> bool:
-    return bool(deployment.outputs.get("reaper_function_name"))
-
-
-def reap(deployment: Deployment) -> bool:
-    """The reaper window: invoke the reaper twice (the first run marks overdue instances, the second terminates
-    them). False if the deployment has no reaper."""
-    name = deployment.outputs.get("reaper_function_name")
-    if not name:
-        return False
+def reap(deployment: Deployment) -> None:
+    """The reaper window: two reaper passes (the first marks orphaned instances, the second terminates them)."""
     client = deployment.client("lambda")
     for _ in range(2):
-        response = client.invoke(FunctionName=name, Payload=b"{}")
+        response = client.invoke(FunctionName=deployment.outputs["reaper_function_name"], Payload=b"{}")
         if response.get("FunctionError"):
             raise RuntimeError(f"the reaper failed: {response['Payload'].read().decode()[:500]}")
-    return True
 
 
 def _judge(run: RowRun, row: Row, pipeline_run: PipelineRun, result: Result) -> None:
@@ -251,6 +237,26 @@ def ran_at_least(key: str, count: int) -> Proof:
     def proof(run: RowRun, result: Result) -> list[str]:
         ran = run.invocations_since_start(key)
         return [] if ran >= count else [f"{key} ran {ran} time(s), expected at least {count}"]
+
+    return proof
+
+
+def errors_alarmed(key: str) -> Proof:
+    """An operator is told: a CloudWatch alarm watches the Lambda `key`'s Errors metric."""
+
+    def proof(run: RowRun, result: Result) -> list[str]:
+        name = f"{run.deployment.outputs['name_prefix']}-{key.replace('_', '-')}-errors"
+        alarms = run.deployment.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
+        watched = [a for a in alarms if a["MetricName"] == "Errors" and a["Namespace"] == "AWS/Lambda"]
+        function = {"Name": "FunctionName", "Value": run.function_name(key)}
+        return [] if watched and function in watched[0]["Dimensions"] else [f"no Errors alarm named {name}"]
+
+    return proof
+
+
+def all_of(*proofs: Proof) -> Proof:
+    def proof(run: RowRun, result: Result) -> list[str]:
+        return [problem for each in proofs for problem in each(run, result)]
 
     return proof
 
@@ -469,7 +475,8 @@ def _crash_always_rows() -> list[Row]:
             QUEUED,
             may_launch=False,
             inject=crash("poll", None),
-            proof=ran_at_least("poll", 2),  # the STARTED event and the sweeps keep trying
+            # The STARTED event and the sweeps keep trying, and the poll function's Errors alarm tells the operator.
+            proof=all_of(ran_at_least("poll", 2), errors_alarmed("poll")),
         )
     ]
     for key, step in LAMBDA_STEPS.items():
@@ -498,16 +505,15 @@ def _crash_always_rows() -> list[Row]:
             SUCCEEDED,
             message="could not be terminated",
             inject=crash("release", None),
-            needs_reaper=True,
         ),
         Row(
             "crash-always-report",
             "the report Lambda always crashes: the reaper answers the job",
             FAILED,
             "JobFailed",
+            "ended with status FAILED without reporting the job",
             inject=crash("report", None),
             during=reap_until_answered,
-            needs_reaper=True,
         ),
     ]
     return rows
@@ -565,9 +571,9 @@ FAULT_ROWS: list[Row] = [
         "the execution is stopped by hand (StopExecution) while the command runs: the reaper answers and terminates",
         FAILED,
         "JobFailed",
+        "ended with status ABORTED without reporting the job",
         command="sleep 30; echo never",
         during=stop_execution_by_hand,
-        needs_reaper=True,
     ),
     Row(
         "release-throttled",
@@ -610,7 +616,6 @@ FAULT_ROWS: list[Row] = [
         message=BUILD_SUCCEEDED,
         command="sleep 20; echo done",
         during=race_the_reaper,
-        needs_reaper=True,
     ),
 ]
 
