@@ -1,6 +1,7 @@
 """The packaging: reproducible zips, what they hold, and that the committed ones match the sources."""
 
 import importlib.util
+import py_compile
 import zipfile
 from pathlib import Path
 
@@ -13,11 +14,14 @@ spec.loader.exec_module(build)
 
 
 def test_code_zip_is_byte_identical_across_builds(tmp_path: Path) -> None:
+    # Bytecode beside the sources (as any import leaves it) must not reach the zip.
+    py_compile.compile(str(ROOT / "lambda_src" / "ec2_action" / "__init__.py"), doraise=True)
     first, second = tmp_path / "a.zip", tmp_path / "b.zip"
     build.write_zip(first, build.code_entries())
     build.write_zip(second, dict(reversed(build.code_entries().items())))
-    assert (ROOT / "lambda_src" / "ec2_action" / "__pycache__").is_dir()  # the tests imported it: never packaged
     assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        assert not [name for name in archive.namelist() if "__pycache__" in name or name.endswith(".pyc")]
 
 
 def test_entries_are_sorted_with_fixed_times_and_modes(tmp_path: Path) -> None:
