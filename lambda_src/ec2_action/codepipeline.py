@@ -11,6 +11,8 @@ from .messages import MESSAGE_LIMIT, SUMMARY_LIMIT
 
 EXTERNAL_ID_LIMIT = 1500
 CLOSED_JOB_ERRORS = ("InvalidJobStateException", "JobNotFoundException")
+# AcknowledgeJob's answers when the job is not ours to take: another dispatch (nonce) of it, or no such job.
+NOT_OURS_ERRORS = ("InvalidNonceException", "JobNotFoundException")
 
 
 class UnsupportedJob(ValueError):
@@ -33,17 +35,25 @@ def _artifact(artifacts: list[dict[str, Any]], kind: str) -> dict[str, str] | No
     return {"name": artifacts[0].get("name", ""), "bucket": s3["bucketName"], "key": s3["objectKey"]}
 
 
+def job_origin(job: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The job's action type `{category, owner, provider, version}` and pipeline name."""
+    data = job.get("data") or {}
+    type_id = data.get("actionTypeId") or {}
+    action = {key: type_id.get(key, "") for key in ("category", "owner", "provider", "version")}
+    return action, (data.get("pipelineContext") or {}).get("pipelineName", "")
+
+
 def sanitize_job(job: dict[str, Any]) -> dict[str, Any]:
     """The state machine's input `job` (DESIGN.md): everything a step needs, never the artifactCredentials."""
     data = job.get("data") or {}
     context = data.get("pipelineContext") or {}
-    type_id = data.get("actionTypeId") or {}
+    action, pipeline_name = job_origin(job)
     return {
         "id": job["id"],
-        "action": {key: type_id.get(key, "") for key in ("category", "owner", "provider", "version")},
+        "action": action,
         "configuration": dict((data.get("actionConfiguration") or {}).get("configuration") or {}),
         "pipeline": {
-            "name": context.get("pipelineName", ""),
+            "name": pipeline_name,
             "arn": context.get("pipelineArn", ""),
             "execution_id": context.get("pipelineExecutionId", ""),
             "stage": (context.get("stage") or {}).get("name", ""),
@@ -68,30 +78,55 @@ def put_continuation(job_id: str, execution_arn: str, summary: str) -> None:
     )
 
 
-def put_result(job_id: str, result: dict[str, Any], execution_arn: str | None) -> bool:
-    """Answer a job with a result; False if CodePipeline says the job is no longer open (already answered)."""
-    client = aws.client("codepipeline")
-    external_id = {"externalExecutionId": _clip(execution_arn, EXTERNAL_ID_LIMIT)} if execution_arn else {}
+def acknowledge(job_id: str, nonce: str) -> str | None:
+    """AcknowledgeJob: the job's status (InProgress when it is ours to work on), or None when it is not ours.
+
+    Acknowledging again with the same nonce is harmless and answers the job's current status, which is how a job
+    recorded before its acknowledgement is checked and finished by whoever comes next.
+    """
     try:
-        if result["succeeded"]:
-            details = {"summary": _clip(result["message"], SUMMARY_LIMIT), "percentComplete": 100, **external_id}
-            client.put_job_success_result(jobId=job_id, executionDetails=details)
-        else:
-            failure = {
-                "type": result.get("failure_type") or "JobFailed",
-                "message": _clip(result["message"] or "The build failed.", MESSAGE_LIMIT),
-                **external_id,
-            }
-            client.put_job_failure_result(jobId=job_id, failureDetails=failure)
+        return str(aws.client("codepipeline").acknowledge_job(jobId=job_id, nonce=nonce)["status"])
     except ClientError as exc:
-        if aws.error_code(exc) in CLOSED_JOB_ERRORS:
-            log.warning(
-                "the job was no longer open; result not recorded", answered_job_id=job_id, error=aws.error_code(exc)
-            )
+        if aws.error_code(exc) in NOT_OURS_ERRORS:
+            log.info("the job is not ours to acknowledge", acknowledged_job_id=job_id, error=aws.error_code(exc))
+            return None
+        raise
+
+
+def put_result(job_id: str, result: dict[str, Any], execution_arn: str | None, nonce: str | None = None) -> bool:
+    """Answer a job with a result; False if CodePipeline says the job is no longer open (already answered).
+
+    With the job's nonce, a job that was recorded but never acknowledged (its poller died in between) is
+    acknowledged first and then answered, instead of being taken for closed.
+    """
+    try:
+        _put_result(job_id, result, execution_arn)
+    except ClientError as exc:
+        code = aws.error_code(exc)
+        if code == "InvalidJobStateException" and nonce and acknowledge(job_id, nonce) == "InProgress":
+            log.info("the job had not been acknowledged; acknowledged it to answer it", answered_job_id=job_id)
+            return put_result(job_id, result, execution_arn)
+        if code in CLOSED_JOB_ERRORS:
+            log.warning("the job was no longer open; result not recorded", answered_job_id=job_id, error=code)
             return False
         raise
     log.info("job answered", answered_job_id=job_id, succeeded=result["succeeded"])
     return True
+
+
+def _put_result(job_id: str, result: dict[str, Any], execution_arn: str | None) -> None:
+    client = aws.client("codepipeline")
+    external_id = {"externalExecutionId": _clip(execution_arn, EXTERNAL_ID_LIMIT)} if execution_arn else {}
+    if result["succeeded"]:
+        details = {"summary": _clip(result["message"], SUMMARY_LIMIT), "percentComplete": 100, **external_id}
+        client.put_job_success_result(jobId=job_id, executionDetails=details)
+    else:
+        failure = {
+            "type": result.get("failure_type") or "JobFailed",
+            "message": _clip(result["message"] or "The build failed.", MESSAGE_LIMIT),
+            **external_id,
+        }
+        client.put_job_failure_result(jobId=job_id, failureDetails=failure)
 
 
 def answer_open_job(item: dict[str, Any]) -> str | None:
@@ -102,7 +137,7 @@ def answer_open_job(item: dict[str, Any]) -> str | None:
     if not jobs.claim_report(item["job_id"], open_job_id):
         return None
     try:
-        put_result(open_job_id, item["result"], item.get("execution_arn"))
+        put_result(open_job_id, item["result"], item.get("execution_arn"), item.get("open_job_nonce"))
     except Exception:
         jobs.unclaim_report(item["job_id"], open_job_id)
         raise

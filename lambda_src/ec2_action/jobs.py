@@ -38,25 +38,78 @@ def plain(value: Any) -> Any:
     return value
 
 
-def create(job_id: str, execution_arn: str, action: dict[str, str], pipeline_name: str) -> bool:
-    """Write the item of a new build; False if it already exists (a duplicate event or a second poller)."""
+# A claim is stale after this long without the execution starting: a poller that saw the same dispatch of the job
+# (same nonce) then finishes what the claimer began (acknowledge, start), both steps being idempotent.
+CLAIM_STALE_SECONDS = 30
+# The item of a job whose execution has not started: no continuation, no instance, no result, no answer.
+_UNSTARTED = (
+    "attribute_not_exists(continued) AND attribute_not_exists(instance_id) AND attribute_not_exists(#result) "
+    "AND attribute_not_exists(reported_to) AND attribute_not_exists(abandoned)"
+)
+
+
+def claim(
+    job_id: str,
+    nonce: str,
+    execution_arn: str,
+    execution_input: str,
+    action: dict[str, str],
+    pipeline_name: str,
+    result: dict[str, Any] | None = None,
+) -> bool:
+    """Record the intent to run a new job, before it is acknowledged; True for the poller that may go on.
+
+    Everything needed to acknowledge the job and start its execution is stored (the nonce, the exact execution
+    input), so the sweep can finish the work of a poller that died anywhere after this write. False when another
+    poller holds a fresh claim on the same dispatch of the job. A claim is taken over when CodePipeline dispatched
+    the job again (another nonce) or the claim is stale, and only while the execution has not started.
+    `result` is for a job that cannot run: it is stored at once, to be answered by the same exactly-once path.
+    """
     now = int(time.time())
-    item = {
-        "job_id": job_id,
-        "execution_arn": execution_arn,
-        "action": action,
-        "pipeline_name": pipeline_name,
-        "open_job_id": job_id,
-        "created_at": now,
-        "expires_at": now + RETENTION_SECONDS,
+    expression = (
+        "SET execution_arn = :arn, execution_input = :input, #action = :action, pipeline_name = :pipeline, "
+        "nonce = :nonce, open_job_id = :job, open_job_nonce = :nonce, claimed_at = :now, "
+        "created_at = if_not_exists(created_at, :now), expires_at = if_not_exists(expires_at, :expires)"
+    )
+    values: dict[str, Any] = {
+        ":arn": execution_arn,
+        ":input": execution_input,
+        ":action": action,
+        ":pipeline": pipeline_name,
+        ":nonce": nonce,
+        ":job": job_id,
+        ":now": now,
+        ":expires": now + RETENTION_SECONDS,
+        ":stale": now - CLAIM_STALE_SECONDS,
     }
+    names = {"#action": "action", "#result": "result"}
+    if result is not None:
+        expression += ", #result = :result"
+        values[":result"] = result
+    condition = f"attribute_not_exists(job_id) OR (({_UNSTARTED}) AND (nonce <> :nonce OR claimed_at < :stale))"
     try:
-        _table().put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        _table().update_item(
+            Key={"job_id": job_id},
+            UpdateExpression=expression,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ExpressionAttributeNames=names,
+        )
     except ClientError as exc:
         if _conditional_failed(exc):
             return False
         raise
     return True
+
+
+def record_start_error(job_id: str, error: str) -> None:
+    """Why the execution could not be started yet (the sweep retries; the reaper's final message quotes it)."""
+    _update(job_id, "SET start_error = :e", {":e": error[:1000]})
+
+
+def abandon(job_id: str, job_status: str) -> None:
+    """The job ended in CodePipeline (e.g. timed out, the pipeline was stopped) before its execution started."""
+    _update(job_id, "SET abandoned = :s REMOVE open_job_id, open_job_nonce", {":s": job_status})
 
 
 def get(job_id: str) -> dict[str, Any] | None:
@@ -93,18 +146,36 @@ def _update(
 def mark_continued(job_id: str) -> dict[str, Any] | None:
     """Before J1 is closed with a continuation token: J1 no longer needs an answer. None if J1 was not open."""
     return _update(
-        job_id, "SET continued = :true REMOVE open_job_id", {":true": True, ":j1": job_id}, "open_job_id = :j1"
+        job_id,
+        "SET continued = :true REMOVE open_job_id, open_job_nonce",
+        {":true": True, ":j1": job_id},
+        "open_job_id = :j1",
     )
 
 
 def undo_continued(job_id: str) -> None:
     """The continuation could not be published: J1 is still the job to answer."""
-    _update(job_id, "SET open_job_id = :j1 REMOVE continued", {":j1": job_id}, "attribute_not_exists(open_job_id)")
+    _update(
+        job_id,
+        "SET open_job_id = :j1, open_job_nonce = nonce REMOVE continued",
+        {":j1": job_id},
+        "attribute_not_exists(open_job_id)",
+    )
 
 
-def set_open_job(job_id: str, open_job_id: str) -> dict[str, Any] | None:
-    """The continuation job arrived: it is the one to answer. The whole item, or None if there is no such build."""
-    return _update(job_id, "SET open_job_id = :j", {":j": open_job_id})
+def claim_continuation(job_id: str, open_job_id: str, nonce: str) -> dict[str, Any] | None:
+    """The continuation job arrived: record it as the job to answer, before it is acknowledged.
+
+    The whole item for the poller that may go on; None when there is no such build, or another poller holds a fresh
+    claim on the same dispatch (a stale one is taken over, see CLAIM_STALE_SECONDS).
+    """
+    now = int(time.time())
+    return _update(
+        job_id,
+        "SET open_job_id = :j, open_job_nonce = :n, open_claimed_at = :now",
+        {":j": open_job_id, ":n": nonce, ":now": now, ":stale": now - CLAIM_STALE_SECONDS},
+        "attribute_not_exists(open_job_id) OR open_job_id <> :j OR open_job_nonce <> :n OR open_claimed_at < :stale",
+    )
 
 
 _STORE_RESULT = "SET #result = :r REMOVE task_token"
@@ -184,7 +255,13 @@ def unanswered() -> list[dict[str, Any]]:
     """Items the reaper must look at: no result stored, never answered."""
     return _scan(
         {
-            "FilterExpression": "attribute_not_exists(#result) AND attribute_not_exists(reported_to)",
+            "FilterExpression": "attribute_not_exists(#result) AND attribute_not_exists(reported_to) "
+            "AND attribute_not_exists(abandoned)",
             "ExpressionAttributeNames": {"#result": "result"},
         }
     )
+
+
+def unstarted() -> list[dict[str, Any]]:
+    """Items of claimed jobs whose execution may not have started (the sweep checks each for its execution)."""
+    return _scan({"FilterExpression": _UNSTARTED, "ExpressionAttributeNames": {"#result": "result"}})

@@ -154,11 +154,12 @@ def release_warning(release_error: dict[str, Any], instance_id: str) -> str:
     )
 
 
-def never_started(job_id: str, execution_arn: str) -> dict[str, Any]:
-    """The reaper's result for an acknowledged job whose execution was never started."""
+def never_started(job_id: str, execution_arn: str, start_error: str | None = None) -> dict[str, Any]:
+    """The reaper's result for a claimed job whose execution could not be started (the last error, if any)."""
+    why = f" The last attempt failed with {start_error}." if start_error else ""
     message = (
         f"The build was never started: no execution for job {job_id} (expected {execution_arn}). "
-        "The job was acknowledged but its execution could not be started; retry the stage."
+        f"The job was taken but its execution could not be started.{why} Retry the stage."
     )
     return {"succeeded": False, "message": fit(message, "", MESSAGE_LIMIT), "failure_type": JOB_FAILED}
 

@@ -160,6 +160,7 @@ class Job:
     data: dict[str, Any]
     run: ActionRun
     status: str = "Queued"  # Queued -> Dispatched -> InProgress -> Succeeded | Failed | TimedOut
+    acknowledge_calls: int = 0  # AcknowledgeJob requests naming this job, whatever their answer (for the benchmark)
 
     @property
     def action_type_id(self) -> dict[str, str]:
@@ -571,6 +572,7 @@ def acknowledge_job(self: CodePipelineBackend, job_id: str, nonce: str) -> str:
     state = store(self)
     with state.changed:
         job = _job(self, job_id)
+        job.acknowledge_calls += 1
         if nonce != job.nonce:
             raise InvalidNonceException(f"The nonce of job {job_id} does not match")
         if job.status in ("Queued", "Dispatched"):

@@ -8,7 +8,9 @@ from ec2_action.handlers import acquire
 
 
 def launch(cloud: Cloud, job: dict, **build: object) -> dict:
-    jobs.create(job["id"], "arn:aws:states:us-east-1:123456789012:execution:m:" + job["id"], job["action"], "app")
+    jobs.claim(
+        job["id"], "1", "arn:aws:states:us-east-1:123456789012:execution:m:" + job["id"], "{}", job["action"], "app"
+    )
     spec = build_spec(cloud.linux_ami, root_device_name="/dev/sda1", **build)
     return acquire.handler({"job": job, "build": spec, "execution_arn": "arn"}, cloud.context)
 

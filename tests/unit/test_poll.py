@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 from conftest import ACTION, Cloud, Pipeline
-from ec2_action import aws
+from ec2_action import aws, jobs
 from ec2_action import codepipeline as cp_helpers
 from ec2_action.config import load
 from ec2_action.handlers import poll
@@ -75,8 +75,9 @@ def test_wrong_nonce_is_skipped(cloud: Cloud, pipeline: Pipeline) -> None:
     client = aws.client("codepipeline")
     client.meta.events.register("after-call.codepipeline.PollForJobs", stale_nonce)
     assert poll.handler(STARTED, cloud.context)["started"] == []
-    assert executions(cloud) == [] and cloud.item(job_id) is None
+    assert executions(cloud) == []
     assert job_status(job_id) != "InProgress"
+    assert poll.handler(SCHEDULE, cloud.context)["resumed"] == []  # the claim's nonce is not the job's: no start
 
     client.meta.events.unregister("after-call.codepipeline.PollForJobs", stale_nonce)
     assert poll.handler(STARTED, cloud.context)["started"] == [job_id]
@@ -142,3 +143,129 @@ def artifact(name: str, location_type: str = "S3") -> dict[str, Any]:
 def test_unsupported_artifacts_are_refused(data: dict[str, Any], reason: str) -> None:
     with pytest.raises(cp_helpers.UnsupportedJob, match=reason):
         cp_helpers.sanitize_job({"id": "j", "data": data})
+
+
+# --- a poller that dies between PollForJobs and StartExecution --------------------------------------------------------
+
+
+class PollerDied(BaseException):
+    """The poll function's process ends here (a timeout, an out-of-memory kill): no handler code runs after it."""
+
+
+def die_at(event_name: str, client: Any) -> None:
+    """Kill the poller once at a botocore event, e.g. after-call.codepipeline.AcknowledgeJob."""
+    fired: list[bool] = []
+
+    def hook(**_: Any) -> None:
+        if not fired:
+            fired.append(True)
+            raise PollerDied(event_name)
+
+    client.meta.events.register(event_name, hook)
+
+
+def acknowledgements(job_id: str) -> int:
+    return next(job.acknowledge_calls for job in codepipeline.jobs() if job.id == job_id)
+
+
+@pytest.mark.parametrize(
+    ("client_of", "event_name"),
+    [
+        (lambda: aws.client("codepipeline"), "after-call.codepipeline.PollForJobs"),
+        (lambda: aws.table(load().jobs_table).meta.client, "after-call.dynamodb.UpdateItem"),
+        (lambda: aws.client("codepipeline"), "after-call.codepipeline.AcknowledgeJob"),
+        (lambda: aws.client("stepfunctions"), "before-call.sfn.StartExecution"),
+    ],
+    ids=["after-poll", "after-claim", "after-acknowledge", "before-start-execution"],
+)
+def test_a_poller_dying_at_any_point_leaves_a_job_the_sweep_starts_once(
+    cloud: Cloud, pipeline: Pipeline, client_of: Any, event_name: str
+) -> None:
+    job_id = pipeline.start()
+    die_at(event_name, client_of())
+
+    with pytest.raises(PollerDied):
+        poll.handler(STARTED, cloud.context)
+    assert executions(cloud) == []
+
+    first_sweep = poll.handler(SCHEDULE, cloud.context)
+    poll.handler(SCHEDULE, cloud.context)  # and a later one finds nothing left to do
+
+    assert job_id in first_sweep["started"] + first_sweep["resumed"]
+    assert [e["name"] for e in executions(cloud)] == [job_id]
+    assert job_status(job_id) == "InProgress"
+    item = cloud.item(job_id)
+    assert item is not None and item["open_job_id"] == job_id
+    assert "artifactCredentials" not in item["execution_input"]
+
+
+def test_a_throttled_start_is_retried_by_the_sweep_not_failed(
+    cloud: Cloud, pipeline: Pipeline, inject_error: Any
+) -> None:
+    job_id = pipeline.start()
+    inject_error("stepfunctions", "StartExecution", "ThrottlingException", "Rate exceeded", times=1)
+
+    assert poll.handler(STARTED, cloud.context)["started"] == []
+    assert "ThrottlingException" in cloud.item(job_id)["start_error"]
+
+    assert poll.handler(SCHEDULE, cloud.context)["resumed"] == [job_id]
+    assert [e["name"] for e in executions(cloud)] == [job_id]
+    assert pipeline.results(job_id) == []  # not failed: the build runs
+
+
+def test_a_claim_is_taken_over_when_codepipeline_dispatches_the_job_again(cloud: Cloud, pipeline: Pipeline) -> None:
+    job_id = pipeline.start()
+    [dispatched] = cloud.client("codepipeline").poll_for_jobs(actionTypeId=ACTION, maxBatchSize=10)["jobs"]
+    stale = {**dispatched, "nonce": "1"}  # an earlier dispatch of the job, whose poller died after its claim
+    die_at("after-call.dynamodb.UpdateItem", aws.table(load().jobs_table).meta.client)
+    with pytest.raises(PollerDied):
+        poll._take(load(), stale, {"started": []})
+
+    assert poll.handler(STARTED, cloud.context)["started"] == [job_id]
+    assert cloud.item(job_id)["nonce"] == dispatched["nonce"]
+
+
+def test_pollers_racing_for_a_job_acknowledge_it_once(cloud: Cloud, pipeline: Pipeline) -> None:
+    job_id = pipeline.start()
+    [copy] = cloud.client("codepipeline").poll_for_jobs(actionTypeId=ACTION, maxBatchSize=10)["jobs"]
+
+    assert poll._take(load(), copy, {"started": []}) is True
+    for _ in range(3):  # more pollers with the same dispatch of the job
+        assert poll._take(load(), copy, {"started": []}) is False
+        assert poll.handler(STARTED, cloud.context)["started"] == []
+
+    assert acknowledgements(job_id) == 1
+    assert [e["name"] for e in executions(cloud)] == [job_id]
+
+
+def test_one_invocation_takes_a_bounded_number_of_jobs(cloud: Cloud, pipeline: Pipeline) -> None:
+    started = [pipeline.start() for _ in range(poll.JOBS_PER_EVENT + 2)]
+
+    first = poll.handler(STARTED, cloud.context)["started"]
+    second = poll.handler(STARTED, cloud.context)["started"]
+
+    assert len(first) == poll.JOBS_PER_EVENT
+    assert sorted(first + second) == sorted(started)
+    assert all(acknowledgements(job_id) == 1 for job_id in started)
+
+
+def test_a_continuation_job_whose_poller_died_before_acknowledging_it_is_answered(
+    cloud: Cloud, pipeline: Pipeline
+) -> None:
+    job_id = pipeline.start()
+    poll.handler(STARTED, cloud.context)
+    item = cloud.item(job_id)
+    assert jobs.mark_continued(job_id) is not None
+    cp_helpers.put_continuation(job_id, item["execution_arn"], "running")
+    continuation = pipeline.continuation_of(job_id)
+    die_at("after-call.dynamodb.UpdateItem", aws.table(load().jobs_table).meta.client)
+    with pytest.raises(PollerDied):
+        poll.handler(SCHEDULE, cloud.context)
+    assert job_status(continuation) != "InProgress"  # recorded as the open job, never acknowledged
+
+    stored = jobs.store_result(job_id, {"succeeded": True, "message": "Build succeeded.", "failure_type": None})
+
+    assert cp_helpers.answer_open_job(stored) == continuation
+    [result] = pipeline.results(continuation)
+    assert result.kind == "success"
+    assert job_status(continuation) == "Succeeded"

@@ -40,7 +40,7 @@ def start_job(cloud: Cloud) -> tuple[str, str]:
     job_id = str(uuid.uuid4())
     machine = cloud.settings["state_machine_arn"]
     execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{job_id}"
-    jobs.create(job_id, execution_arn, dict(ACTION), "app")
+    jobs.claim(job_id, "1", execution_arn, "{}", dict(ACTION), "app")
     cloud.client("stepfunctions").start_execution(stateMachineArn=machine, name=job_id, input="{}")
     return job_id, execution_arn
 
@@ -269,7 +269,7 @@ def test_job_whose_execution_never_started_is_answered(
     [job] = cloud.client("codepipeline").poll_for_jobs(actionTypeId=ACTION, maxBatchSize=1)["jobs"]
     cloud.client("codepipeline").acknowledge_job(jobId=job_id, nonce=job["nonce"])
     execution_arn = poll.execution_prefix(cloud.settings["state_machine_arn"]) + job_id
-    jobs.create(job_id, execution_arn, dict(ACTION), "app")
+    jobs.claim(job_id, "1", execution_arn, "{}", dict(ACTION), "app")
 
     assert reap_pass(cloud, monkeypatch, datetime.now(UTC))["failed_jobs"] == []  # too young: it may still start
     assert reap_pass(cloud, monkeypatch, datetime.now(UTC) + timedelta(minutes=10))["failed_jobs"] == [job_id]

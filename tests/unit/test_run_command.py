@@ -11,7 +11,9 @@ from ec2_action.handlers import acquire, check_instance, run_command
 
 def online_instance(cloud: Cloud, job: dict[str, Any]) -> dict[str, Any]:
     """A launched build instance (acquire), Online in Systems Manager (check_instance)."""
-    jobs.create(job["id"], f"arn:aws:states:us-east-1:123456789012:execution:m:{job['id']}", job["action"], "app")
+    jobs.claim(
+        job["id"], "1", f"arn:aws:states:us-east-1:123456789012:execution:m:{job['id']}", "{}", job["action"], "app"
+    )
     spec = build_spec(cloud.linux_ami, root_device_name="/dev/sda1")
     instance = acquire.handler({"job": job, "build": spec, "execution_arn": "arn"}, cloud.context)
 
@@ -69,7 +71,7 @@ def test_document_parameters_are_strings_with_empty_defaults() -> None:
 
 def test_unregistered_instance_is_not_ready_and_the_token_is_kept(cloud: Cloud, agent: Agent) -> None:
     job = make_job(input_artifact=None)
-    jobs.create(job["id"], "arn", job["action"], "app")
+    jobs.claim(job["id"], "1", "arn", "{}", job["action"], "app")
     instance_id = cloud.client("ec2").run_instances(ImageId=cloud.linux_ami, MinCount=1, MaxCount=1)["Instances"][0][
         "InstanceId"
     ]  # no instance profile: never registers

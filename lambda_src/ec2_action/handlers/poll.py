@@ -2,11 +2,19 @@
 
 Triggers: the STARTED event of an action of ours (polls only that type), a schedule (polls every type, then sweeps),
 and the report function's asynchronous invoke `{}` (same as the schedule).
+
+Every step from PollForJobs to StartExecution can be the last one a dying poller takes, so the order makes each
+crash point recoverable (DESIGN.md, "Jobs and continuation"): the job is recorded in the jobs table (the claim, with
+its nonce and the exact execution input) before it is acknowledged, and the sweep starts the execution of any claimed
+job that has none. Acknowledging again and starting an execution by the job's name are idempotent, so finishing
+another poller's work is safe. The claim also keeps pollers apart: a job claimed by another poller is skipped, and
+each invocation takes a bounded number of jobs, well inside its timeout.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -16,8 +24,10 @@ from ..config import Config, load
 from ..messages import CONFIGURATION_ERROR, JOB_FAILED
 
 BATCH_SIZE = 10
+# Jobs one invocation takes: a STARTED event brings one job (a few more absorb a burst); the schedule takes more.
+JOBS_PER_EVENT = 3
+JOBS_PER_SCHEDULE = 20
 MIN_REMAINING_MS = 20_000
-TAKEN_BY_ANOTHER_WORKER = ("InvalidNonceException", "JobNotFoundException", "InvalidJobStateException")
 
 
 def execution_prefix(state_machine_arn: str) -> str:
@@ -38,11 +48,19 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
     else:
         actions = list(config.actions)
 
-    summary: dict[str, list[str]] = {"started": [], "continued": [], "delivered": [], "answered": [], "failed": []}
+    summary: dict[str, list[str]] = {
+        "started": [],
+        "continued": [],
+        "resumed": [],
+        "delivered": [],
+        "answered": [],
+        "failed": [],
+    }
+    limit = JOBS_PER_EVENT if started_event else JOBS_PER_SCHEDULE
     for action in actions:
-        _poll(config, action.type_id, context, summary)
+        _poll(config, action.type_id, limit, context, summary)
     if not started_event:
-        _sweep(summary)
+        _sweep(config, summary)
     log.reset()
     log.info("poll finished", **{key: value for key, value in summary.items() if value})
     return summary
@@ -53,94 +71,126 @@ def _time_left(context: Any) -> bool:
     return remaining is None or remaining() > MIN_REMAINING_MS
 
 
-def _poll(config: Config, type_id: dict[str, str], context: Any, summary: dict[str, list[str]]) -> None:
+def _poll(config: Config, type_id: dict[str, str], limit: int, context: Any, summary: dict[str, list[str]]) -> None:
+    """Take at most `limit` jobs of one action type. A batch is tried in random order, so that pollers started by
+    the same burst go after different jobs; a job another poller claimed costs one conditional write, no call."""
     client = aws.client("codepipeline")
     seen: set[str] = set()
-    while _time_left(context):
+    taken = 0
+    while taken < limit and _time_left(context):
         found = client.poll_for_jobs(actionTypeId=type_id, maxBatchSize=BATCH_SIZE).get("jobs", [])
         fresh = [job for job in found if job["id"] not in seen]
         if not fresh:
             return
+        random.shuffle(fresh)
         for job in fresh:
+            if taken >= limit or not _time_left(context):
+                return
             seen.add(job["id"])
             log.reset(job_id=job["id"])
             try:
-                _take(config, job, summary)
-            except Exception as exc:  # one bad job must not stop the others; it is failed with the reason
-                log.error("cannot handle the job", error=repr(exc))
-                _fail(job["id"], JOB_FAILED, f"The build could not be started: {exc}", summary)
+                taken += _take(config, job, summary)
+            except Exception as exc:  # one bad job must not stop the others; its record lets the sweep go on
+                log.error("cannot handle the job now; the sweep goes on with it", error=repr(exc))
 
 
-def _take(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -> None:
-    try:
-        status = aws.client("codepipeline").acknowledge_job(jobId=job["id"], nonce=job["nonce"])["status"]
-    except ClientError as exc:
-        if aws.error_code(exc) in TAKEN_BY_ANOTHER_WORKER:
-            log.info("another worker has the job", error=aws.error_code(exc))
-            return
-        raise
-    if status != "InProgress":  # e.g. TimedOut or Failed while it waited: nothing left to do
-        log.info("the job is no longer in progress", status=status)
-        return
+def _take(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -> bool:
+    """Claim, acknowledge and start (or continue) one job; True if this poller took it."""
     token = (job.get("data") or {}).get("continuationToken")
     if token:
-        _continue(config, job["id"], token, summary)
-    else:
-        _start(config, job, summary)
+        return _continue(config, job, token, summary)
+    return _start(config, job, summary)
 
 
-def _start(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -> None:
+def _start(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -> bool:
     job_id = job["id"]
+    execution_arn = execution_prefix(config.state_machine_arn) + job_id
+    log.bind(execution_arn=execution_arn)
     try:
         sanitized = codepipeline.sanitize_job(job)
     except codepipeline.UnsupportedJob as exc:
-        _fail(job_id, CONFIGURATION_ERROR, f"This action cannot run the job: {exc}.", summary)
-        return
-    execution_arn = execution_prefix(config.state_machine_arn) + job_id
-    log.bind(execution_arn=execution_arn, pipeline=sanitized["pipeline"]["name"])
-    if not jobs.create(job_id, execution_arn, sanitized["action"], sanitized["pipeline"]["name"]):
-        log.info("the jobs table already has this job")
+        return _refuse(job, CONFIGURATION_ERROR, f"This action cannot run the job: {exc}.", summary)
+    log.bind(pipeline=sanitized["pipeline"]["name"])
+    execution_input = json.dumps({"job": sanitized})
+    if not jobs.claim(
+        job_id, job["nonce"], execution_arn, execution_input, sanitized["action"], sanitized["pipeline"]["name"]
+    ):
+        log.info("another poller has claimed the job")
+        return False
+    status = codepipeline.acknowledge(job_id, job["nonce"])
+    if status != "InProgress":  # not ours, or e.g. TimedOut or Failed while it waited: nothing left to do
+        log.info("the job is not ours to run", status=status)
+        return False
+    if _start_execution(config, job_id, execution_input):
+        summary["started"].append(job_id)
+    return True
+
+
+def _refuse(job: dict[str, Any], failure_type: str, message: str, summary: dict[str, list[str]]) -> bool:
+    """A job this action cannot run: its failure is recorded first, then answered (by the sweep if we die)."""
+    result = {"succeeded": False, "message": message, "failure_type": failure_type}
+    action, pipeline_name = codepipeline.job_origin(job)
+    if not jobs.claim(job["id"], job["nonce"], "", "", action, pipeline_name, result=result):
+        return False
+    if codepipeline.acknowledge(job["id"], job["nonce"]) != "InProgress":
+        return False
+    item = jobs.get(job["id"])
+    if item and codepipeline.answer_open_job(item):
+        summary["failed"].append(job["id"])
+    return True
+
+
+def _start_execution(config: Config, job_id: str, execution_input: str) -> bool:
+    """StartExecution named after the job: True if this call started it, False if it already existed."""
     try:
         aws.client("stepfunctions").start_execution(
-            stateMachineArn=config.state_machine_arn, name=job_id, input=json.dumps({"job": sanitized})
+            stateMachineArn=config.state_machine_arn, name=job_id, input=execution_input
         )
     except ClientError as exc:
         if aws.error_code(exc) != "ExecutionAlreadyExists":
+            jobs.record_start_error(job_id, f"{aws.error_code(exc)}: {exc}")
             raise
         log.info("the build was already started")
-        return
+        return False
     log.info("build started")
-    summary["started"].append(job_id)
+    return True
 
 
-def _continue(config: Config, job_id: str, token: str, summary: dict[str, list[str]]) -> None:
+def _continue(config: Config, job: dict[str, Any], token: str, summary: dict[str, list[str]]) -> bool:
+    job_id = job["id"]
     prefix = execution_prefix(config.state_machine_arn)
     first_job_id = token[len(prefix) :] if token.startswith(prefix) else ""
-    item = jobs.set_open_job(first_job_id, job_id) if first_job_id else None
+    item = jobs.claim_continuation(first_job_id, job_id, job["nonce"]) if first_job_id else None
     if item is None:
-        _fail(
-            job_id,
-            JOB_FAILED,
+        if first_job_id and jobs.get(first_job_id) is not None:
+            log.info("another poller has claimed the continuation job")
+            return False
+        message = (
             f"The continuation token '{token[:200]}' names no build of this module (stack {config.stack}): the "
-            "build's record may have expired or belongs to another installation. Retry the stage.",
-            summary,
+            "build's record may have expired or belongs to another installation. Retry the stage."
         )
-        return
+        return _refuse(job, JOB_FAILED, message, summary)
     log.bind(first_job_id=first_job_id, execution_arn=item.get("execution_arn"))
+    if codepipeline.acknowledge(job_id, job["nonce"]) != "InProgress":
+        log.info("the continuation job is not ours to answer")
+        return False
     log.info("continuation job received")
     summary["continued"].append(job_id)
     if codepipeline.answer_open_job(item):
         summary["answered"].append(job_id)
+    return True
 
 
-def _fail(job_id: str, failure_type: str, message: str, summary: dict[str, list[str]]) -> None:
-    result = {"succeeded": False, "message": message, "failure_type": failure_type}
-    if codepipeline.put_result(job_id, result, None):
-        summary["failed"].append(job_id)
-
-
-def _sweep(summary: dict[str, list[str]]) -> None:
-    """The fallback for lost events: deliver ended commands, answer stored results that the open job lacks."""
+def _sweep(config: Config, summary: dict[str, list[str]]) -> None:
+    """The fallback for lost events and dead pollers: start claimed jobs that have no execution, deliver ended
+    commands, answer stored results that the open job lacks."""
+    for item in jobs.unstarted():
+        log.reset(job_id=item["job_id"], execution_arn=item.get("execution_arn"))
+        try:
+            if _resume(config, item):
+                summary["resumed"].append(item["job_id"])
+        except Exception as exc:  # the next sweep tries again; the reaper fails the job if it never starts
+            log.error("cannot start the claimed job's execution now", error=repr(exc))
     for item in jobs.pending():
         log.reset(job_id=item["job_id"], execution_arn=item.get("execution_arn"))
         try:
@@ -151,3 +201,24 @@ def _sweep(summary: dict[str, list[str]]) -> None:
                 summary["answered"].append(answered)
         except Exception as exc:  # the next sweep tries again
             log.error("sweep failed for this job", error=repr(exc))
+
+
+def _resume(config: Config, item: dict[str, Any]) -> bool:
+    """Finish a claimed job's start if its execution does not exist; True if this call started it."""
+    if not item.get("execution_input"):  # recorded before claims carried the input: the reaper judges it
+        return False
+    try:
+        aws.client("stepfunctions").describe_execution(executionArn=item["execution_arn"])
+        return False
+    except ClientError as exc:
+        if aws.error_code(exc) != "ExecutionDoesNotExist":
+            raise
+    status = codepipeline.acknowledge(item["job_id"], item["nonce"])
+    if status is None:  # CodePipeline dispatched the job again: its next poller claims it with the new nonce
+        return False
+    if status != "InProgress":
+        log.warning("the job ended in CodePipeline before its build started", status=status)
+        jobs.abandon(item["job_id"], status)
+        return False
+    log.warning("the job was claimed but its execution never started (its poller stopped); starting it now")
+    return _start_execution(config, item["job_id"], item["execution_input"])

@@ -27,8 +27,8 @@ METRIC_NAMESPACE = "CodePipelineEc2Action"
 METRIC_NAME = "ReapedInstances"
 # Instances the reaper judges; shutting-down ones are already going.
 JUDGED_STATES = ("pending", "running", "stopping", "stopped")
-# A job without an execution is judged only this long after it was created: longer than the poll function's timeout,
-# so a poller between its jobs-table write and StartExecution has finished. (A job whose execution has ended is judged
+# A job without an execution is judged only this long after it was created: the sweep has had several passes to start
+# it (a poller that died after claiming it), so what is left cannot start. (A job whose execution has ended is judged
 # at once: an execution ends only after its ReportResult step, so nothing else will answer it.)
 MIN_JOB_AGE_SECONDS = 300
 
@@ -157,7 +157,9 @@ def _unreported_result(item: dict[str, Any], at: datetime, describe: Describe) -
     execution = describe(item["execution_arn"])
     if execution is None:
         old_enough = int(at.timestamp()) - int(item.get("created_at", 0)) >= MIN_JOB_AGE_SECONDS
-        return messages.never_started(item["job_id"], item["execution_arn"]) if old_enough else None
+        if not old_enough:
+            return None
+        return messages.never_started(item["job_id"], item["execution_arn"], item.get("start_error"))
     if execution["status"] == "RUNNING":
         return None
     error = {"Error": execution.get("error", ""), "Cause": execution.get("cause", "")}
