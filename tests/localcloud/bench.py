@@ -1,8 +1,10 @@
 """`make bench`: what one job costs and how long our machinery adds, measured in the local cloud.
 
-Scenarios: a 2 s build, a 30 s build, and 50 jobs started at once. Per job it prints the time from the STARTED event
-to the build command's start (poll, validate, launch, SSM registration), from the command's end to the job's
-answer, the Step Functions state transitions, Lambda invocations and AWS API requests. Figures, not asserts; the same
+Scenarios: a 2 s build, a 30 s build, 50 jobs started at once, and a burst of 100 jobs started within a second. Per
+job it prints the time from the STARTED event to the build command's start (poll, validate, launch, SSM
+registration), from the command's end to the job's answer, the Step Functions state transitions, Lambda invocations
+and AWS API requests; per CodePipeline job (the first job and its continuation job) the AcknowledgeJob calls; and
+the poll invocations that ran out of time. Figures, not asserts; the same
 figures go to bench-results.json (one object per scenario). AWS-side waits (SSM registration, Retry intervals, the
 sweep schedule) run in real time unless LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a quicker, noisier run).
 """
@@ -49,6 +51,7 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
     for pipeline in pipelines:
         deployment.upload_source(pipeline, {"README.md": "bench\n"})
     invocations_before = Counter(lambda_runtime.invocations())
+    timeouts_before = Counter(lambda_runtime.timeouts())
     requests_before = metrics.requests()
     started = time.time()
     executions = [(pipeline, deployment.start(pipeline)) for pipeline in pipelines]
@@ -56,6 +59,8 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
         runs = list(pool.map(lambda pe: deployment.wait(pe[0], pe[1], started, timeout=900), executions))
     wall = time.time() - started
     invocations = sum((Counter(lambda_runtime.invocations()) - invocations_before).values())
+    timeouts = Counter(lambda_runtime.timeouts()) - timeouts_before
+    codepipeline_jobs = [job for run in runs for job in run.jobs]
     requests = sum((metrics.requests() - requests_before).values())
 
     per_job = [timeline.figures(deployment, run, _transitions(run)) for run in runs]
@@ -75,6 +80,10 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
         "ssm_registration_checks_per_job": _summary([f.registration_checks for f in per_job]),
         "lambda_invocations_per_job": round(invocations / jobs, 1),
         "api_requests_per_job": round(requests / jobs, 1),
+        "acknowledgements_per_codepipeline_job": round(
+            sum(job.acknowledge_calls for job in codepipeline_jobs) / max(1, len(codepipeline_jobs)), 2
+        ),
+        "poll_invocations_timed_out": timeouts[f"{deployment.outputs['name_prefix']}-poll"],
     }
 
 
@@ -103,6 +112,8 @@ ROWS = (
     ("ssm_registration_checks_per_job", "  of which SSM registration checks"),
     ("lambda_invocations_per_job", "Lambda invocations per job"),
     ("api_requests_per_job", "AWS API requests per job"),
+    ("acknowledgements_per_codepipeline_job", "AcknowledgeJob calls per CodePipeline job"),
+    ("poll_invocations_timed_out", "poll invocations timed out"),
     ("wall_seconds", "wall time of the scenario (s)"),
 )
 
@@ -119,6 +130,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrent-jobs", type=int, default=50)
+    parser.add_argument("--burst-jobs", type=int, default=100)
     parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
 
@@ -134,6 +146,7 @@ def main() -> int:
                 ("2 s build", 2, 1),
                 ("30 s build", 30, 1),
                 (f"{args.concurrent_jobs} jobs at once (2 s)", 2, args.concurrent_jobs),
+                (f"burst of {args.burst_jobs} jobs (2 s)", 2, args.burst_jobs),
             ):
                 print(f"running: {name} ...", flush=True)
                 results.append(run_scenario(deployment, name, seconds, jobs))

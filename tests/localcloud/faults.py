@@ -4,6 +4,8 @@
 - `never_register`: instances that never come Online in Systems Manager (consulted by ssm_agent).
 - `hang_commands`: SSM commands the agent never runs; they stay InProgress (consulted by ssm_agent).
 - `crash_lambda`: Lambda invocations that fail with an Unhandled LocalCloudInjectedCrash (lambda_runtime).
+- `kill_lambda_after`: a function's execution environment dies right after one of its API calls was served (the
+  call took effect, the code after it never runs), as a Lambda timeout or an out-of-memory kill ends it.
 - `drop_events`: events an AWS service emits that never reach the bus (consulted by events.emit).
 """
 
@@ -49,6 +51,14 @@ class _ApiError:
 
 
 @dataclass
+class _Kill:
+    function_name: str
+    service: str
+    operation: str
+    budget: _Budget
+
+
+@dataclass
 class _EventDrop:
     detail_type: str
     match: Callable[[dict[str, Any]], bool] | None
@@ -58,6 +68,7 @@ class _EventDrop:
 _lock = threading.Lock()
 _api_errors: list[_ApiError] = []
 _lambda_crashes: dict[str, _Budget] = {}
+_kills: list[_Kill] = []
 _unregistered_matchers: list[Callable[[Any], bool]] = []
 _unregistered_launches = _Budget(0)
 _hang_matchers: list[Callable[[str], bool]] = []
@@ -140,6 +151,26 @@ def take_lambda_crash(function_name: str) -> bool:
         return budget is not None and budget.take()
 
 
+def kill_lambda_after(function_name: str, service: str, operation: str, times: int | None = 1) -> None:
+    """The next `times` invocations of `function_name` that call `service`'s `operation` (e.g. "codepipeline",
+    "AcknowledgeJob") die once the call has been served: the call takes effect, the function never sees its answer,
+    and the invocation ends with Runtime.ExitError."""
+    with _lock:
+        _kills.append(_Kill(function_name, service, operation, _Budget(times)))
+
+
+def take_kill(function_name: str, service: str, operation: str) -> bool:
+    """Called after `function_name`'s call of `service`'s `operation` was served: True if the function dies now."""
+    with _lock:
+        return any(
+            kill.function_name == function_name
+            and kill.service == service
+            and kill.operation == operation
+            and kill.budget.take()
+            for kill in _kills
+        )
+
+
 def drop_events(detail_type: str, count: int | None = 1, match: Callable[[dict[str, Any]], bool] | None = None) -> None:
     """Lose the next `count` (None: all) service events of `detail_type` whose detail satisfies `match` (if given):
     EventBridge delivery is best effort, and the design must survive a lost event."""
@@ -164,6 +195,7 @@ def clear() -> None:
     with _lock:
         _api_errors.clear()
         _lambda_crashes.clear()
+        _kills.clear()
         _unregistered_matchers.clear()
         _unregistered_launches.remaining = 0
         _hang_matchers.clear()
@@ -180,9 +212,16 @@ def install() -> None:
     original = BaseResponse.call_action
 
     def call_action(self: BaseResponse) -> Any:
-        fault = take_api_error(self.boto3_service_name, self._get_action())
+        from localcloud import lambda_runtime
+
+        service, operation = self.boto3_service_name, self._get_action()
+        fault = take_api_error(service, operation)
         if fault is None:
-            return original(self)
+            served = original(self)
+            caller = lambda_runtime.calling_worker(self.headers.get("User-Agent", ""))
+            if caller is not None and take_kill(caller.function_name, service, operation):
+                caller.kill()
+            return served
         code, message, status = fault
         _, headers, body = self.serialized(ActionResult(InjectedError(code, message)))
         headers["status"] = str(status)

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import queue
+import re
 import secrets
 import shutil
 import signal
@@ -42,6 +43,7 @@ CACHE_ROOT = Path(tempfile.gettempdir()) / f"localcloud-{os.getuid()}" / "lambda
 ASYNC_RETRY_DELAYS = (60.0, 120.0)  # AWS seconds between the attempts of an asynchronous invocation
 
 _counts: Counter[str] = Counter()
+_timeouts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
 
 
@@ -161,6 +163,12 @@ def invocations() -> dict[str, int]:
         return dict(_counts)
 
 
+def timeouts() -> dict[str, int]:
+    """Invocations per function name that ran out of time (Sandbox.Timedout) since the last reset."""
+    with _counts_lock:
+        return dict(_timeouts)
+
+
 def _count(function_name: str) -> None:
     with _counts_lock:
         _counts[function_name] += 1
@@ -252,12 +260,18 @@ class _Outcome:
 
 
 class _Worker:
-    """One execution environment: a Python process that serves invocations one at a time."""
+    """One execution environment: a Python process that serves invocations one at a time.
+
+    Its SDK calls carry `app/<worker id>` in their User-Agent (AWS_SDK_UA_APP_ID), so that the local cloud knows
+    which execution environment made a call (faults.kill_lambda_after).
+    """
 
     def __init__(self, spec: _Spec) -> None:
         self.marker = f"\x1e{secrets.token_hex(16)}:"
+        self.worker_id = f"lw{secrets.token_hex(8)}"
+        self.function_name = spec.function_name
         self.log_stream = f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-        env = dict(spec.env, AWS_LAMBDA_LOG_STREAM_NAME=self.log_stream)
+        env = dict(spec.env, AWS_LAMBDA_LOG_STREAM_NAME=self.log_stream, AWS_SDK_UA_APP_ID=self.worker_id)
         command = [sys.executable, "-I", "-u", __file__, "--worker", self.marker, spec.handler, *spec.paths]
         self.process = subprocess.Popen(
             command,
@@ -272,6 +286,8 @@ class _Worker:
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
+        with _workers_lock:
+            _workers[self.worker_id] = self
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -307,6 +323,20 @@ class _Worker:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
+        with _workers_lock:
+            _workers.pop(self.worker_id, None)
+
+
+_workers_lock = threading.Lock()
+_workers: dict[str, _Worker] = {}
+_APP_ID = re.compile(r"(?:^|\s)app/(lw[0-9a-f]+)")
+
+
+def calling_worker(user_agent: str) -> _Worker | None:
+    """The live execution environment that sent a request with this User-Agent, if any."""
+    match = _APP_ID.search(user_agent)
+    with _workers_lock:
+        return _workers.get(match.group(1)) if match else None
 
 
 @dataclass
@@ -375,6 +405,7 @@ def reset() -> None:
     shutdown()
     with _counts_lock:
         _counts.clear()
+        _timeouts.clear()
 
 
 def _error(error_type: str, message: str) -> str:
@@ -405,6 +436,8 @@ def run(fn: Any, event: str) -> _Outcome:
         outcome = worker.invoke(request, timeout)
     except TimeoutError as exc:
         _pools.discard(spec, worker)
+        with _counts_lock:
+            _timeouts[fn.function_name] += 1
         message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
         outcome = _Outcome(_error("Sandbox.Timedout", message), True, [*exc.args[0], message])
     except EOFError as exc:

@@ -467,6 +467,31 @@ def _crash_once_rows() -> list[Row]:
     return rows
 
 
+def kill_poll_after(service: str, operation: str) -> Hook:
+    return lambda run: faults.kill_lambda_after(run.function_name("poll"), service, operation, times=1)
+
+
+def _poller_dies_rows() -> list[Row]:
+    """The poll function dies at each point between PollForJobs and StartExecution (its timeout under load, a crash):
+    the sweep finishes what it began, and the job runs once."""
+    points = (
+        ("codepipeline", "PollForJobs", "having polled the job, before recording it"),
+        ("dynamodb", "UpdateItem", "having recorded (claimed) the job, before acknowledging it"),
+        ("codepipeline", "AcknowledgeJob", "having acknowledged the job, before starting its execution"),
+    )
+    return [
+        Row(
+            f"poller-dies-after-{operation}",
+            f"the poll Lambda dies {when}",
+            SUCCEEDED,
+            message=BUILD_SUCCEEDED,
+            inject=kill_poll_after(service, operation),
+            proof=all_of(ran_at_least("poll", 2), one_final_answer),
+        )
+        for service, operation, when in points
+    ]
+
+
 def _crash_always_rows() -> list[Row]:
     rows = [
         Row(
@@ -600,6 +625,15 @@ FAULT_ROWS: list[Row] = [
         command="sleep 1; echo once",
         during=two_pollers,
         proof=one_final_answer,
+    ),
+    *_poller_dies_rows(),
+    Row(
+        "start-throttled",
+        "StartExecution: ThrottlingException on every attempt of the poller (the SDK's 3): the sweep starts it",
+        SUCCEEDED,
+        message=BUILD_SUCCEEDED,
+        inject=api_error("stepfunctions", "StartExecution", "ThrottlingException", SDK_ATTEMPTS),
+        proof=all_of(ran_at_least("poll", 2), one_final_answer),
     ),
     Row(
         "started-lost",

@@ -151,3 +151,40 @@ def test_crash_lambda(aws):
     assert json.loads(crashed["Payload"].read())["errorType"] == "LocalCloudInjectedCrash"
     assert "FunctionError" not in healthy
     assert json.loads(healthy["Payload"].read()) == "ok"
+
+
+def test_kill_lambda_after_a_served_call(aws):
+    """The call takes effect, the code after it never runs, and the invocation ends as a dead runtime does."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(
+            "app.py",
+            "import boto3\n"
+            "def handler(event, context):\n"
+            "    ec2 = boto3.client('ec2')\n"
+            "    ec2.create_tags(Resources=[event['vpc']], Tags=[{'Key': 'step', 'Value': 'one'}])\n"
+            "    ec2.create_tags(Resources=[event['vpc']], Tags=[{'Key': 'after', 'Value': 'two'}])\n"
+            "    return 'finished'\n",
+        )
+    role = aws["iam"].create_role(RoleName="dies", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    aws["lambda"].create_function(
+        FunctionName="mortal",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": buffer.getvalue()},
+    )
+    vpc = aws["ec2"].create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    faults.kill_lambda_after("mortal", "ec2", "CreateTags", times=1)
+    faults.kill_lambda_after("someone-else", "ec2", "DescribeVpcs", times=None)  # other functions' calls: no effect
+
+    killed = aws["lambda"].invoke(FunctionName="mortal", Payload=json.dumps({"vpc": vpc}))
+
+    assert killed["FunctionError"] == "Unhandled"
+    assert json.loads(killed["Payload"].read())["errorType"] == "Runtime.ExitError"
+    tags = aws["ec2"].describe_tags(Filters=[{"Name": "resource-id", "Values": [vpc]}])["Tags"]
+    assert {t["Key"] for t in tags} == {"step"}  # the first call was served, the second never made
+    aws["ec2"].describe_vpcs(VpcIds=[vpc])  # a call from outside any function is never a kill
+
+    again = aws["lambda"].invoke(FunctionName="mortal", Payload=json.dumps({"vpc": vpc}))
+    assert json.loads(again["Payload"].read()) == "finished"  # a new execution environment, the fault spent
