@@ -247,6 +247,19 @@ run "iam_is_scoped_to_this_stack" {
     ]))
     error_message = "A function may write to a log group other than its own."
   }
+  # Build output is read by the functions that read a command's outcome only, from the build log group's streams only.
+  assert {
+    condition = jsonencode({
+      for key, policy in output.lambda_policies : key => flatten([
+        for statement in jsondecode(policy).Statement : statement.Resource
+        if anytrue([for action in flatten([statement.Action]) : startswith(action, "logs:Get")])
+      ]) if strcontains(policy, "logs:Get")
+      }) == jsonencode({
+      command_event = ["arn:aws:logs:eu-west-1:123456789012:log-group:/ci-build/builds:log-stream:*"]
+      poll          = ["arn:aws:logs:eu-west-1:123456789012:log-group:/ci-build/builds:log-stream:*"]
+    })
+    error_message = "Build output may be read by other functions, or from other log groups."
+  }
   assert {
     condition = alltrue(flatten([
       for key, policy in output.lambda_policies : [

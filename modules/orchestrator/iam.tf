@@ -7,6 +7,16 @@ locals {
   reaper_tag_keys = ["ec2-action:orphaned-at", "ec2-action:orphan-reason"]
   ec2_arn         = "${local.arn_prefix}:ec2:${local.region}:${local.account_id}"
 
+  # The end of a build's output: GetCommandInvocation returns only its first 24,000 characters, the build log group's
+  # streams (written by the SSM Agent) hold all of it. Read-only, those streams only; used by whoever reads a
+  # command's outcome (command_event, and poll's sweep).
+  read_build_output_statement = {
+    Sid      = "ReadBuildOutputTail"
+    Effect   = "Allow"
+    Action   = ["logs:GetLogEvents"]
+    Resource = ["${local.arn_prefix}:logs:${local.region}:${local.account_id}:log-group:${var.build_log_group_name}:log-stream:*"]
+  }
+
   # Every function writes to its own log group and sends X-Ray segments (which cannot be scoped to a resource).
   common_statements = {
     for key in keys(local.functions) : key => [
@@ -88,6 +98,7 @@ locals {
         Action   = ["ssm:GetCommandInvocation"]
         Resource = ["*"]
       },
+      local.read_build_output_statement,
       {
         Sid      = "TrackJobs"
         Effect   = "Allow"
@@ -254,6 +265,7 @@ locals {
         Action   = ["ssm:GetCommandInvocation", "ssm:ListCommands"]
         Resource = ["*"]
       },
+      local.read_build_output_statement,
       {
         Sid      = "ResumeExecutions"
         Effect   = "Allow"
