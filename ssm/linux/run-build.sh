@@ -35,25 +35,75 @@ scratch="$(mktemp -d)"
 trap 'rm -rf -- "$scratch"' EXIT
 
 unpack() {
-  # unpack <zip> <directory>
+  # unpack <zip> <directory>, with unzip where the image has it. Python stands in for it otherwise and keeps what
+  # unzip keeps: the permission bits of entries made on Unix (not setuid, setgid or sticky; others get 0644, or 0444
+  # if read-only), symbolic links (their targets as stored), modification times. It refuses (the job fails) any
+  # entry that would land outside the directory: an absolute name, a '..' component, or a path through a link.
   if command -v unzip >/dev/null 2>&1; then
     unzip -q -o -- "$1" -d "$2"
   else
-    python3 -m zipfile -e "$1" "$2"
+    python3 -c 'import os, shutil, stat, sys, time, zipfile
+def refuse(entry, why):
+    sys.exit("ec2-action: refusing the zip entry %r: %s" % (entry.filename, why))
+directories = []
+try:
+    with zipfile.ZipFile(sys.argv[1]) as archive:
+        for entry in archive.infolist():
+            parts = [part for part in entry.filename.split("/") if part not in ("", ".")]
+            if entry.filename.startswith("/") or ".." in parts:
+                refuse(entry, "it points outside the working directory")
+            if not parts:
+                continue
+            mode = entry.external_attr >> 16 if entry.create_system == 3 else 0
+            directory = entry.is_dir() or stat.S_ISDIR(mode)
+            path = sys.argv[2]
+            for depth, part in enumerate(parts, 1):
+                path = os.path.join(path, part)
+                if os.path.islink(path) and (depth < len(parts) or directory):
+                    refuse(entry, "it goes through a symbolic link")
+            stamp = time.mktime(entry.date_time + (0, 0, -1))
+            if directory:
+                os.makedirs(path, exist_ok=True)
+                directories.append((path, mode, stamp))
+                continue
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if os.path.islink(path) or os.path.isfile(path):
+                os.unlink(path)
+            if stat.S_ISLNK(mode):
+                os.symlink(os.fsdecode(archive.read(entry)), path)
+                continue
+            created = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with archive.open(entry) as source, os.fdopen(created, "wb") as target:
+                shutil.copyfileobj(source, target)
+            os.chmod(path, mode & 0o777 or (0o444 if entry.external_attr & 1 else 0o644))
+            os.utime(path, (stamp, stamp))
+    for path, mode, stamp in sorted(directories, reverse=True):
+        if mode & 0o777:
+            os.chmod(path, mode & 0o777)
+        os.utime(path, (stamp, stamp))
+except Exception as error:
+    sys.exit("ec2-action: %s" % error)' "$1" "$2"
   fi
 }
 
 pack() {
-  # pack <path> <zip>: a directory is zipped by its contents, a file by its name.
+  # pack <path> <zip>: a directory is zipped by its contents (folders included), a file by its name. Every entry
+  # keeps its Unix permission bits; a symbolic link inside a directory is stored as a link (as `zip -y` does), never
+  # followed, so nothing outside <path> ends up in the artifact.
   (
     if [ -d "$1" ]; then
       cd -- "$1" && python3 -c 'import os, sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
     for root, dirs, files in os.walk("."):
         dirs.sort()
-        for name in sorted(files):
+        for name in dirs + sorted(files):
             path = os.path.join(root, name)
-            z.write(path, os.path.relpath(path, "."))' "$2"
+            if os.path.islink(path):
+                link = zipfile.ZipInfo(os.path.relpath(path, "."))
+                link.external_attr = os.lstat(path).st_mode << 16
+                z.writestr(link, os.readlink(path))
+            else:
+                z.write(path, os.path.relpath(path, "."))' "$2"
     else
       cd -- "$(dirname -- "$1")" && python3 -c 'import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
