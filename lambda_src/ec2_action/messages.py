@@ -1,7 +1,8 @@
 """What people read in the CodePipeline console: why a build failed or what it did, and where the full log is.
 
 A result is `{"succeeded", "message", "failure_type"}` (the jobs table's `result`). Messages are composed within
-CodePipeline's limits; when build output does not fit, its beginning is cut so that the last lines survive.
+CodePipeline's limits, free of terminal control sequences; when build output does not fit, its beginning is cut at a
+line start so that the last lines survive, each output stream keeping its heading.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 from urllib.parse import quote
+
+from . import text
 
 SUMMARY_LIMIT = 2048  # executionDetails.summary
 MESSAGE_LIMIT = 5000  # failureDetails.message
@@ -20,16 +23,18 @@ JOB_FAILED = "JobFailed"
 
 
 def fit(head: str, tail: str, limit: int) -> str:
-    """head + tail within limit characters, cutting the tail's beginning first, then the head's end."""
+    """head + tail within limit characters without terminal control sequences (text.clean), cutting the tail's
+    beginning first (at a line start), then the head's end."""
+    head, tail = text.clean(head), text.clean(tail)
     if len(head) + len(tail) <= limit:
         return head + tail
     if len(head) + len(CUT) < limit and tail:
-        return head + CUT + tail[-(limit - len(head) - len(CUT)) :]
+        return head + CUT + text.tail(tail, limit - len(head) - len(CUT))
     return head[: limit - 1] + "…"
 
 
-def last_lines(text: str, count: int = TAIL_LINES) -> str:
-    return "\n".join(text.rstrip().splitlines()[-count:])
+def last_lines(output: str, count: int = TAIL_LINES) -> str:
+    return "\n".join(output.rstrip().splitlines()[-count:])
 
 
 def log_console_url(region: str, group: str, stream: str) -> str:
@@ -50,13 +55,38 @@ def log_location(region: str, log_group: str, stream_prefix: str) -> str:
     )
 
 
-def _output(outcome: dict[str, Any]) -> str:
-    parts = []
-    if outcome.get("stdout_tail", "").strip():
-        parts.append("Last lines of output:\n" + last_lines(outcome["stdout_tail"]))
-    if outcome.get("stderr_tail", "").strip():
-        parts.append("Last lines of errors:\n" + last_lines(outcome["stderr_tail"]))
-    return "\n".join(parts)
+def _sections(outcome: dict[str, Any]) -> list[tuple[str, str]]:
+    """(heading, last lines) of the command's output and errors, for each that has any; a stream whose lines are not
+    its end (its log stream could not be read) says so in its heading."""
+    sections = []
+    for stream, title in (("stdout", "Last lines of output"), ("stderr", "Last lines of errors")):
+        lines = last_lines(text.clean(outcome.get(f"{stream}_tail") or ""))
+        if lines.strip():
+            note = outcome.get(f"{stream}_note")
+            sections.append((f"{title} ({note}):\n" if note else f"{title}:\n", lines))
+    return sections
+
+
+def _shares(needs: list[int], room: int) -> list[int]:
+    """room divided among needs: evenly, except that a need below its even share gets just that, the rest going to
+    the others."""
+    given = [0] * len(needs)
+    for done, index in enumerate(sorted(range(len(needs)), key=needs.__getitem__)):
+        given[index] = min(needs[index], room // (len(needs) - done))
+        room -= given[index]
+    return given
+
+
+def _output(outcome: dict[str, Any], room: int) -> str:
+    """The output sections within room characters: each keeps its heading and the last lines its share holds."""
+    sections = _sections(outcome)
+    room -= max(len(sections) - 1, 0)  # the newlines between sections
+    given = _shares([len(heading) + len(lines) for heading, lines in sections], room)
+    return "\n".join(
+        heading + text.tail(lines, share - len(heading))
+        for (heading, lines), share in zip(sections, given, strict=True)
+        if share > len(heading)
+    )
 
 
 def _minutes(count: int) -> str:
@@ -74,7 +104,8 @@ def command_result(outcome: dict[str, Any], build: dict[str, Any], region: str, 
     status, details, code = outcome["status"], outcome.get("status_details", ""), outcome.get("response_code")
     if status == "Success":
         head = f"Build succeeded on {where}.\n{note}{location}\n"
-        return {"succeeded": True, "message": fit(head, _output(outcome), SUMMARY_LIMIT), "failure_type": None}
+        summary = fit(head, _output(outcome, SUMMARY_LIMIT - len(head)), SUMMARY_LIMIT)
+        return {"succeeded": True, "message": summary, "failure_type": None}
     if status == "TimedOut" and details == "DeliveryTimedOut":
         why = f"The build command was never delivered to {where}: Systems Manager lost contact with it."
     elif status == "TimedOut":
@@ -86,7 +117,8 @@ def command_result(outcome: dict[str, Any], build: dict[str, Any], region: str, 
     else:
         why = f"The build failed with exit code {code} on {where}."
     head = f"{why}\n{note}{location}\n"
-    return {"succeeded": False, "message": fit(head, _output(outcome), MESSAGE_LIMIT), "failure_type": JOB_FAILED}
+    message = fit(head, _output(outcome, MESSAGE_LIMIT - len(head)), MESSAGE_LIMIT)
+    return {"succeeded": False, "message": message, "failure_type": JOB_FAILED}
 
 
 def error_message(error: dict[str, Any]) -> str:

@@ -1,6 +1,11 @@
 """The end of a build command: read it from Systems Manager and hand it to the waiting RunBuildCommand task.
 
 Used by command_event (SSM's status-change event) and by the poller's sweep (the fallback for a lost event).
+
+GetCommandInvocation returns only the first characters of each output stream (INVOCATION_LIMITS); a build that
+printed more is read from its end in the build log group, where the SSM Agent wrote all of it (SendCommand's
+CloudWatchOutputConfig: one stream per command, instance, step and output stream). Only when that stream cannot be
+read are the last lines of the returned beginning shown, and the task output says so.
 """
 
 from __future__ import annotations
@@ -8,14 +13,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, jobs, log
+from . import aws, jobs, log, text
 from .config import load
 
 TERMINAL = frozenset({"Success", "Failed", "TimedOut", "Cancelled"})
 TAIL_CHARS = 4000
 DEAD_TOKEN_ERRORS = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
+# What GetCommandInvocation returns of each stream: its first 24,000 (stdout) or 8,000 (stderr) characters. The SSM
+# Agent cuts at that many bytes and ends what it kept with AGENT_CUT_SUFFIX (pluginutil.StringPrefix).
+INVOCATION_LIMITS = {"stdout": 24_000, "stderr": 8_000}
+STREAM_WORDS = {"stdout": "output", "stderr": "errors"}
+AGENT_CUT_SUFFIX = "--output truncated--"
+# Reading a stream's end: GetLogEvents from the end (a page holds at most 1 MB), a bounded number of pages back.
+LOG_EVENTS_PER_PAGE = 100
+MAX_LOG_PAGES = 3
+REASON_CHARS = 300
+
+
+class EmptyLogStream(Exception):
+    """The output's log stream exists but returned no events."""
 
 
 def read(command_id: str, instance_id: str, plugin_name: str) -> dict[str, Any] | None:
@@ -25,17 +43,79 @@ def read(command_id: str, instance_id: str, plugin_name: str) -> dict[str, Any] 
     )
     if invocation["Status"] not in TERMINAL:
         return None
+    group, prefix = load().build_log_group, f"{command_id}/{instance_id}/{plugin_name}"
+    stdout_tail, stdout_note = _tail("stdout", invocation.get("StandardOutputContent", ""), group, prefix)
+    stderr_tail, stderr_note = _tail("stderr", invocation.get("StandardErrorContent", ""), group, prefix)
     return {
         "command_id": command_id,
         "instance_id": instance_id,
         "status": invocation["Status"],
         "status_details": invocation.get("StatusDetails", ""),
         "response_code": invocation.get("ResponseCode", -1),
-        "stdout_tail": invocation.get("StandardOutputContent", "")[-TAIL_CHARS:],
-        "stderr_tail": invocation.get("StandardErrorContent", "")[-TAIL_CHARS:],
-        "log_group": load().build_log_group,
-        "log_stream_prefix": f"{command_id}/{instance_id}/{plugin_name}",
+        "stdout_tail": stdout_tail,
+        "stderr_tail": stderr_tail,
+        "stdout_note": stdout_note,
+        "stderr_note": stderr_note,
+        "log_group": group,
+        "log_stream_prefix": prefix,
     }
+
+
+def may_be_cut(content: str, limit: int) -> bool:
+    """Whether GetCommandInvocation may have cut content at its limit. Below the limit, counted in UTF-8 bytes (never
+    fewer than the characters), content is the whole stream; a cut at a byte count can fall 3 bytes short of it."""
+    return len(content.encode("utf-8", "replace")) >= limit - 3
+
+
+def _tail(stream: str, content: str, group: str, prefix: str) -> tuple[str, str]:
+    """(the last lines of one output stream, a note when they are not the stream's end, else "")."""
+    limit = INVOCATION_LIMITS[stream]
+    if not may_be_cut(content, limit):
+        return text.tail(text.clean(content), TAIL_CHARS), ""
+    try:
+        logged = log_tail(group, f"{prefix}/{stream}")
+    except (ClientError, BotoCoreError, EmptyLogStream) as exc:
+        reason = _reason(exc)
+    else:
+        return text.tail(text.clean(logged), TAIL_CHARS), ""
+    log.warning("the build output's log stream could not be read", stream=f"{prefix}/{stream}", reason=reason)
+    beginning = content.removesuffix(AGENT_CUT_SUFFIX)
+    if "\n" in beginning:  # the cut split the last line: keep whole lines
+        beginning = beginning[: beginning.rfind("\n") + 1]
+    note = f"first {limit:,} characters of {STREAM_WORDS[stream]}; the log stream could not be read: {reason}"
+    return text.tail(text.clean(beginning), TAIL_CHARS), note
+
+
+def log_tail(group: str, stream: str) -> str:
+    """The end of a log stream as text, at least TAIL_CHARS characters of it when it has them, from at most
+    MAX_LOG_PAGES GetLogEvents calls. The SSM Agent uploads whole lines, many to an event, and drops the newline
+    that ends an event uploaded after the step ended: every event is made to end with one."""
+    client = aws.client("logs")
+    pages: list[str] = []
+    size, token = 0, None
+    for _ in range(MAX_LOG_PAGES):
+        request = {"logGroupName": group, "logStreamName": stream, "startFromHead": False, "limit": LOG_EVENTS_PER_PAGE}
+        if token:
+            request["nextToken"] = token
+        page = client.get_log_events(**request)
+        messages = (event["message"] for event in page.get("events", []))
+        pages.insert(0, "".join(m if m.endswith("\n") else m + "\n" for m in messages))
+        size += len(pages[0])
+        previous, token = token, page.get("nextBackwardToken")
+        if size > TAIL_CHARS or not token or token == previous:  # enough, or the stream's beginning
+            break
+    if not size:
+        raise EmptyLogStream("it holds no log events")
+    return "".join(pages)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        reason = ": ".join(part for part in (error.get("Code"), error.get("Message")) if part)
+    else:
+        reason = str(exc)
+    return text.clean(reason or type(exc).__name__)[:REASON_CHARS]
 
 
 def deliver(item: dict[str, Any], command_id: str) -> bool:

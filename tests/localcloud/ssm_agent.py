@@ -9,6 +9,8 @@ document, then one agent thread per instance runs the deployed document like SSM
 (platformType), `aws:runShellScript` steps as `sh _script.sh` in a per-instance work dir with ENV_VAR parameters as
 `SSM_<Name>` variables and `{{ }}` interpolation only for the others, the step's timeoutSeconds in AWS time,
 per-plugin results, CloudWatch output, and "EC2 Command Invocation Status-change Notification" events.
+Output as the agent reports it: GetCommandInvocation has the beginning of each stream (cut like the agent cuts it),
+CloudWatch Logs all of it, in the agent's multi-line events, complete before the step's status shows its end.
 Windows steps are not emulated: they fail with a clear message.
 """
 
@@ -36,6 +38,9 @@ AGENT_VERSION = "3.3.2746.0"
 WORK_ROOT = Path(tempfile.gettempdir()) / f"localcloud-{os.getuid()}" / "ssm"
 MAX_STDOUT = 24_000
 MAX_STDERR = 8_000
+AGENT_CUT_SUFFIX = "--output truncated--"  # what the agent appends to output it cut (pluginutil.StringPrefix)
+CLOUDWATCH_EVENT_CHARS = 200_000  # the agent's MessageLengthThresholdInBytes (cloudwatchlogsservice.go)
+CLOUDWATCH_EVENTS_PER_CALL = 4  # the agent's maxNumberOfEventsPerCall
 STOPPED_EXIT_CODE = 137  # what the agent reports for a step it killed (timeout, cancel)
 DEFAULT_STEP_TIMEOUT = 3600
 WINDOWS_MESSAGE = (
@@ -250,11 +255,17 @@ class _Plugin:
     finished: dt.datetime | None = None
     stdout: str = ""
     stderr: str = ""
+    on_output: Callable[[_Plugin], None] | None = None  # uploads the output (CloudWatch) before the end shows
 
     def finish(self, status: str, code: int, stdout: str, stderr: str, details: str | None = None) -> None:
-        self.status, self.details, self.response_code = status, details or status, code
+        """The step's end: its output is uploaded first, as the agent finishes uploading before it reports."""
         self.stdout, self.stderr = stdout, stderr
-        self.finished = _now()
+        try:
+            if self.on_output is not None:
+                self.on_output(self)
+        finally:
+            self.status, self.details, self.response_code = status, details or status, code
+            self.finished = _now()
 
 
 @dataclass
@@ -452,8 +463,8 @@ def _run_steps(backend: Any, command: Any, invocation: _Invocation) -> None:
     instance = _ec2(backend.account_id, backend.region_name).get_instance(invocation.instance_id)
     steps = command.localcloud.document.content_json.get("mainSteps") or []
     for step, plugin in zip(steps, invocation.plugins, strict=True):
+        plugin.on_output = lambda done: _write_cloudwatch(backend, command, invocation.instance_id, done)
         _run_step(backend, command, instance, step, plugin, invocation)
-        _write_cloudwatch(backend, command, invocation.instance_id, plugin)
 
 
 def _precondition(step: dict[str, Any], instance: Any) -> tuple[bool, str]:
@@ -554,8 +565,9 @@ def _run_shell(backend: Any, command: Any, instance: Any, step: dict, plugin: _P
         ending = _watch(process, instance, inv, clock.real_seconds(timeout))
         with _lock:
             _processes.pop((command.command_id, instance.id), None)
-    stdout = (work / "stdout").read_text(errors="replace")
-    stderr = (work / "stderr").read_text(errors="replace")
+    # Bytes as written (read_text would turn carriage returns into newlines).
+    stdout = (work / "stdout").read_bytes().decode(errors="replace")
+    stderr = (work / "stderr").read_bytes().decode(errors="replace")
     _finish_shell(plugin, ending, process.returncode, stdout, stderr)
 
 
@@ -601,7 +613,8 @@ def _finish_shell(plugin: _Plugin, ending: str, code: int, stdout: str, stderr: 
 
 
 def _write_cloudwatch(backend: Any, command: Any, instance_id: str, plugin: _Plugin) -> None:
-    """Full step output to CloudWatch Logs, as the agent does with SendCommand's CloudWatchOutputConfig."""
+    """Full step output to CloudWatch Logs, as the agent does with SendCommand's CloudWatchOutputConfig: streams
+    `<command id>/<instance id>/<step name>/stdout` and `/stderr`, created only for output there is."""
     from moto.logs.models import logs_backends
 
     config = command.localcloud.cloudwatch
@@ -614,8 +627,35 @@ def _write_cloudwatch(backend: Any, command: Any, instance_id: str, plugin: _Plu
         if text:
             stream = f"{command.command_id}/{instance_id}/{plugin.name}/{name}"
             logs.ensure_log_stream(group, stream)
-            now = int(time.time() * 1000)
-            logs.put_log_events(group, stream, [{"timestamp": now, "message": line} for line in text.splitlines()])
+            messages = cloudwatch_events(text)
+            for start in range(0, len(messages), CLOUDWATCH_EVENTS_PER_CALL):
+                now = int(time.time() * 1000)
+                batch = messages[start : start + CLOUDWATCH_EVENTS_PER_CALL]
+                logs.put_log_events(group, stream, [{"timestamp": now, "message": message} for message in batch])
+
+
+def cloudwatch_events(text: str) -> list[str]:
+    """Output as the agent uploads it once the step has ended: whole lines, as many to an event as fit in
+    CLOUDWATCH_EVENT_CHARS (a longer line is split), CRLF as LF, and each event without its final newline."""
+    events: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        for piece in (line[i : i + CLOUDWATCH_EVENT_CHARS] for i in range(0, len(line), CLOUDWATCH_EVENT_CHARS)):
+            if current and len(current) + len(piece) > CLOUDWATCH_EVENT_CHARS:
+                events.append(current)
+                current = ""
+            current += piece
+    if current:
+        events.append(current)
+    return [event.replace("\r\n", "\n").removesuffix("\n") for event in events]
+
+
+def agent_cut(output: str, limit: int) -> str:
+    """Output as the agent reports it to Systems Manager: cut to limit bytes, the cut marked (StringPrefix)."""
+    data = output.encode()
+    if len(data) < limit:
+        return output
+    return data[: limit - len(AGENT_CUT_SUFFIX)].decode(errors="replace") + AGENT_CUT_SUFFIX
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -644,9 +684,10 @@ def _plugin_view(command: Any, invocation: _Invocation, plugin: _Plugin) -> dict
         "ExecutionEndDateTime": _iso(plugin.finished) if plugin.finished else "",
         "Status": plugin.status,
         "StatusDetails": plugin.details,
-        "StandardOutputContent": plugin.stdout[:MAX_STDOUT] if finished else "",
+        "StandardOutputContent": agent_cut(plugin.stdout, MAX_STDOUT) if finished else "",
         "StandardOutputUrl": "",
-        "StandardErrorContent": plugin.stderr[:MAX_STDERR] if finished else "",
+        # The agent cuts stderr at the stdout limit too (runpluginutil.go); the service returns its first 8,000.
+        "StandardErrorContent": agent_cut(plugin.stderr, MAX_STDOUT)[:MAX_STDERR] if finished else "",
         "StandardErrorUrl": "",
         "CloudWatchOutputConfig": _cloudwatch_view(command),
     }

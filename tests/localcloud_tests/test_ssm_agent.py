@@ -56,6 +56,22 @@ PROBE_DOCUMENT = {
 }
 
 
+PRINTER_DOCUMENT = {
+    "schemaVersion": "2.2",
+    "description": "prints Count numbered lines to stdout and to stderr",
+    "parameters": {"Count": {"type": "String", "interpolationType": "ENV_VAR", "allowedPattern": "^[0-9]+$"}},
+    "mainSteps": [
+        {
+            "action": "aws:runShellScript",
+            "name": "Print",
+            "inputs": {
+                "runCommand": ['seq 1 "$SSM_Count" | sed "s/^/line /"', 'seq 1 "$SSM_Count" | sed "s/^/error /" >&2']
+            },
+        }
+    ],
+}
+
+
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[server.LocalCloud]:
     with pytest.MonkeyPatch.context() as patch:
@@ -88,9 +104,10 @@ def aws(cloud: server.LocalCloud, events) -> dict[str, Any]:
         LaunchTemplateName="builder", LaunchTemplateData={"IamInstanceProfile": {"Name": "builder"}}
     )
     clients["template_id"] = template["LaunchTemplate"]["LaunchTemplateId"]
-    clients["ssm"].create_document(
-        Name="probe", Content=json.dumps(PROBE_DOCUMENT), DocumentType="Command", DocumentFormat="JSON"
-    )
+    for name, document in (("probe", PROBE_DOCUMENT), ("printer", PRINTER_DOCUMENT)):
+        clients["ssm"].create_document(
+            Name=name, Content=json.dumps(document), DocumentType="Command", DocumentFormat="JSON"
+        )
     return clients
 
 
@@ -184,7 +201,7 @@ def test_env_var_parameters_are_data_never_script(aws, tmp_path, events):
     assert events[-1]["detail-type"] == "EC2 Command Invocation Status-change Notification"
     stream = f"{command_id}/{instance_id}/Probe/stdout"
     logged = aws["logs"].get_log_events(logGroupName="/builds", logStreamName=stream)["events"]
-    assert logged[0]["message"] == hostile
+    assert [event["message"] for event in logged] == [f"{hostile}\nliteral={{{{ Value }}}}"]
 
 
 def test_exit_code_and_skipped_step(aws):
@@ -241,3 +258,35 @@ def test_the_real_build_document_runs_the_linux_script(aws):
     assert result["Status"] == "Success", result["StandardErrorContent"]
     assert f"building {JOB_ID} in " in result["StandardOutputContent"]
     assert result["StandardOutputContent"].rstrip().endswith("ec2-action: done")
+
+
+def _every_event(aws: dict[str, Any], stream: str) -> list[str]:
+    """The messages of every event of a stream of /builds, first to last."""
+    request: dict[str, Any] = {"logGroupName": "/builds", "logStreamName": stream, "startFromHead": True}
+    messages: list[str] = []
+    while True:
+        page = aws["logs"].get_log_events(**request)
+        messages += [event["message"] for event in page["events"]]
+        if page["nextForwardToken"] == request.get("nextToken"):
+            return messages
+        request["nextToken"] = page["nextForwardToken"]
+
+
+def test_long_output_is_cut_in_the_invocation_and_whole_in_cloudwatch_before_the_end_shows(aws):
+    [instance_id] = _registered(aws)
+    count = 100_000
+    stdout = "".join(f"line {i}\n" for i in range(1, count + 1))
+
+    command_id = _send(aws, instance_id, "printer", Count=str(count))
+    result = _result(aws, command_id, instance_id, plugin="Print")
+
+    # The agent's cut: 24,000 bytes with its marker; the service's: the first 8,000 characters of stderr.
+    assert result["StandardOutputContent"] == stdout[: 24_000 - 20] + "--output truncated--"
+    assert result["StandardErrorContent"] == "".join(f"error {i}\n" for i in range(1, count + 1))[:8_000]
+    # Read as soon as the status shows the end: CloudWatch already has every line, in multi-line events of at most
+    # 200,000 characters that each end at a line end (the newline dropped).
+    prefix = f"{command_id}/{instance_id}/Print"
+    events = _every_event(aws, f"{prefix}/stdout")
+    assert len(events) > 1 and all(len(event) <= 200_000 for event in events)
+    assert "\n".join(events) + "\n" == stdout
+    assert _every_event(aws, f"{prefix}/stderr")[-1].endswith(f"error {count}")

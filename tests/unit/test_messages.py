@@ -147,3 +147,52 @@ def test_a_one_minute_timeout_reads_as_one_minute() -> None:
     message = messages.command_result(outcome, build, "us-east-1")["message"]
 
     assert message.startswith("The build exceeded its timeout of 1 minute (TimeoutMinutes) on instance")
+
+
+def output_section(message: str, heading: str) -> str:
+    """The lines under a heading of the message, up to the next heading."""
+    return message.split(heading, 1)[1].split("\nLast lines of errors", 1)[0]
+
+
+def test_terminal_control_sequences_never_reach_the_message() -> None:
+    stdout = "\x1b[1;32mcompiling\x1b[0m \x1b]0;title\x07done\nprogress 10%\rprogress 100%\n"
+    stderr = "\x1b[31merror:\x1b[0m boom\x07\x00\n"
+
+    message = messages.command_result(outcome(stdout=stdout, stderr=stderr), BUILD, "us-east-1")["message"]
+
+    assert "compiling done\nprogress 100%\n" in message and message.endswith("error: boom")
+    assert not any((ord(char) < 32 and char not in "\n\t") or 127 <= ord(char) < 160 for char in message)
+
+
+def test_long_output_and_errors_each_keep_their_heading_and_last_whole_lines() -> None:
+    stdout = "".join(f"output line {i} " + "o" * 150 + "\n" for i in range(1000))
+    stderr = "".join(f"error line {i} " + "e" * 150 + "\n" for i in range(1000))
+
+    for status, code, limit in (("Failed", 2, messages.MESSAGE_LIMIT), ("Success", 0, messages.SUMMARY_LIMIT)):
+        message = messages.command_result(outcome(status, code, stdout, stderr), BUILD, "us-east-1")["message"]
+
+        assert len(message) <= limit
+        shown_output = output_section(message, "Last lines of output:\n").splitlines()
+        shown_errors = message.split("Last lines of errors:\n", 1)[1].splitlines()
+        assert shown_output[-1].startswith("output line 999 ") and shown_errors[-1].startswith("error line 999 ")
+        # Whole lines only (no line cut at its beginning), and both streams get a fair share of the room.
+        assert all(line.endswith("o" * 150) and line.startswith("output line ") for line in shown_output)
+        assert all(line.endswith("e" * 150) and line.startswith("error line ") for line in shown_errors)
+        assert abs(len(shown_output) - len(shown_errors)) <= 1
+
+
+def test_short_errors_leave_their_room_to_the_output() -> None:
+    stdout = "".join(f"step {i:04d} " + "s" * 90 + "\n" for i in range(1000))
+
+    message = messages.command_result(outcome(stdout=stdout, stderr="make: *** Error 2\n"), BUILD, "r")["message"]
+
+    shown = output_section(message, "Last lines of output:\n").splitlines()
+    assert len(shown) == messages.TAIL_LINES and shown[-1].startswith("step 0999 ")
+    assert message.endswith("Last lines of errors:\nmake: *** Error 2")
+
+
+def test_output_read_from_the_returned_beginning_says_so_in_its_heading() -> None:
+    note = "first 24,000 characters of output; the log stream could not be read: AccessDeniedException: denied"
+    result = messages.command_result({**outcome(stdout="line 1\nline 2\n"), "stdout_note": note}, BUILD, "r")
+
+    assert f"\nLast lines of output ({note}):\nline 1\nline 2" in result["message"]

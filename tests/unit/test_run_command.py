@@ -53,7 +53,7 @@ def test_sends_the_build_and_remembers_the_token_and_command(cloud: Cloud, agent
     assert "\napp\n" in result["StandardOutputContent"]
     stream = f"{command_id}/{instance['instance_id']}/BuildOnLinux/stdout"  # what the failure message points to
     logged = cloud.client("logs").get_log_events(logGroupName=cloud.settings["build_log_group"], logStreamName=stream)
-    assert "app" in [event["message"] for event in logged["events"]]
+    assert "\napp\n" in "\n".join(event["message"] for event in logged["events"])
 
 
 def test_document_parameters_are_strings_with_empty_defaults() -> None:
