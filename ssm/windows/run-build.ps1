@@ -9,6 +9,86 @@ function Fail([int] $Code, [string] $Message) {
     exit $Code
 }
 
+# The artifacts are zipped and unzipped with .NET (System.IO.Compression), not Expand-Archive and Compress-Archive:
+# in Windows PowerShell 5.1 these stop at paths of 260 characters, and Compress-Archive writes '\' between folders in
+# entry names (unzip on Linux then fails), leaves hidden files and folders out, and cannot zip a file over 2 GB.
+Add-Type -AssemblyName System.IO.Compression
+Add-Type -AssemblyName System.IO.Compression.FileSystem
+
+function Get-ExtendedPath([string] $Path) {
+    # The full path in its \\?\ form, which .NET Framework 4.6.2 and later (every supported Windows Server) opens
+    # whatever its length, whether LongPathsEnabled is set or not. Windows takes its parts as they are: no '.', '..'.
+    $full = [System.IO.Path]::GetFullPath($Path).TrimEnd('\')
+    if ($full.StartsWith('\\?\')) {
+        return $full
+    }
+    if ($full.StartsWith('\\')) {
+        return '\\?\UNC\' + $full.Substring(2)
+    }
+    return '\\?\' + $full
+}
+
+function Expand-InputArtifact([string] $ZipFile, [string] $Destination) {
+    # Entry names may separate folders with '/' or '\' (Compress-Archive in Windows PowerShell 5.1 writes '\'). An
+    # entry that would land outside the destination (a rooted name, a drive, a '..' part) is refused: the job fails.
+    $root = Get-ExtendedPath $Destination
+    $archive = [System.IO.Compression.ZipFile]::OpenRead($ZipFile)
+    try {
+        foreach ($entry in $archive.Entries) {
+            $name = $entry.FullName
+            $parts = @($name -split '[\\/]' | Where-Object { $_ -ne '' -and $_ -ne '.' })
+            if ($name -match '^[\\/]' -or $name.Contains(':') -or $parts -contains '..') {
+                throw "refusing the zip entry '$name': it points outside the working directory"
+            }
+            if ($parts.Count -eq 0) {
+                continue
+            }
+            $target = $root + '\' + ($parts -join '\')
+            if ($name -match '[\\/]$') {
+                [void] [System.IO.Directory]::CreateDirectory($target)
+            } else {
+                [void] [System.IO.Directory]::CreateDirectory($target.Substring(0, $target.LastIndexOf('\')))
+                [System.IO.Compression.ZipFileExtensions]::ExtractToFile($entry, $target, $true)
+            }
+        }
+    } finally {
+        $archive.Dispose()
+    }
+}
+
+function Compress-OutputArtifact([string] $Path, [string] $ZipFile) {
+    # A folder is zipped by its contents (hidden and empty folders too), a file by its name; entry names separate
+    # folders with '/', as the zip format requires. A link to a folder (junction, symbolic link) is not followed:
+    # nothing outside the path is zipped.
+    $source = Get-ExtendedPath $Path
+    $archive = [System.IO.Compression.ZipFile]::Open($ZipFile, [System.IO.Compression.ZipArchiveMode]::Create)
+    try {
+        if (-not [System.IO.Directory]::Exists($source)) {
+            $name = [System.IO.Path]::GetFileName($source)
+            [void] [System.IO.Compression.ZipFileExtensions]::CreateEntryFromFile($archive, $source, $name)
+            return
+        }
+        $folders = New-Object 'System.Collections.Generic.Stack[string]'
+        $folders.Push($source)
+        while ($folders.Count -gt 0) {
+            foreach ($item in [System.IO.Directory]::EnumerateFileSystemEntries($folders.Pop())) {
+                $name = $item.Substring($source.Length + 1).Replace('\', '/')
+                $attributes = [System.IO.File]::GetAttributes($item)
+                if (($attributes -band [System.IO.FileAttributes]::Directory) -eq 0) {
+                    [void] [System.IO.Compression.ZipFileExtensions]::CreateEntryFromFile($archive, $item, $name)
+                } elseif (($attributes -band [System.IO.FileAttributes]::ReparsePoint) -eq 0) {
+                    [void] $archive.CreateEntry("$name/")
+                    $folders.Push($item)
+                } else {
+                    Write-Output "ec2-action: not following the link to a folder '$name' in OutputArtifactPath"
+                }
+            }
+        }
+    } finally {
+        $archive.Dispose()
+    }
+}
+
 if ($null -eq $env:SSM_JobId) {
     Fail 64 'the SSM Agent did not pass parameters as environment variables; SSM Agent 3.3.2746.0 or newer is required'
 }
@@ -49,7 +129,7 @@ try {
             Fail 66 "cannot download the input artifact s3://$env:SSM_InputBucket/$env:SSM_InputKey (does the builder role allow s3:GetObject and kms:Decrypt on it?): $_"
         }
         try {
-            Expand-Archive -LiteralPath $inputZip -DestinationPath $workspace -Force
+            Expand-InputArtifact $inputZip $workspace
         } catch {
             Fail 66 "the input artifact is not a valid zip file: $_"
         }
@@ -67,17 +147,13 @@ try {
     Write-Output 'ec2-action: the build command succeeded'
 
     if (-not [string]::IsNullOrEmpty($env:SSM_OutputArtifactPath)) {
-        $output = Join-Path $workspace $env:SSM_OutputArtifactPath
-        if (-not (Test-Path -LiteralPath $output)) {
+        $output = Get-ExtendedPath (Join-Path $workspace $env:SSM_OutputArtifactPath)
+        if (-not ([System.IO.File]::Exists($output) -or [System.IO.Directory]::Exists($output))) {
             Fail 67 "OutputArtifactPath '$env:SSM_OutputArtifactPath' does not exist in $workspace after the build"
         }
         $outputZip = Join-Path $scratch 'output.zip'
         try {
-            if (Test-Path -LiteralPath $output -PathType Container) {
-                Compress-Archive -Path (Join-Path $output '*') -DestinationPath $outputZip -Force
-            } else {
-                Compress-Archive -LiteralPath $output -DestinationPath $outputZip -Force
-            }
+            Compress-OutputArtifact $output $outputZip
         } catch {
             Fail 68 "cannot zip OutputArtifactPath '$env:SSM_OutputArtifactPath': $_"
         }
