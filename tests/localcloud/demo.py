@@ -15,20 +15,13 @@ from pathlib import Path
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.1")
 
 from localcloud import server, timeline
-from localcloud.deployment import EXAMPLE, Deployment, PipelineRun
+from localcloud.deployment import EXAMPLE, Deployment, PipelineRun, zip_tree
 
 SOURCE_DIR = EXAMPLE / "source"
 
 
 def say(started: float, message: str) -> None:
     print(f"[{time.time() - started:6.1f}s] {message}", flush=True)
-
-
-def source_files() -> dict[str, bytes]:
-    """The example's sample source tree, as the S3 source zip will hold it."""
-    return {
-        str(path.relative_to(SOURCE_DIR)): path.read_bytes() for path in sorted(SOURCE_DIR.rglob("*")) if path.is_file()
-    }
 
 
 def show_run(deployment: Deployment, run: PipelineRun) -> None:
@@ -70,7 +63,7 @@ def main() -> int:
             deployment = Deployment.apply(cloud, Path(work))
             say(started, f"applied: {len(deployment.terraform.resources())} resources")
             pipeline = deployment.outputs["pipeline_name"]
-            deployment.upload_source(pipeline, source_files())
+            deployment.upload_source(pipeline, zip_tree(SOURCE_DIR))  # with its modes: build.sh stays executable
             say(started, f"uploaded the sample source to s3://{deployment.outputs['source_bucket']}")
             run_started = time.time()
             execution_id = deployment.start(pipeline)

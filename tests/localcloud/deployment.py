@@ -36,6 +36,17 @@ def zip_bytes(files: Mapping[str, str | bytes]) -> bytes:
     return buffer.getvalue()
 
 
+def zip_tree(directory: Path) -> bytes:
+    """The files under directory as a zip, each with its Unix mode (an executable stays executable), as `zip -r` or a
+    source action zips a checkout."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(directory).as_posix())
+    return buffer.getvalue()
+
+
 def unzip(data: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return {name: archive.read(name) for name in archive.namelist() if not name.endswith("/")}
@@ -141,9 +152,11 @@ class Deployment:
         )
         return name
 
-    def upload_source(self, pipeline_name: str, files: Mapping[str, str | bytes]) -> None:
+    def upload_source(self, pipeline_name: str, files: Mapping[str, str | bytes] | bytes) -> None:
+        """The pipeline's source: files (name -> content), or a zip as it is (e.g. zip_tree's)."""
         key = self.source_key(pipeline_name)
-        self.client("s3").put_object(Bucket=self.outputs["source_bucket"], Key=key, Body=zip_bytes(files))
+        body = files if isinstance(files, bytes) else zip_bytes(files)
+        self.client("s3").put_object(Bucket=self.outputs["source_bucket"], Key=key, Body=body)
 
     def source_key(self, pipeline_name: str) -> str:
         stages = self.client("codepipeline").get_pipeline(name=pipeline_name)["pipeline"]["stages"]
@@ -158,7 +171,7 @@ class Deployment:
         return self.collect(pipeline_name, execution_id, execution.status, started)
 
     def run(
-        self, pipeline_name: str, files: Mapping[str, str | bytes] | None = None, timeout: float = 240
+        self, pipeline_name: str, files: Mapping[str, str | bytes] | bytes | None = None, timeout: float = 240
     ) -> PipelineRun:
         """Upload a source (a default one if None), start the pipeline and wait for its end."""
         self.upload_source(pipeline_name, files if files is not None else {"README.md": "hello\n"})
@@ -201,12 +214,15 @@ class Deployment:
         pages = self.client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
         return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
-    def read_output_artifact(self, run: PipelineRun) -> dict[str, bytes]:
-        """The output artifact the build uploaded, unzipped."""
+    def output_artifact_zip(self, run: PipelineRun) -> bytes:
+        """The output artifact the build uploaded, as it is."""
         job = run.jobs[0]
         location = job.data["outputArtifacts"][0]["location"]["s3Location"]
-        body = self.client("s3").get_object(Bucket=location["bucketName"], Key=location["objectKey"])["Body"]
-        return unzip(body.read())
+        return self.client("s3").get_object(Bucket=location["bucketName"], Key=location["objectKey"])["Body"].read()
+
+    def read_output_artifact(self, run: PipelineRun) -> dict[str, bytes]:
+        """The output artifact the build uploaded, unzipped."""
+        return unzip(self.output_artifact_zip(run))
 
     def destroy(self) -> None:
         self.terraform.destroy({"region": self.cloud.region})
