@@ -5,6 +5,8 @@ test_fault_matrix.py and test_bad_input_matrix.py (localcloud.matrix)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from localcloud.deployment import Deployment, PipelineRun, unique_name
 
@@ -74,3 +76,47 @@ def test_job_without_input_artifact(deployment: Deployment) -> None:
 
     assert run.status == "Succeeded", run.final_result
     assert_answered_and_clean(run)
+
+
+def shown_output(message: str) -> tuple[list[str], list[str]]:
+    """The lines a failure message shows under "Last lines of output" and under "Last lines of errors"."""
+    output = message.split("Last lines of output:\n", 1)[1]
+    output, _, errors = output.partition("\nLast lines of errors:\n")
+    return output.splitlines(), errors.splitlines()
+
+
+def test_a_huge_failing_build_shows_its_real_last_lines(deployment: Deployment) -> None:
+    # 588,895 characters of output: Systems Manager returns the first 24,000 (up to about line 2,480).
+    command = "seq 1 100000 | sed 's/^/line /'\necho 'error: the last test failed' >&2\nexit 1"
+    pipeline = deployment.create_pipeline(unique_name("huge"), build_config(deployment, command), output_artifact=False)
+    run = deployment.run(pipeline)
+
+    assert run.status == "Failed"
+    assert_answered_and_clean(run)
+    message = run.final_result.message
+    assert message.startswith("The build failed with exit code 1") and len(message) <= 5000
+    output, errors = shown_output(message)
+    assert output == [f"line {n}" for n in range(100_001 - len(output), 100_001)]  # whole lines, to the last
+    assert len(output) >= 20 and not re.search(r"\bline \d{1,4}\n", message)  # nothing from the first 24,000
+    assert "error: the last test failed" in errors and errors[-1] == "failed to run commands: exit status 1"
+
+
+def test_terminal_control_sequences_never_reach_the_message(deployment: Deployment) -> None:
+    command = "\n".join(
+        [
+            r"printf '\033[1;31mFAIL\033[0m test_login \033]8;;https://ci.example/1\007(details)\033]8;;\007\n'",
+            r"printf 'progress 10%%\rprogress 100%%\n'",
+            r"printf '\033[33mwarning:\033[0m deprecated\a\n' >&2",
+            "exit 2",
+        ]
+    )
+    pipeline = deployment.create_pipeline(unique_name("ansi"), build_config(deployment, command), output_artifact=False)
+    run = deployment.run(pipeline)
+
+    assert run.status == "Failed"
+    assert_answered_and_clean(run)
+    message = run.final_result.message
+    output, errors = shown_output(message)
+    assert output[-2:] == ["FAIL test_login (details)", "progress 100%"]
+    assert "warning: deprecated" in errors
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", message), repr(message)
