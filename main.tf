@@ -1,10 +1,12 @@
 locals {
-  # Defaults applied once, so that the action types, the functions' configuration and the docs agree.
+  # Defaults applied once, so that the action types, the functions' configuration and the docs agree. The versions
+  # the functions serve come from the registered action types (module.action_type): a new version is registered
+  # before the poller polls it, and a removed one is deleted only after the poller stopped polling it.
   actions = {
     for key, action in var.actions : key => {
       category             = action.category
       provider             = action.provider
-      version              = action.version
+      versions             = module.action_type.served_action_types[key][*].version
       image_id             = action.image_id
       instance_type        = action.instance_type
       timeout_minutes      = coalesce(action.timeout_minutes, var.default_build_timeout_minutes)
@@ -42,12 +44,13 @@ module "action_type" {
 
   actions = {
     for key, action in var.actions : key => {
-      category        = action.category
-      provider        = action.provider
-      version         = action.version
-      image_id        = action.image_id
-      instance_type   = action.instance_type
-      timeout_minutes = action.timeout_minutes
+      category          = action.category
+      provider          = action.provider
+      version           = action.version
+      previous_versions = action.previous_versions
+      image_id          = action.image_id
+      instance_type     = action.instance_type
+      timeout_minutes   = action.timeout_minutes
     }
   }
   max_build_timeout_minutes = var.max_build_timeout_minutes

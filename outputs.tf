@@ -1,11 +1,17 @@
 output "action_type_ids" {
-  description = "IDs of the registered custom action types, keyed like var.actions."
+  description = "IDs of the custom action types of each action's current `version`, keyed like var.actions."
   value       = module.action_type.ids
 }
 
 output "action_types" {
-  description = "The `{category, owner, provider, version}` to put in a pipeline's action declaration, keyed like var.actions."
+  description = "The `{category, owner, provider, version}` to put in a pipeline's action declaration (the current `version`), keyed like var.actions. It depends on the functions, so a pipeline that takes its version from here moves to a new version only after the poller serves it."
   value       = module.action_type.action_types
+  depends_on  = [module.orchestrator]
+}
+
+output "served_action_types" {
+  description = "Every registered and served version of each action, as `{category, owner, provider, version}`, keyed like var.actions: the current `version` first, then previous_versions."
+  value       = module.action_type.served_action_types
 }
 
 output "state_machine_arn" {

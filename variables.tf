@@ -15,17 +15,20 @@ variable "name_prefix" {
 
 variable "actions" {
   description = <<-EOT
-    CodePipeline custom action types to register, keyed by a short name. Each is `{category = "Build" | "Test",
-    provider, version = "1", image_id, instance_type, timeout_minutes, root_volume_size_gib}` (owner "Custom").
+    CodePipeline custom actions to register, keyed by a short name. Each is `{category = "Build" | "Test",
+    provider, version = "1", previous_versions = [], image_id, instance_type, timeout_minutes, root_volume_size_gib}`
+    (owner "Custom"). Every version is its own action type: `version` is the one the outputs hand to pipelines,
+    `previous_versions` stay registered and served for pipelines still pinned to them until you remove them.
     image_id and instance_type are defaults that make the ImageId and InstanceType action properties optional;
-    their values can change freely. CodePipeline cannot update an action type, and a deleted version can only be
-    re-created with an identical definition: when you change category or provider, or add or remove a default
-    image_id or instance_type, also change `version`.
+    their values can change freely. CodePipeline cannot change a registered version: to add or remove a default
+    image_id or instance_type, set a new `version` (and list the old one in previous_versions while pipelines use
+    it); category and provider cannot change (add another action). See "Changing an action" in the README.
   EOT
   type = map(object({
     category             = optional(string, "Build")
     provider             = string
     version              = optional(string, "1")
+    previous_versions    = optional(list(string), [])
     image_id             = optional(string)
     instance_type        = optional(string)
     timeout_minutes      = optional(number)
@@ -43,8 +46,12 @@ variable "actions" {
   }
 
   validation {
-    condition     = alltrue([for action in values(var.actions) : can(regex("^[0-9A-Za-z_-]{1,9}$", action.version))])
-    error_message = "Each action's version must be 1-9 characters: letters, digits, underscores and hyphens."
+    condition = alltrue(flatten([
+      for action in values(var.actions) : [
+        for version in concat([action.version], action.previous_versions) : can(regex("^[0-9A-Za-z_-]{1,9}$", version))
+      ]
+    ]))
+    error_message = "Each version and previous version must be 1-9 characters: letters, digits, underscores and hyphens."
   }
 
   validation {
@@ -53,8 +60,15 @@ variable "actions" {
   }
 
   validation {
-    condition     = length(distinct([for action in values(var.actions) : "${action.provider}/${action.version}"])) == length(var.actions)
-    error_message = "Two actions share a provider and version; each action type needs its own pair."
+    condition = length(distinct(flatten([
+      for action in values(var.actions) : [for version in concat([action.version], action.previous_versions) : "${action.provider}/${version}"]
+    ]))) == length(flatten([for action in values(var.actions) : concat([action.version], action.previous_versions)]))
+    error_message = "A provider and version appear twice (in two actions, or in one action's version and previous_versions): every version of every action is an action type of its own."
+  }
+
+  validation {
+    condition     = length(flatten([for action in values(var.actions) : concat([action.version], action.previous_versions)])) <= 50
+    error_message = "CodePipeline allows 50 custom action types per Region: the actions and their previous_versions count one each."
   }
 
   validation {

@@ -35,6 +35,27 @@ run "basic_linux_plans_from_scratch" {
   }
 }
 
+run "basic_linux_pipeline_follows_the_current_version" {
+  command = plan
+
+  module {
+    source = "./examples/basic-linux"
+  }
+
+  variables {
+    action_version           = "2"
+    action_previous_versions = ["1"]
+  }
+
+  assert {
+    condition = (
+      output.action_type_id.version == "2" && output.served_action_type_ids[*].version == ["2", "1"] &&
+      aws_codepipeline.this.stage[1].action[0].version == "2"
+    )
+    error_message = "The example's pipeline must use the current version while the previous one is still served."
+  }
+}
+
 run "windows_container_pipeline_plans_from_scratch" {
   command = plan
 

@@ -56,7 +56,7 @@ variables {
     linux = {
       category             = "Build"
       provider             = "EC2-Linux"
-      version              = "1"
+      versions             = ["1"]
       image_id             = null
       instance_type        = "t3.large"
       timeout_minutes      = 60
@@ -65,7 +65,7 @@ variables {
     windows = {
       category             = "Build"
       provider             = "EC2-Windows"
-      version              = "2"
+      versions             = ["3", "2"]
       image_id             = "ami-0123456789abcdef0"
       instance_type        = "m5.large"
       timeout_minutes      = 120
@@ -207,6 +207,7 @@ run "iam_is_scoped_to_this_stack" {
       ]) == jsonencode([[
         "arn:aws:codepipeline:eu-west-1:123456789012:actiontype:Custom/Build/EC2-Linux/1",
         "arn:aws:codepipeline:eu-west-1:123456789012:actiontype:Custom/Build/EC2-Windows/2",
+        "arn:aws:codepipeline:eu-west-1:123456789012:actiontype:Custom/Build/EC2-Windows/3",
     ]])
     error_message = "PollForJobs is not limited to this stack's action types."
   }
@@ -388,6 +389,12 @@ run "functions_share_one_small_configuration" {
     error_message = "EC2_ACTION_CONFIG does not match DESIGN.md."
   }
   assert {
+    condition = [for action in jsondecode(output.lambda_config_json).actions : "${action.provider}:${join(",", action.versions)}"] == [
+      "EC2-Linux:1", "EC2-Windows:3,2",
+    ]
+    error_message = "EC2_ACTION_CONFIG must list every served version of each action (the poller polls each)."
+  }
+  assert {
     condition = alltrue([
       for key, function in aws_lambda_function.this :
       function.handler == "ec2_action.handlers.${key}.handler" &&
@@ -428,7 +435,7 @@ run "events_match_only_this_stack" {
       state = ["STARTED"]
       "$or" = [
         { type = { owner = ["Custom"], category = ["Build"], provider = ["EC2-Linux"], version = ["1"] } },
-        { type = { owner = ["Custom"], category = ["Build"], provider = ["EC2-Windows"], version = ["2"] } },
+        { type = { owner = ["Custom"], category = ["Build"], provider = ["EC2-Windows"], version = ["3", "2"] } },
       ]
     }
     error_message = "The STARTED rule does not match exactly this stack's action types."
@@ -560,7 +567,7 @@ run "single_action_type_pattern_needs_no_or" {
       linux = {
         category             = "Test"
         provider             = "EC2-Linux"
-        version              = "1"
+        versions             = ["1"]
         image_id             = null
         instance_type        = null
         timeout_minutes      = 60

@@ -85,6 +85,74 @@ run "rejects_bad_version" {
   expect_failures = [var.actions]
 }
 
+run "serves_previous_versions_beside_the_current_one" {
+  command = plan
+  variables {
+    actions = {
+      linux   = { provider = "EC2-Linux", instance_type = "t4g.large", version = "3", previous_versions = ["2"] }
+      windows = { provider = "EC2-Windows", category = "Test" }
+    }
+  }
+
+  assert {
+    condition     = toset(keys(module.action_type.served_action_types)) == toset(["linux", "windows"]) && length(module.action_type.served_action_types.linux) == 2
+    error_message = "Every served version must be registered."
+  }
+  assert {
+    condition = (
+      output.action_types.linux.version == "3" && output.action_types.windows.version == "1" &&
+      output.served_action_types.linux[*].version == ["3", "2"] && output.served_action_types.windows[*].version == ["1"]
+    )
+    error_message = "Pipelines get the current version (action_types); served_action_types lists every served version, current first."
+  }
+  assert {
+    condition = one([
+      for statement in jsondecode(module.orchestrator.lambda_policies.poll).Statement : statement.Resource
+      if contains(flatten([statement.Action]), "codepipeline:PollForJobs")
+      ]) == [
+      "arn:aws:codepipeline:us-east-1:123456789012:actiontype:Custom/Build/EC2-Linux/3",
+      "arn:aws:codepipeline:us-east-1:123456789012:actiontype:Custom/Build/EC2-Linux/2",
+      "arn:aws:codepipeline:us-east-1:123456789012:actiontype:Custom/Test/EC2-Windows/1",
+    ]
+    error_message = "The poller may poll every served version, and only those."
+  }
+}
+
+run "rejects_bad_previous_version" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", version = "2", previous_versions = ["1.0"] } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_version_listed_twice" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", version = "2", previous_versions = ["1", "2"] } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_previous_version_of_another_actions_type" {
+  command = plan
+  variables {
+    actions = {
+      a = { provider = "EC2-Linux", version = "2", previous_versions = ["1"] }
+      b = { provider = "EC2-Linux", version = "1", category = "Test" }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_more_action_types_than_codepipeline_allows" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", version = "50", previous_versions = [for i in range(50) : tostring(i)] } }
+  }
+  expect_failures = [var.actions]
+}
+
 run "rejects_bad_category" {
   command = plan
   variables {

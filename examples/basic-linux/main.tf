@@ -247,9 +247,11 @@ module "ec2_action" {
   name_prefix = var.name_prefix
   actions = {
     linux = {
-      provider      = var.action_provider
-      image_id      = local.image_id
-      instance_type = var.instance_type
+      provider          = var.action_provider
+      version           = var.action_version
+      previous_versions = var.action_previous_versions
+      image_id          = local.image_id
+      instance_type     = var.instance_type
     }
   }
   subnet_ids            = [aws_subnet.private.id]

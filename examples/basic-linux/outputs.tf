@@ -43,6 +43,11 @@ output "action_type_id" {
   value       = module.ec2_action.action_types.linux
 }
 
+output "served_action_type_ids" {
+  description = "Every registered and served version of the custom action (the current one first), for pipelines pinned to an older version."
+  value       = module.ec2_action.served_action_types.linux
+}
+
 output "state_machine_arn" {
   description = "Step Functions state machine running one execution per job."
   value       = module.ec2_action.state_machine_arn

@@ -21,6 +21,28 @@ variable "action_provider" {
   }
 }
 
+variable "action_version" {
+  description = "Version of the action type; the example pipeline takes it from the module's action_types output. Changing the action type's definition needs a new version (see the module's README, \"Changing an action\")."
+  type        = string
+  default     = "1"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z_-]{1,9}$", var.action_version))
+    error_message = "action_version must be 1-9 characters: letters, digits, underscores and hyphens."
+  }
+}
+
+variable "action_previous_versions" {
+  description = "Older versions of the action type that stay registered and served for pipelines still pinned to them; remove one once no pipeline uses it."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for version in var.action_previous_versions : can(regex("^[0-9A-Za-z_-]{1,9}$", version))])
+    error_message = "action_previous_versions must be versions of 1-9 characters: letters, digits, underscores and hyphens."
+  }
+}
+
 variable "image_id" {
   description = "AMI the builds run on. Null: the latest Amazon Linux 2023 AMI for arm64."
   type        = string

@@ -13,6 +13,8 @@ ENV_VAR = "EC2_ACTION_CONFIG"
 
 @dataclass(frozen=True)
 class ActionType:
+    """One served action type: a version of an action. The versions of an action share its defaults."""
+
     category: str
     owner: str
     provider: str
@@ -28,7 +30,7 @@ class ActionType:
 @dataclass(frozen=True)
 class Config:
     stack: str
-    actions: tuple[ActionType, ...]
+    actions: tuple[ActionType, ...]  # every served version of every action, each polled on its own
     state_machine_arn: str
     jobs_table: str
     document_name: str
@@ -46,7 +48,7 @@ class Config:
     orphan_grace_seconds: int
 
     def action(self, type_id: dict[str, str]) -> ActionType | None:
-        """The configured action type matching a job's actionTypeId (or an event's `type`), if any."""
+        """The served action type matching a job's actionTypeId (or an event's `type`), of any served version."""
         wanted = {key: str(type_id.get(key, "")) for key in ("category", "owner", "provider", "version")}
         return next((action for action in self.actions if action.type_id == wanted), None)
 
@@ -59,10 +61,11 @@ def parse(text: str) -> Config:
             category=a["category"],
             owner=a["owner"],
             provider=a["provider"],
-            version=str(a["version"]),
+            version=str(version),
             defaults={k: v for k, v in (a.get("defaults") or {}).items() if v is not None},
         )
         for a in raw["actions"]
+        for version in a["versions"]
     )
     return Config(
         stack=raw["stack"],

@@ -1,12 +1,13 @@
 variable "actions" {
-  description = "Custom action types to register, keyed by a short name: category, provider, version and the defaults that make ImageId and InstanceType optional."
+  description = "Custom actions to register, keyed by a short name: category, provider, the current version and the previous versions still served, and the defaults that make ImageId and InstanceType optional. Each version is its own action type; the root module validates them (valid, distinct)."
   type = map(object({
-    category        = string
-    provider        = string
-    version         = string
-    image_id        = string
-    instance_type   = string
-    timeout_minutes = number
+    category          = string
+    provider          = string
+    version           = string
+    previous_versions = list(string)
+    image_id          = string
+    instance_type     = string
+    timeout_minutes   = number
   }))
 }
 

@@ -1,14 +1,15 @@
 locals {
+  # One pattern per action, matching every version it serves (the versions of one action differ only in version).
   action_type_patterns = [
     for action in values(var.actions) : {
       owner    = ["Custom"]
       category = [action.category]
       provider = [action.provider]
-      version  = [action.version]
+      version  = action.versions
     }
   ]
-  # Each action type matched as a whole ($or), so that no mix of two types' fields matches. Encoded in both branches
-  # because the two objects differ in type; a single type needs no $or.
+  # Each action matched as a whole ($or), so that no mix of two actions' fields matches. Encoded in both branches
+  # because the two objects differ in type; a single action needs no $or.
   started_event_detail = length(local.action_type_patterns) == 1 ? jsonencode({
     state = ["STARTED"]
     type  = local.action_type_patterns[0]

@@ -31,10 +31,12 @@ locals {
   jobs_table_arn    = "${local.arn_prefix}:dynamodb:${local.region}:${local.account_id}:table/${local.jobs_table_name}"
   function_arns     = { for key, name in local.function_names : key => "${local.arn_prefix}:lambda:${local.region}:${local.account_id}:function:${name}" }
   log_group_arns    = { for key, name in local.function_names : key => "${local.arn_prefix}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${name}" }
-  action_type_arns = [
-    for action in values(var.actions) :
-    "${local.arn_prefix}:codepipeline:${local.region}:${local.account_id}:actiontype:Custom/${action.category}/${action.provider}/${action.version}"
-  ]
+  action_type_arns = flatten([
+    for action in values(var.actions) : [
+      for version in action.versions :
+      "${local.arn_prefix}:codepipeline:${local.region}:${local.account_id}:actiontype:Custom/${action.category}/${action.provider}/${version}"
+    ]
+  ])
 
   # The single environment variable every function reads (DESIGN.md, "Lambda configuration").
   config = {
@@ -44,7 +46,7 @@ locals {
         category = var.actions[key].category
         owner    = "Custom"
         provider = var.actions[key].provider
-        version  = var.actions[key].version
+        versions = var.actions[key].versions
         defaults = {
           ImageId        = var.actions[key].image_id
           InstanceType   = var.actions[key].instance_type

@@ -4,16 +4,21 @@ variable "name_prefix" {
 }
 
 variable "actions" {
-  description = "Action types served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null)."
+  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null). `versions` lists every registered version of the action (its current one first): each is an action type the poller polls, the STARTED rule matches and PollForJobs is allowed on."
   type = map(object({
     category             = string
     provider             = string
-    version              = string
+    versions             = list(string)
     image_id             = string
     instance_type        = string
     timeout_minutes      = number
     root_volume_size_gib = number
   }))
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : length(action.versions) > 0])
+    error_message = "Every action serves at least one version."
+  }
 }
 
 variable "subnet_ids" {

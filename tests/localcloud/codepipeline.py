@@ -256,6 +256,10 @@ class PipelineRunner(threading.Thread):
         elif action_type is not None:
             models.queue_job(self.backend, run)  # before the event, so a poller woken by it finds the job
             self._emit_action(run)
+        elif type_id.get("owner") == "Custom":
+            # The pipeline was saved while the type existed (CreatePipeline checks) and the type was deleted since:
+            # the action fails at once, no job is queued, and so on every run until the pipeline is changed.
+            self._fail(run, models.not_available(type_id))
         else:
             self._fail(run, f"The local cloud cannot run {models.describe_type_id(type_id)} actions")
         return run

@@ -384,6 +384,14 @@ def describe_type_id(type_id: dict[str, str]) -> str:
     )
 
 
+def not_available(type_id: dict[str, str]) -> str:
+    """CodePipeline's words for a custom action type that does not exist or was deleted (ActionTypeNotFound)."""
+    return (
+        f"ActionType (Category: '{type_id.get('category')}', Owner: '{type_id.get('owner')}', "
+        f"Provider: '{type_id.get('provider')}', Version: '{type_id.get('version')}') is not available"
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Custom action types (backend methods)
 
@@ -554,8 +562,8 @@ def poll_for_jobs(
     key = (action_type_id.get("category"), action_type_id.get("provider"), action_type_id.get("version"))
     state = store(self)
     with state.changed:
-        if key not in state.action_types:
-            raise ActionTypeNotFoundException(f"{describe_type_id(action_type_id)} does not exist")
+        if key not in state.action_types:  # never created, or deleted: PollForJobs fails either way
+            raise ActionTypeNotFoundException(not_available(action_type_id))
         wanted = [
             job
             for job in state.jobs.values()

@@ -201,6 +201,31 @@ def test_pipeline_with_an_unknown_custom_action_type_is_rejected(cp: Any) -> Non
     assert error_code(excinfo) == "InvalidActionDeclarationException"
 
 
+def test_a_deleted_version_fails_the_pipelines_still_using_it_and_cannot_be_polled(cp: Any) -> None:
+    create_action_type(cp)
+    create_action_type(cp, version="2")
+    create_pipeline(cp)  # on version 1
+    cp.delete_custom_action_type(category="Build", provider="EC2-Linux", version="1")
+    not_available = (
+        "ActionType (Category: 'Build', Owner: 'Custom', Provider: 'EC2-Linux', Version: '1') is not available"
+    )
+
+    for _ in range(2):  # every run, until the pipeline is changed
+        execution_id = cp.start_pipeline_execution(name="app")["pipelineExecutionId"]
+        execution = codepipeline.wait_for_execution("app", execution_id, timeout=5)
+        assert execution.status == "Failed"
+        assert execution.status_summary == f"Action Build in stage Build failed: {not_available}"
+    assert codepipeline.jobs() == []  # the action failed without a job
+    build = build_state(cp)["actionStates"][0]["latestExecution"]
+    assert build["status"] == "Failed" and build["errorDetails"]["message"] == not_available
+
+    with pytest.raises(ClientError) as excinfo:
+        cp.poll_for_jobs(actionTypeId=ACTION)
+    assert error_code(excinfo) == "ActionTypeNotFoundException"
+    assert excinfo.value.response["Error"]["Message"] == not_available
+    assert cp.poll_for_jobs(actionTypeId={**ACTION, "version": "2"})["jobs"] == []  # the other version is served
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Jobs
 

@@ -123,7 +123,15 @@ def _create_resources() -> dict[str, Any]:
     )["stateMachineArn"]
     return {
         "stack": STACK,
-        "actions": [{**ACTION, "defaults": {"ImageId": None, "InstanceType": "t3.large", "TimeoutMinutes": 60}}],
+        "actions": [
+            {
+                "category": ACTION["category"],
+                "owner": ACTION["owner"],
+                "provider": ACTION["provider"],
+                "versions": [ACTION["version"]],
+                "defaults": {"ImageId": None, "InstanceType": "t3.large", "TimeoutMinutes": 60},
+            }
+        ],
         "state_machine_arn": machine_arn,
         "jobs_table": f"{STACK}-jobs",
         "document_name": f"{STACK}-run-build",

@@ -10,7 +10,7 @@ SETTINGS = {
             "category": "Build",
             "owner": "Custom",
             "provider": "EC2-Linux",
-            "version": "1",
+            "versions": ["1"],
             "defaults": {"ImageId": None, "InstanceType": "t3.large", "TimeoutMinutes": 60},
         }
     ],
@@ -46,6 +46,30 @@ def test_finds_the_action_of_a_job_or_event() -> None:
     event_type = {"owner": "Custom", "category": "Build", "provider": "EC2-Linux", "version": "1"}
     assert parsed.action(event_type) is parsed.actions[0]
     assert parsed.action({**event_type, "version": "2"}) is None
+
+
+def test_every_served_version_is_an_action_type_with_the_actions_defaults() -> None:
+    windows = {
+        "category": "Test",
+        "owner": "Custom",
+        "provider": "EC2-Windows",
+        "versions": ["3", "2"],
+        "defaults": {"ImageId": "ami-0123456789abcdef0", "InstanceType": None},
+    }
+    parsed = config.parse(json.dumps({**SETTINGS, "actions": [*SETTINGS["actions"], windows]}))
+
+    assert [(action.provider, action.version) for action in parsed.actions] == [
+        ("EC2-Linux", "1"),
+        ("EC2-Windows", "3"),
+        ("EC2-Windows", "2"),
+    ]
+    event_type = {"owner": "Custom", "category": "Test", "provider": "EC2-Windows"}
+    current, previous = parsed.action({**event_type, "version": "3"}), parsed.action({**event_type, "version": "2"})
+    assert current is not None and previous is not None
+    assert (current.version, previous.version) == ("3", "2")
+    assert current.defaults == previous.defaults == {"ImageId": "ami-0123456789abcdef0"}
+    assert parsed.action({**event_type, "version": "1"}) is None  # a version no longer served
+    assert parsed.action({**event_type, "category": "Build", "version": "3"}) is None
 
 
 def test_config_is_immutable() -> None:
