@@ -269,3 +269,20 @@ def test_a_continuation_job_whose_poller_died_before_acknowledging_it_is_answere
     [result] = pipeline.results(continuation)
     assert result.kind == "success"
     assert job_status(continuation) == "Succeeded"
+
+
+def test_a_type_that_cannot_be_polled_stops_neither_the_other_types_nor_the_sweep(
+    cloud: Cloud, pipeline: Pipeline
+) -> None:
+    job_id = pipeline.start()
+    gone = {**ACTION, "version": "9"}  # configured here, deleted from CodePipeline by hand
+    [action] = cloud.settings["actions"]
+    cloud.configure(actions=[{**action, "versions": ["9", *action["versions"]]}])
+    assert load().action(gone) is not None
+    die_at("before-call.sfn.StartExecution", aws.client("stepfunctions"))
+    with pytest.raises(PollerDied):
+        poll.handler(STARTED, cloud.context)
+
+    summary = poll.handler(SCHEDULE, cloud.context)
+
+    assert summary["resumed"] == [job_id]  # the sweep ran after the deleted type's ActionTypeNotFoundException

@@ -58,7 +58,11 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
     }
     limit = JOBS_PER_EVENT if started_event else JOBS_PER_SCHEDULE
     for action in actions:
-        _poll(config, action.type_id, limit, context, summary)
+        try:
+            _poll(config, action.type_id, limit, context, summary)
+        except ClientError as exc:  # e.g. a type deleted outside Terraform: the other types and the sweep go on
+            log.reset()
+            log.error("cannot poll this action type", type=action.type_id, error=aws.error_code(exc) or repr(exc))
     if not started_event:
         _sweep(config, summary)
     log.reset()
