@@ -8,6 +8,7 @@ working tree. Without a mirror or without terraform on the PATH the Terraform ru
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -242,6 +243,19 @@ def test_every_module_call_passes_the_tags() -> None:
     assert calls
     untagged = [f"{where}: {name}" for where, name, body in calls if "tags" not in body]
     assert not untagged, f"module calls without tags: {untagged}"
+
+
+# A repository file named in Terraform code: in a comment, a description or a path expression.
+CITED_FILE = re.compile(r"\b(?:tests|lambda_src|asl|ssm|scripts)/[\w./-]*\w\.[a-z]+\b")
+
+
+def test_every_file_the_terraform_code_cites_exists() -> None:
+    cited = {
+        (str(path.relative_to(REPO_ROOT)), name) for path in tf_files() for name in CITED_FILE.findall(path.read_text())
+    }
+    assert cited
+    missing = sorted(f"{where}: {name}" for where, name in cited if not (REPO_ROOT / name).is_file())
+    assert not missing, f"Terraform code cites files that do not exist: {missing}"
 
 
 # --- Generated docs ------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 # Policies are built with jsonencode() rather than aws_iam_policy_document so that `terraform test` with a mocked
-# provider can read them at plan time (tests/iam.tftest.hcl).
+# provider can read them at plan time (tests/orchestrator.tftest.hcl checks them through the lambda_policies output).
 
 locals {
   stack_tag_key = "ec2-action:stack"
