@@ -37,3 +37,12 @@ def terminate(instance_ids: Iterable[str]) -> list[str]:
     if ids:
         aws.client("ec2").terminate_instances(InstanceIds=ids)
     return ids
+
+
+def terminate_job_instances(stack: str, job_id: str, spare_kept: bool = False) -> list[str]:
+    """Terminate every live instance of the stack tagged with the job's id (sparing those tagged ec2-action:keep if
+    asked); the sorted ids. Release ends every job with it, the reaper the jobs whose execution ended unreleased."""
+    found = find(stack, job_id=job_id)
+    if spare_kept:
+        found = [instance for instance in found if tags.KEEP not in tag_values(instance)]
+    return terminate(instance["InstanceId"] for instance in found)

@@ -21,7 +21,6 @@ from botocore.exceptions import ClientError
 
 from .. import aws, codepipeline, instances, jobs, log, messages, tags
 from ..config import Config, load
-from .release import terminate_job_instances
 
 METRIC_NAMESPACE = "CodePipelineEc2Action"
 METRIC_NAME = "ReapedInstances"
@@ -62,7 +61,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
     for item in jobs.unanswered():
         log.reset(job_id=item["job_id"], execution_arn=item.get("execution_arn"))
         try:
-            _judge_job(item, started, describe, summary)
+            _judge_job(config, item, started, describe, summary)
         except Exception as exc:
             log.error("cannot judge the job", error=repr(exc))
     log.reset()
@@ -166,7 +165,9 @@ def _unreported_result(item: dict[str, Any], at: datetime, describe: Describe) -
     return messages.unreported_execution(item["execution_arn"], execution["status"], error)
 
 
-def _judge_job(item: dict[str, Any], at: datetime, describe: Describe, summary: dict[str, list[str]]) -> None:
+def _judge_job(
+    config: Config, item: dict[str, Any], at: datetime, describe: Describe, summary: dict[str, list[str]]
+) -> None:
     result = _unreported_result(item, at, describe)
     if result is None:
         return
@@ -178,7 +179,7 @@ def _judge_job(item: dict[str, Any], at: datetime, describe: Describe, summary: 
     summary["failed_jobs"].append(item["job_id"])
     # Without an open job (the continuation job has not arrived yet) the poller answers it when it does.
     codepipeline.answer_open_job(stored)
-    terminated = terminate_job_instances(item["job_id"], spare_kept=True)
+    terminated = instances.terminate_job_instances(config.stack, item["job_id"], spare_kept=True)
     if terminated:
         log.warning("instances of the unreported job terminated", instance_ids=terminated)
         summary["terminated"].extend(terminated)
