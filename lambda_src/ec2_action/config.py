@@ -47,6 +47,11 @@ class Config:
     poll_function_name: str
     orphan_grace_seconds: int
 
+    @property
+    def partition(self) -> str:
+        """The AWS partition (aws, aws-cn, aws-us-gov) the module runs in, read from its state machine's ARN."""
+        return self.state_machine_arn.split(":")[1]
+
     def action(self, type_id: dict[str, str]) -> ActionType | None:
         """The served action type matching a job's actionTypeId (or an event's `type`), of any served version."""
         wanted = {key: str(type_id.get(key, "")) for key in ("category", "owner", "provider", "version")}

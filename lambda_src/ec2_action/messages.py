@@ -8,6 +8,7 @@ line start so that the last lines survive, each output stream keeping its headin
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -37,21 +38,36 @@ def last_lines(output: str, count: int = TAIL_LINES) -> str:
     return "\n".join(output.rstrip().splitlines()[-count:])
 
 
-def log_console_url(region: str, group: str, stream: str) -> str:
+# The AWS console's host in each partition; any other partition uses the commercial one. modules/action_type (its
+# console_host local) links the action's pages with the same map; tests/test_shared_constants.py keeps them equal.
+CONSOLE_HOSTS = {"aws-cn": "console.amazonaws.cn", "aws-us-gov": "console.amazonaws-us-gov.com"}
+DEFAULT_CONSOLE_HOST = "console.aws.amazon.com"
+
+
+@dataclass(frozen=True)
+class Console:
+    """The AWS console of one region, in its partition (aws, aws-cn, aws-us-gov)."""
+
+    region: str
+    partition: str
+
+    def url(self, service: str, fragment: str) -> str:
+        host = CONSOLE_HOSTS.get(self.partition, DEFAULT_CONSOLE_HOST)
+        return f"https://{self.region}.{host}/{service}/home?region={self.region}#{fragment}"
+
+
+def log_console_url(console: Console, group: str, stream: str) -> str:
     def escape(value: str) -> str:
         return quote(quote(value, safe=""), safe="").replace("%", "$")
 
-    return (
-        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
-        f"#logsV2:log-groups/log-group/{escape(group)}/log-events/{escape(stream)}"
-    )
+    return console.url("cloudwatch", f"logsV2:log-groups/log-group/{escape(group)}/log-events/{escape(stream)}")
 
 
-def log_location(region: str, log_group: str, stream_prefix: str) -> str:
+def log_location(console: Console, log_group: str, stream_prefix: str) -> str:
     stream = f"{stream_prefix}/stdout"
     return (
         f"Full log: CloudWatch Logs group {log_group}, stream {stream} (errors in {stream_prefix}/stderr): "
-        f"{log_console_url(region, log_group, stream)}"
+        f"{log_console_url(console, log_group, stream)}"
     )
 
 
@@ -97,10 +113,10 @@ def _where(build: dict[str, Any], instance_id: str) -> str:
     return f"instance {instance_id} ({build['instance_type']}, {build['platform']}, {build['image_id']})"
 
 
-def command_result(outcome: dict[str, Any], build: dict[str, Any], region: str, note: str = "") -> dict[str, Any]:
+def command_result(outcome: dict[str, Any], build: dict[str, Any], console: Console, note: str = "") -> dict[str, Any]:
     """The result of a command that ran to an end (the RunBuildCommand task's output); note goes before the output."""
     where = _where(build, outcome["instance_id"])
-    location = log_location(region, outcome["log_group"], outcome["log_stream_prefix"])
+    location = log_location(console, outcome["log_group"], outcome["log_stream_prefix"])
     status, details, code = outcome["status"], outcome.get("status_details", ""), outcome.get("response_code")
     if status == "Success":
         head = f"Build succeeded on {where}.\n{note}{location}\n"

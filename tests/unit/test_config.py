@@ -91,3 +91,9 @@ def test_loaded_once_per_container(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(config.ENV_VAR, json.dumps({**SETTINGS, "stack": "changed"}))
     assert config.load() is first
     config.load.cache_clear()
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_the_partition_is_read_from_the_state_machine_arn(partition: str) -> None:
+    arn = f"arn:{partition}:states:us-east-1:123456789012:stateMachine:ec2-build-job"
+    assert config.parse(json.dumps({**SETTINGS, "state_machine_arn": arn})).partition == partition

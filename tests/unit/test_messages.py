@@ -1,8 +1,10 @@
 import json
 from urllib.parse import unquote
 
+import pytest
 from ec2_action import messages
 
+CONSOLE = messages.Console("us-east-1", "aws")
 BUILD = {
     "image_id": "ami-0123456789abcdef0",
     "instance_type": "t3.large",
@@ -29,7 +31,9 @@ def outcome(status: str = "Failed", code: int = 2, stdout: str = "", stderr: str
 
 def test_failure_names_exit_code_last_lines_and_the_full_log() -> None:
     stdout = "\n".join(f"step {i}" for i in range(100))
-    result = messages.command_result(outcome(stdout=stdout, stderr="make: *** [test] Error 2"), BUILD, "eu-west-1")
+    result = messages.command_result(
+        outcome(stdout=stdout, stderr="make: *** [test] Error 2"), BUILD, messages.Console("eu-west-1", "aws")
+    )
     message = result["message"]
     assert result["succeeded"] is False and result["failure_type"] == "JobFailed"
     assert message.startswith("The build failed with exit code 2 on instance i-0123456789abcdef0 (t3.large")
@@ -45,15 +49,34 @@ def test_failure_names_exit_code_last_lines_and_the_full_log() -> None:
     assert message.rstrip().endswith("make: *** [test] Error 2")
 
 
+@pytest.mark.parametrize(
+    ("region", "partition", "home"),
+    [
+        ("eu-west-1", "aws", "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#"),
+        ("cn-north-1", "aws-cn", "https://cn-north-1.console.amazonaws.cn/cloudwatch/home?region=cn-north-1#"),
+        (
+            "us-gov-west-1",
+            "aws-us-gov",
+            "https://us-gov-west-1.console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1#",
+        ),
+    ],
+)
+def test_the_log_link_opens_the_console_of_the_partition(region: str, partition: str, home: str) -> None:
+    location = messages.log_location(messages.Console(region, partition), "/ec2-build/builds", "c0ffee00/i-0123/Build")
+    stream = "c0ffee00$252Fi-0123$252FBuild$252Fstdout"
+    assert location.endswith(f": {home}logsV2:log-groups/log-group/$252Fec2-build$252Fbuilds/log-events/{stream}")
+    assert location.count("https://") == 1
+
+
 def test_console_url_escapes_like_the_console() -> None:
-    url = messages.log_console_url("us-east-1", "/a b", "x/y")
+    url = messages.log_console_url(CONSOLE, "/a b", "x/y")
     assert url.endswith("log-group/$252Fa$2520b/log-events/x$252Fy")
     assert unquote(unquote(url.split("log-group/")[1].replace("$", "%"))) == "/a b/log-events/x/y"
 
 
 def test_huge_output_keeps_its_end_within_the_limit() -> None:
     lines = "\n".join(f"{i:05d}" + "x" * 400 for i in range(40))
-    result = messages.command_result(outcome(stdout=lines), BUILD, "us-east-1")
+    result = messages.command_result(outcome(stdout=lines), BUILD, CONSOLE)
     assert len(result["message"]) <= messages.MESSAGE_LIMIT
     assert result["message"].startswith("The build failed with exit code 2")
     assert result["message"].endswith("x" * 400) and "00039" in result["message"] and "00000" not in result["message"]
@@ -61,7 +84,7 @@ def test_huge_output_keeps_its_end_within_the_limit() -> None:
 
 def test_success_summary_fits_and_shows_the_end_of_the_output() -> None:
     stdout = "\n".join(f"line {i} " + "y" * 100 for i in range(40))
-    result = messages.command_result(outcome("Success", 0, stdout=stdout), BUILD, "us-east-1")
+    result = messages.command_result(outcome("Success", 0, stdout=stdout), BUILD, CONSOLE)
     assert result == {"succeeded": True, "message": result["message"], "failure_type": None}
     assert len(result["message"]) <= messages.SUMMARY_LIMIT
     assert result["message"].startswith("Build succeeded on instance i-0123456789abcdef0")
@@ -69,16 +92,14 @@ def test_success_summary_fits_and_shows_the_end_of_the_output() -> None:
 
 
 def test_timed_out_command_names_the_limit() -> None:
-    message = messages.command_result(outcome("TimedOut", -1, details="ExecutionTimedOut"), BUILD, "us-east-1")[
-        "message"
-    ]
+    message = messages.command_result(outcome("TimedOut", -1, details="ExecutionTimedOut"), BUILD, CONSOLE)["message"]
     assert message.startswith("The build exceeded its timeout of 30 minutes (TimeoutMinutes)")
 
 
 def test_undelivered_and_never_run_commands() -> None:
-    undelivered = messages.command_result(outcome("TimedOut", -1, details="DeliveryTimedOut"), BUILD, "r")
+    undelivered = messages.command_result(outcome("TimedOut", -1, details="DeliveryTimedOut"), BUILD, CONSOLE)
     assert "never delivered" in undelivered["message"]
-    never_ran = messages.command_result(outcome("Failed", -1, details="Undeliverable"), BUILD, "r")
+    never_ran = messages.command_result(outcome("Failed", -1, details="Undeliverable"), BUILD, CONSOLE)
     assert "did not run" in never_ran["message"] and "Undeliverable" in never_ran["message"]
 
 
@@ -144,7 +165,7 @@ def test_a_one_minute_timeout_reads_as_one_minute() -> None:
     }
     build = {"instance_type": "t3.micro", "platform": "Linux", "image_id": "ami-12345678", "timeout_minutes": 1}
 
-    message = messages.command_result(outcome, build, "us-east-1")["message"]
+    message = messages.command_result(outcome, build, CONSOLE)["message"]
 
     assert message.startswith("The build exceeded its timeout of 1 minute (TimeoutMinutes) on instance")
 
@@ -158,7 +179,7 @@ def test_terminal_control_sequences_never_reach_the_message() -> None:
     stdout = "\x1b[1;32mcompiling\x1b[0m \x1b]0;title\x07done\nprogress 10%\rprogress 100%\n"
     stderr = "\x1b[31merror:\x1b[0m boom\x07\x00\n"
 
-    message = messages.command_result(outcome(stdout=stdout, stderr=stderr), BUILD, "us-east-1")["message"]
+    message = messages.command_result(outcome(stdout=stdout, stderr=stderr), BUILD, CONSOLE)["message"]
 
     assert "compiling done\nprogress 100%\n" in message and message.endswith("error: boom")
     assert not any((ord(char) < 32 and char not in "\n\t") or 127 <= ord(char) < 160 for char in message)
@@ -169,7 +190,7 @@ def test_long_output_and_errors_each_keep_their_heading_and_last_whole_lines() -
     stderr = "".join(f"error line {i} " + "e" * 150 + "\n" for i in range(1000))
 
     for status, code, limit in (("Failed", 2, messages.MESSAGE_LIMIT), ("Success", 0, messages.SUMMARY_LIMIT)):
-        message = messages.command_result(outcome(status, code, stdout, stderr), BUILD, "us-east-1")["message"]
+        message = messages.command_result(outcome(status, code, stdout, stderr), BUILD, CONSOLE)["message"]
 
         assert len(message) <= limit
         shown_output = output_section(message, "Last lines of output:\n").splitlines()
@@ -184,7 +205,7 @@ def test_long_output_and_errors_each_keep_their_heading_and_last_whole_lines() -
 def test_short_errors_leave_their_room_to_the_output() -> None:
     stdout = "".join(f"step {i:04d} " + "s" * 90 + "\n" for i in range(1000))
 
-    message = messages.command_result(outcome(stdout=stdout, stderr="make: *** Error 2\n"), BUILD, "r")["message"]
+    message = messages.command_result(outcome(stdout=stdout, stderr="make: *** Error 2\n"), BUILD, CONSOLE)["message"]
 
     shown = output_section(message, "Last lines of output:\n").splitlines()
     assert len(shown) == messages.TAIL_LINES and shown[-1].startswith("step 0999 ")
@@ -193,6 +214,6 @@ def test_short_errors_leave_their_room_to_the_output() -> None:
 
 def test_output_read_from_the_returned_beginning_says_so_in_its_heading() -> None:
     note = "first 24,000 characters of output; the log stream could not be read: AccessDeniedException: denied"
-    result = messages.command_result({**outcome(stdout="line 1\nline 2\n"), "stdout_note": note}, BUILD, "r")
+    result = messages.command_result({**outcome(stdout="line 1\nline 2\n"), "stdout_note": note}, BUILD, CONSOLE)
 
     assert f"\nLast lines of output ({note}):\nline 1\nline 2" in result["message"]

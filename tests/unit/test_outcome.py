@@ -58,9 +58,9 @@ def test_the_failure_message_names_the_last_line_not_the_24000th_character(cloud
     command_id, instance_id = finished_build(cloud, agent, HUGE_BUILD)
     build = build_spec(cloud.linux_ami)
 
-    message = messages.command_result(outcome.read(command_id, instance_id, "BuildOnLinux"), build, "us-east-1")[
-        "message"
-    ]
+    message = messages.command_result(
+        outcome.read(command_id, instance_id, "BuildOnLinux"), build, messages.Console("us-east-1", "aws")
+    )["message"]
 
     assert len(message) <= messages.MESSAGE_LIMIT
     output = message.split("Last lines of output:\n", 1)[1].split("\nLast lines of errors:\n")[0]
@@ -92,7 +92,9 @@ def test_without_the_log_stream_the_returned_beginning_is_shown_and_said_to_be_o
     split = returned.removesuffix(outcome.AGENT_CUT_SUFFIX).rsplit("\n", 1)[1]
     assert split and f"line {stdout[-1] + 1}".startswith(split) and split != f"line {stdout[-1] + 1}"
     assert "truncated" not in output["stdout_tail"]
-    message = messages.command_result(output, build_spec(cloud.linux_ami), "us-east-1")["message"]
+    message = messages.command_result(output, build_spec(cloud.linux_ami), messages.Console("us-east-1", "aws"))[
+        "message"
+    ]
     assert "Last lines of output (first 24,000 characters of output; the log stream could not be read: " in message
 
 

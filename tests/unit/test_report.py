@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Cloud, Pipeline, build_spec
+from conftest import ACCOUNT, REGION, STACK, Cloud, Pipeline, build_spec
 from ec2_action import aws
 from ec2_action.handlers import poll, report
 from test_poll import SCHEDULE, STARTED
@@ -132,6 +132,29 @@ def test_failed_build_reports_exit_code_and_log(cloud: Cloud, pipeline: Pipeline
     assert result.failure_type == "JobFailed"
     assert result.message.startswith("The build failed with exit code 2 on instance i-0123456789abcdef0")
     assert "BuildOnLinux/stdout" in result.message and result.message.rstrip().endswith("Error 2")
+
+
+@pytest.mark.parametrize(
+    ("partition", "host"),
+    [
+        ("aws", "console.aws.amazon.com"),
+        ("aws-cn", "console.amazonaws.cn"),
+        ("aws-us-gov", "console.amazonaws-us-gov.com"),
+    ],
+)
+def test_log_link_opens_the_console_of_the_modules_partition(
+    cloud: Cloud, pipeline: Pipeline, partition: str, host: str
+) -> None:
+    job, execution_arn = started_build(cloud, pipeline)
+    # The partition is read from the state machine's ARN in EC2_ACTION_CONFIG, as Terraform renders it there.
+    cloud.configure(state_machine_arn=f"arn:{partition}:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-job")
+    state = succeeded_state(cloud, job)
+    state["command"].update(status="Failed", response_code=2)
+
+    message = final(cloud, state, execution_arn)["message"]
+
+    assert f"): https://{REGION}.{host}/cloudwatch/home?region={REGION}#logsV2:log-groups/" in message
+    assert message.count("https://") == 1
 
 
 @pytest.mark.parametrize(

@@ -55,21 +55,22 @@ def failed_step(state: dict[str, Any], item: dict[str, Any]) -> str:
 
 
 def result_of(state: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-    config, region = load(), aws.region()
+    config = load()
+    console = messages.Console(aws.region(), config.partition)
     build = state.get("build")
     instance_id = (state.get("instance") or {}).get("instance_id", "")
     note = messages.release_warning(state["release_error"], instance_id) if state.get("release_error") else ""
     if state.get("error"):
         if item.get("command_id") and item.get("plugin_name"):
             prefix = f"{item['command_id']}/{item['instance_id']}/{item['plugin_name']}"
-            note += messages.log_location(region, config.build_log_group, prefix) + "\n"
+            note += messages.log_location(console, config.build_log_group, prefix) + "\n"
         step = failed_step(state, item)
         return messages.step_failure(step, state["error"], build, state, config.ssm_registration_timeout_seconds, note)
     if not build or not state.get("command"):
         return messages.step_failure(
             "ReportResult", {"Error": "IncompleteState", "Cause": json.dumps(sorted(state))}, build, state, 0, note
         )
-    return messages.command_result(state["command"], build, region, note)
+    return messages.command_result(state["command"], build, console, note)
 
 
 def _final(state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
