@@ -7,7 +7,7 @@ READY := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_READY := $(CHECKOV_VENV)/.installed
 
-.PHONY: demo test lint build check-build bench faults clean
+.PHONY: demo test lint build check-build release-bundle bench faults clean
 
 $(READY): pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
@@ -43,6 +43,11 @@ build: $(READY)
 
 check-build: $(READY)
 	$(PYTHON) lambda_src/build.py --check
+
+## release-bundle: the .tar.gz a release ships and a private module registry serves, in build/release/ (the module,
+## its examples and docs, the built Lambda zips; no tests, no Python sources). Refuses stale zips (check-build).
+release-bundle: $(READY) check-build
+	$(PYTHON) scripts/release_bundle.py --output build/release
 
 ## bench: cost and latency figures per job in the local cloud (prints a table, writes bench-results.json).
 bench: $(READY)

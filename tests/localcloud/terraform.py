@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,23 +32,28 @@ def provider_mirror() -> Path | None:
     return None
 
 
-def write_cli_config(directory: Path) -> Path:
+def write_cli_config(directory: Path, module_registries: Mapping[str, str] | None = None) -> Path:
     """Write a Terraform CLI configuration into directory and return its path.
 
     With a mirror, providers come only from it (direct installation is excluded, so nothing tries the network).
+    module_registries maps a registry hostname to its module registry base URL ("modules.v1"), which Terraform then
+    uses without service discovery (so the URL may be plain http, e.g. a registry on loopback).
     """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "terraform.rc"
     mirror = provider_mirror()
     if mirror is None:
-        path.write_text("# No provider mirror on this machine: providers install from their registries.\n")
+        text = "# No provider mirror on this machine: providers install from their registries.\n"
     else:
-        path.write_text(
+        text = (
             "provider_installation {\n"
             f'  filesystem_mirror {{\n    path    = "{mirror}"\n    include = ["registry.terraform.io/*/*"]\n  }}\n'
             '  direct {\n    exclude = ["registry.terraform.io/*/*"]\n  }\n'
             "}\n"
         )
+    for host, url in (module_registries or {}).items():
+        text += f'host "{host}" {{\n  services = {{\n    "modules.v1" = "{url}"\n  }}\n}}\n'
+    path.write_text(text)
     return path
 
 
@@ -58,6 +64,7 @@ class TerraformRoot:
     root: Path
     work_dir: Path
     env: dict[str, str] = field(default_factory=dict)
+    module_registries: dict[str, str] = field(default_factory=dict)  # hostname -> modules.v1 URL, see write_cli_config
 
     def __post_init__(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -65,7 +72,7 @@ class TerraformRoot:
         self._env = {
             **os.environ,
             **self.env,
-            "TF_CLI_CONFIG_FILE": str(write_cli_config(self.work_dir)),
+            "TF_CLI_CONFIG_FILE": str(write_cli_config(self.work_dir, self.module_registries)),
             "TF_DATA_DIR": str(self.work_dir / "data"),
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
