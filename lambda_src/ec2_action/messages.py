@@ -157,7 +157,8 @@ def step_failure(
     registration_seconds: int,
     note: str = "",
 ) -> dict[str, Any]:
-    """The result of a step that failed (its Catch put the error in $.error); note lines go first."""
+    """The result of a step that failed (its Catch put the error in $.error, the state machine its name in
+    $.failed_step; empty for an execution started by a definition that did not record it); note lines go first."""
     name, detail = error.get("Error", "Unknown"), error_message(error)
     failure_type = JOB_FAILED
     instance_id = (state.get("instance") or {}).get("instance_id", "")
@@ -189,7 +190,8 @@ def step_failure(
             f"transfer on instance {instance_id}; it was stopped and the instance terminated."
         )
     else:
-        message = f"The {step} step failed: {name}: {detail or 'no details'}"
+        failed = f"The {step} step failed" if step else "A step of the build failed"
+        message = f"{failed}: {name}: {detail or 'no details'}"
     return {"succeeded": False, "message": fit(note + message, "", MESSAGE_LIMIT), "failure_type": failure_type}
 
 

@@ -158,17 +158,33 @@ def test_log_link_opens_the_console_of_the_modules_partition(
 
 
 @pytest.mark.parametrize(
-    ("state_keys", "error", "step"),
+    ("state_keys", "step"),
     [
-        ((), "Lambda.Unknown", "ValidateJob"),
-        (("build",), "NoCapacity", "AcquireInstance"),
-        (("build", "instance"), "InstanceLost", "WaitForSsmOnline"),
-        (("build", "instance", "ssm"), "States.Timeout", "RunBuildCommand"),
+        ((), "ValidateJob"),
+        (("build",), "PublishDetailsLink"),
+        (("build",), "AcquireInstance"),
+        (("build", "instance"), "WaitForSsmOnline"),
+        (("build", "instance"), "RunBuildCommand"),  # the step's retries ran out before the command was sent
+        (("build", "instance", "ssm"), "RunBuildCommand"),
     ],
 )
-def test_failed_step_is_inferred_from_the_state(state_keys: tuple[str, ...], error: str, step: str) -> None:
-    state = {key: {} for key in state_keys} | {"job": {}, "error": {"Error": error}}
-    assert report.failed_step(state, {"continued": True}) == step
+def test_the_failed_step_is_the_one_the_state_machine_recorded(
+    cloud: Cloud, pipeline: Pipeline, state_keys: tuple[str, ...], step: str
+) -> None:
+    job, execution_arn = started_build(cloud, pipeline)
+    state = succeeded_state(cloud, job)
+    state = {key: state[key] for key in ("job", *state_keys)}
+    state |= {"error": {"Error": "Lambda.Unknown", "Cause": "crashed"}, "failed_step": step}
+
+    assert final(cloud, state, execution_arn)["message"] == f"The {step} step failed: Lambda.Unknown: crashed"
+
+
+def test_an_execution_that_recorded_no_step_still_reports_its_error(cloud: Cloud, pipeline: Pipeline) -> None:
+    """An execution started by the definition before failed_step existed, reported by the new code after an upgrade."""
+    job, execution_arn = started_build(cloud, pipeline)
+    state = {"job": job, "error": {"Error": "Lambda.Unknown", "Cause": "crashed"}}
+
+    assert final(cloud, state, execution_arn)["message"] == "A step of the build failed: Lambda.Unknown: crashed"
 
 
 def test_sweep_answers_a_result_that_could_not_be_sent(cloud: Cloud, pipeline: Pipeline, inject_error) -> None:

@@ -40,20 +40,6 @@ def _continue(job_id: str, execution_arn: str) -> None:
     _wake_poller()
 
 
-def failed_step(state: dict[str, Any], item: dict[str, Any]) -> str:
-    """Which step failed, from what the state holds (each step's ResultPath adds a key)."""
-    error_name = (state.get("error") or {}).get("Error", "")
-    if "build" not in state:
-        return "ValidateJob"
-    if "instance" not in state:
-        if error_name in ("NoCapacity", "InstanceLaunchFailed") or item.get("continued"):
-            return "AcquireInstance"
-        return "PublishDetailsLink"
-    if "ssm" not in state:
-        return "WaitForSsmOnline"
-    return "RunBuildCommand"
-
-
 def result_of(state: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     config = load()
     console = messages.Console(aws.region(), config.partition)
@@ -64,7 +50,8 @@ def result_of(state: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         if item.get("command_id") and item.get("plugin_name"):
             prefix = f"{item['command_id']}/{item['instance_id']}/{item['plugin_name']}"
             note += messages.log_location(console, config.build_log_group, prefix) + "\n"
-        step = failed_step(state, item)
+        # The state machine records the step whose Catch fired (asl/build-job.asl.json, the <Step>Failed states).
+        step = state.get("failed_step", "")
         return messages.step_failure(step, state["error"], build, state, config.ssm_registration_timeout_seconds, note)
     if not build or not state.get("command"):
         return messages.step_failure(
