@@ -7,18 +7,27 @@ constant the Lambda code uses.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from ec2_action import messages
+from ec2_action import messages, tags
+from ec2_action.handlers import acquire, reap
 from test_terraform_static import REPO_ROOT, parsed
 
 
-def terraform_local(module: str, name: str) -> object:
+def terraform_local(module: str, name: str) -> Any:
     """A `locals` value of a module, as python-hcl2 reads it (an expression stays a "${...}" string)."""
     for path in sorted((REPO_ROOT / "modules" / module).glob("*.tf")):
         for block in parsed(path).get("locals", []):
             if name in block:
                 return block[name]
     raise KeyError(f"modules/{module} has no local {name}")
+
+
+def root_variable(name: str) -> dict[str, Any]:
+    for block in parsed(REPO_ROOT / "variables.tf")["variable"]:
+        if name in block:
+            return block[name]
+    raise KeyError(f"variables.tf has no variable {name}")
 
 
 def test_console_hosts_match_the_action_types_links() -> None:
@@ -28,3 +37,42 @@ def test_console_hosts_match_the_action_types_links() -> None:
     default = re.search(r',\s*"([\w.-]+)"\)\}$', expression)
     assert hosts == messages.CONSOLE_HOSTS
     assert default and default[1] == messages.DEFAULT_CONSOLE_HOST
+
+
+def test_the_reapers_metric_is_the_one_its_alarm_watches_and_its_policy_allows() -> None:
+    """reap puts ReapedInstances in its namespace; the alarm watches it there, the IAM condition (iam.tf) allows
+    PutMetricData in local.metric_namespace only."""
+    assert terraform_local("orchestrator", "metric_namespace") == reap.METRIC_NAMESPACE
+    alarms = str(terraform_local("orchestrator", "alarms"))
+    reaped = re.search(r"reaped_instances = \{[^{}]*namespace = local\.metric_namespace, metric = \"(\w+)\"", alarms)
+    assert reaped and reaped[1] == reap.METRIC_NAME
+
+
+def test_tag_keys_in_iam_conditions_and_the_launch_template_are_the_lambdas() -> None:
+    assert terraform_local("orchestrator", "stack_tag_key") == tags.STACK
+    # The only keys the reaper's policy lets it add or remove: its marks.
+    assert terraform_local("orchestrator", "reaper_tag_keys") == [tags.ORPHANED_AT, tags.ORPHAN_REASON]
+    assert terraform_local("builder", "instance_tags") == f'${{merge(var.tags, {{"{tags.STACK}" = var.name_prefix}})}}'
+
+
+def test_the_users_tags_cannot_take_a_key_the_module_sets() -> None:
+    """variables.tf refuses user tags in the module's prefix: every key the Lambdas set or read, but Name, has it."""
+    [validation] = root_variable("tags")["validation"]
+    reserved = re.findall(r'!startswith\(key, "([^"]+)"\)', validation["condition"])
+    assert len(reserved) == 1
+    module_keys = {value for name, value in vars(tags).items() if name.isupper() and value != tags.NAME}
+    assert module_keys and all(key.startswith(reserved[0]) for key in module_keys)
+
+
+def test_the_overdue_description_states_the_builders_shutdown_grace() -> None:
+    """A builder shuts itself down SHUTDOWN_GRACE_MINUTES after its timeout and registration window (acquire); the
+    orphan_grace_minutes description (and the README's inputs table made from it) tells users that figure."""
+    description = root_variable("orphan_grace_minutes")["description"]
+    assert f"SSM registration window and {acquire.SHUTDOWN_GRACE_MINUTES} minutes)" in description
+
+
+def test_the_reaper_waits_out_a_poller_that_may_still_start_the_job() -> None:
+    """A job without an execution is failed only MIN_JOB_AGE_SECONDS after its claim: longer than a poll invocation
+    may run (its Lambda timeout), so a poller that claimed the job has started its execution or died by then."""
+    poll_timeout = terraform_local("orchestrator", "functions")["poll"]["timeout"]
+    assert poll_timeout < reap.MIN_JOB_AGE_SECONDS

@@ -1,5 +1,6 @@
 """Tag keys of build instances (DESIGN.md, "Instance tags"): set at launch on the instance, its volume and network
-interface; the reaper's marks; the operator's bypass tag."""
+interface; the reaper's marks; the operator's bypass tag. Terraform's IAM conditions, launch template and tags
+validation name them too: tests/test_shared_constants.py keeps both sides equal."""
 
 STACK = "ec2-action:stack"
 JOB_ID = "ec2-action:job-id"

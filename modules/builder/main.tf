@@ -7,7 +7,8 @@ data "aws_subnet" "selected" {
 
 locals {
   vpc_ids = distinct([for subnet in data.aws_subnet.selected : subnet.vpc_id])
-  # Launch-template tags mark even a builder launched by hand as belonging to this stack.
+  # Launch-template tags mark even a builder launched by hand as belonging to this stack (the key is tags.STACK in
+  # lambda_src/ec2_action/tags.py, kept equal by tests/test_shared_constants.py).
   instance_tags = merge(var.tags, { "ec2-action:stack" = var.name_prefix })
 }
 

@@ -7,6 +7,8 @@
 # their Errors metric counts normal operation.
 
 locals {
+  # The reaper's metric namespace (METRIC_NAMESPACE in lambda_src/ec2_action/handlers/reap.py, kept equal by
+  # tests/test_shared_constants.py).
   metric_namespace           = "CodePipelineEc2Action"
   alarm_period_seconds       = 300
   functions_with_flow_errors = ["validate", "acquire", "check_instance", "run_command"]

@@ -3,7 +3,8 @@
 
 locals {
   stack_tag_key = "ec2-action:stack"
-  # The only tags the reaper may add or remove (lambda_src/ec2_action/tags.py).
+  # The only tags the reaper may add or remove (lambda_src/ec2_action/tags.py; tests/test_shared_constants.py keeps
+  # these keys equal to the Lambdas').
   reaper_tag_keys = ["ec2-action:orphaned-at", "ec2-action:orphan-reason"]
   ec2_arn         = "${local.arn_prefix}:ec2:${local.region}:${local.account_id}"
 

@@ -23,6 +23,7 @@ CAPACITY_ERRORS = frozenset(
         "MaxSpotInstanceCountExceeded",
     }
 )
+# The orphan_grace_minutes variable's description states it (tests/test_shared_constants.py keeps them equal).
 SHUTDOWN_GRACE_MINUTES = 30
 
 

@@ -22,13 +22,16 @@ from botocore.exceptions import ClientError
 from .. import aws, codepipeline, instances, jobs, log, messages, tags
 from ..config import Config, load
 
+# The reaped-instances alarm and the reaper's IAM condition name these too (modules/orchestrator/alarms.tf);
+# tests/test_shared_constants.py keeps both sides equal.
 METRIC_NAMESPACE = "CodePipelineEc2Action"
 METRIC_NAME = "ReapedInstances"
 # Instances the reaper judges; shutting-down ones are already going.
 JUDGED_STATES = ("pending", "running", "stopping", "stopped")
 # A job without an execution is judged only this long after it was created: the sweep has had several passes to start
 # it (a poller that died after claiming it), so what is left cannot start. (A job whose execution has ended is judged
-# at once: an execution ends only after its ReportResult step, so nothing else will answer it.)
+# at once: an execution ends only after its ReportResult step, so nothing else will answer it.) Longer than the poll
+# function's timeout (modules/orchestrator/main.tf; tests/test_shared_constants.py checks it).
 MIN_JOB_AGE_SECONDS = 300
 
 Describe = Callable[[str], dict[str, Any] | None]
