@@ -30,10 +30,12 @@ test: $(READY) lint check-build
 	$(PYTHON) -m pytest --ignore=tests/e2e
 	$(PYTHON) -m pytest tests/e2e
 
-## lint: ruff, shellcheck over every shell script we ship, checkov over the module and the examples.
+## lint: ruff, mypy over the Lambda code, shellcheck over every shell script we ship, checkov over the module and the
+## examples.
 lint: $(READY) $(CHECKOV_READY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/shellcheck .ci/run $$(git ls-files '*.sh')
 	$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --compact --quiet --skip-download
 

@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from . import aws, jobs, log
 from .messages import MESSAGE_LIMIT, SUMMARY_LIMIT
+from .payloads import ActionTypeId, Artifact, Job, Result
 
 EXTERNAL_ID_LIMIT = 1500
 CLOSED_JOB_ERRORS = ("InvalidJobStateException", "JobNotFoundException")
@@ -23,7 +24,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _artifact(artifacts: list[dict[str, Any]], kind: str) -> dict[str, str] | None:
+def _artifact(artifacts: list[dict[str, Any]], kind: str) -> Artifact | None:
     if len(artifacts) > 1:
         raise UnsupportedJob(f"the action has {len(artifacts)} {kind} artifacts; at most one is supported")
     if not artifacts:
@@ -35,15 +36,20 @@ def _artifact(artifacts: list[dict[str, Any]], kind: str) -> dict[str, str] | No
     return {"name": artifacts[0].get("name", ""), "bucket": s3["bucketName"], "key": s3["objectKey"]}
 
 
-def job_origin(job: dict[str, Any]) -> tuple[dict[str, str], str]:
+def job_origin(job: dict[str, Any]) -> tuple[ActionTypeId, str]:
     """The job's action type `{category, owner, provider, version}` and pipeline name."""
     data = job.get("data") or {}
     type_id = data.get("actionTypeId") or {}
-    action = {key: type_id.get(key, "") for key in ("category", "owner", "provider", "version")}
-    return action, (data.get("pipelineContext") or {}).get("pipelineName", "")
+    action = ActionTypeId(
+        category=type_id.get("category", ""),
+        owner=type_id.get("owner", ""),
+        provider=type_id.get("provider", ""),
+        version=type_id.get("version", ""),
+    )
+    return action, str((data.get("pipelineContext") or {}).get("pipelineName", ""))
 
 
-def sanitize_job(job: dict[str, Any]) -> dict[str, Any]:
+def sanitize_job(job: dict[str, Any]) -> Job:
     """The state machine's input `job` (DESIGN.md): everything a step needs, never the artifactCredentials."""
     data = job.get("data") or {}
     context = data.get("pipelineContext") or {}
@@ -93,7 +99,7 @@ def acknowledge(job_id: str, nonce: str) -> str | None:
         raise
 
 
-def put_result(job_id: str, result: dict[str, Any], execution_arn: str | None, nonce: str | None = None) -> bool:
+def put_result(job_id: str, result: Result, execution_arn: str | None, nonce: str | None = None) -> bool:
     """Answer a job with a result; False if CodePipeline says the job is no longer open (already answered).
 
     With the job's nonce, a job that was recorded but never acknowledged (its poller died in between) is
@@ -114,7 +120,7 @@ def put_result(job_id: str, result: dict[str, Any], execution_arn: str | None, n
     return True
 
 
-def _put_result(job_id: str, result: dict[str, Any], execution_arn: str | None) -> None:
+def _put_result(job_id: str, result: Result, execution_arn: str | None) -> None:
     client = aws.client("codepipeline")
     external_id = {"externalExecutionId": _clip(execution_arn, EXTERNAL_ID_LIMIT)} if execution_arn else {}
     if result["succeeded"]:
@@ -131,7 +137,7 @@ def _put_result(job_id: str, result: dict[str, Any], execution_arn: str | None) 
 
 def answer_open_job(item: dict[str, Any]) -> str | None:
     """Send the item's stored result to its open job, if both exist and nobody did yet; the job id answered."""
-    open_job_id = item.get("open_job_id")
+    open_job_id: str | None = item.get("open_job_id")
     if not open_job_id or "result" not in item or item.get("reported_to"):
         return None
     if not jobs.claim_report(item["job_id"], open_job_id):

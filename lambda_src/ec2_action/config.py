@@ -5,8 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .payloads import ActionTypeId
 
 ENV_VAR = "EC2_ACTION_CONFIG"
 
@@ -22,7 +25,7 @@ class ActionType:
     defaults: dict[str, Any]
 
     @property
-    def type_id(self) -> dict[str, str]:
+    def type_id(self) -> ActionTypeId:
         """The actionTypeId as CodePipeline's API spells it."""
         return {"category": self.category, "owner": self.owner, "provider": self.provider, "version": self.version}
 
@@ -52,7 +55,7 @@ class Config:
         """The AWS partition (aws, aws-cn, aws-us-gov) the module runs in, read from its state machine's ARN."""
         return self.state_machine_arn.split(":")[1]
 
-    def action(self, type_id: dict[str, str]) -> ActionType | None:
+    def action(self, type_id: Mapping[str, object]) -> ActionType | None:
         """The served action type matching a job's actionTypeId (or an event's `type`), of any served version."""
         wanted = {key: str(type_id.get(key, "")) for key in ("category", "owner", "provider", "version")}
         return next((action for action in self.actions if action.type_id == wanted), None)

@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from . import aws
 from .config import load
+from .payloads import ActionTypeId, Result
 
 RETENTION_SECONDS = 2 * 24 * 3600
 
@@ -53,9 +54,9 @@ def claim(
     nonce: str,
     execution_arn: str,
     execution_input: str,
-    action: dict[str, str],
+    action: ActionTypeId,
     pipeline_name: str,
-    result: dict[str, Any] | None = None,
+    result: Result | None = None,
 ) -> bool:
     """Record the intent to run a new job, before it is acknowledged; True for the poller that may go on.
 
@@ -136,7 +137,8 @@ def _update(
     if names:
         request["ExpressionAttributeNames"] = names
     try:
-        return plain(_table().update_item(**request)["Attributes"])
+        item: dict[str, Any] = plain(_table().update_item(**request)["Attributes"])
+        return item
     except ClientError as exc:
         if _conditional_failed(exc):
             return None
@@ -181,7 +183,7 @@ def claim_continuation(job_id: str, open_job_id: str, nonce: str) -> dict[str, A
 _STORE_RESULT = "SET #result = :r REMOVE task_token"
 
 
-def store_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:
+def store_result(job_id: str, result: Result) -> dict[str, Any]:
     """Store the build's result; the execution is over, so no task token is awaited any more."""
     item = _update(job_id, _STORE_RESULT, {":r": result}, names={"#result": "result"})
     if item is None:
@@ -189,7 +191,7 @@ def store_result(job_id: str, result: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def store_result_if_absent(job_id: str, result: dict[str, Any]) -> dict[str, Any] | None:
+def store_result_if_absent(job_id: str, result: Result) -> dict[str, Any] | None:
     """The reaper's result for a build that never reported: never replaces a result or follows an answer.
     The whole item, or None when the build stored a result (or was answered) meanwhile."""
     condition = "attribute_not_exists(#result) AND attribute_not_exists(reported_to)"

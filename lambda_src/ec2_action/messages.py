@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import text
+from .payloads import BuildSpec, Result
 
 SUMMARY_LIMIT = 2048  # executionDetails.summary
 MESSAGE_LIMIT = 5000  # failureDetails.message
@@ -109,11 +110,11 @@ def _minutes(count: int) -> str:
     return f"{count} minute" if count == 1 else f"{count} minutes"
 
 
-def _where(build: dict[str, Any], instance_id: str) -> str:
+def _where(build: BuildSpec, instance_id: str) -> str:
     return f"instance {instance_id} ({build['instance_type']}, {build['platform']}, {build['image_id']})"
 
 
-def command_result(outcome: dict[str, Any], build: dict[str, Any], console: Console, note: str = "") -> dict[str, Any]:
+def command_result(outcome: dict[str, Any], build: BuildSpec, console: Console, note: str = "") -> Result:
     """The result of a command that ran to an end (the RunBuildCommand task's output); note goes before the output."""
     where = _where(build, outcome["instance_id"])
     location = log_location(console, outcome["log_group"], outcome["log_stream_prefix"])
@@ -152,11 +153,11 @@ def error_message(error: dict[str, Any]) -> str:
 def step_failure(
     step: str,
     error: dict[str, Any],
-    build: dict[str, Any] | None,
+    build: BuildSpec | None,
     state: dict[str, Any],
     registration_seconds: int,
     note: str = "",
-) -> dict[str, Any]:
+) -> Result:
     """The result of a step that failed (its Catch put the error in $.error, the state machine its name in
     $.failed_step; empty for an execution started by a definition that did not record it); note lines go first."""
     name, detail = error.get("Error", "Unknown"), error_message(error)
@@ -204,7 +205,7 @@ def release_warning(release_error: dict[str, Any], instance_id: str) -> str:
     )
 
 
-def never_started(job_id: str, execution_arn: str, start_error: str | None = None) -> dict[str, Any]:
+def never_started(job_id: str, execution_arn: str, start_error: str | None = None) -> Result:
     """The reaper's result for a claimed job whose execution could not be started (the last error, if any)."""
     why = f" The last attempt failed with {start_error}." if start_error else ""
     message = (
@@ -214,7 +215,7 @@ def never_started(job_id: str, execution_arn: str, start_error: str | None = Non
     return {"succeeded": False, "message": fit(message, "", MESSAGE_LIMIT), "failure_type": JOB_FAILED}
 
 
-def unreported_execution(execution_arn: str, status: str, error: dict[str, Any]) -> dict[str, Any]:
+def unreported_execution(execution_arn: str, status: str, error: dict[str, Any]) -> Result:
     """The reaper's result for a job whose execution ended (status, DescribeExecution's error/cause) unreported."""
     name, detail = error.get("Error") or "", error_message(error)
     why = ": ".join(part for part in (name, detail) if part) or "no error or cause recorded"

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from .. import aws, jobs, log, tags
 from ..config import Config, load
 from ..errors import InstanceLaunchFailed, NoCapacity
+from ..payloads import BuildSpec, Job
 
 CAPACITY_ERRORS = frozenset(
     {
@@ -28,7 +29,8 @@ SHUTDOWN_GRACE_MINUTES = 30
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    job, build = event["job"], event["build"]
+    job: Job = event["job"]
+    build: BuildSpec = event["build"]
     log.reset(job_id=job["id"], execution_arn=event.get("execution_arn"))
     config = load()
     lifetime_minutes = self_shutdown_minutes(build, config)
@@ -60,7 +62,7 @@ def subnet_rotation(subnet_ids: tuple[str, ...], job_id: str) -> list[str]:
     return list(subnet_ids[start:] + subnet_ids[:start])
 
 
-def self_shutdown_minutes(build: dict[str, Any], config: Config) -> int:
+def self_shutdown_minutes(build: BuildSpec, config: Config) -> int:
     """When the instance shuts itself down: registration window + build timeout + a grace period."""
     seconds = config.ssm_registration_timeout_seconds + build["task_timeout_seconds"]
     return math.ceil(seconds / 60) + SHUTDOWN_GRACE_MINUTES
@@ -74,7 +76,7 @@ def user_data(platform: str, minutes: int) -> str:
     return f"#!/bin/bash\nshutdown -h +{minutes}\n"
 
 
-def instance_tags(config: Config, job: dict[str, Any], deadline: datetime) -> list[dict[str, str]]:
+def instance_tags(config: Config, job: Job, deadline: datetime) -> list[dict[str, str]]:
     pipeline = job["pipeline"]
     values = {
         tags.STACK: config.stack,
@@ -89,8 +91,8 @@ def instance_tags(config: Config, job: dict[str, Any], deadline: datetime) -> li
 
 def _launch(
     config: Config,
-    job: dict[str, Any],
-    build: dict[str, Any],
+    job: Job,
+    build: BuildSpec,
     subnet_id: str,
     deadline: datetime,
     lifetime_minutes: int,
@@ -128,4 +130,5 @@ def _launch(
         UserData=user_data(build["platform"], lifetime_minutes),
         ClientToken=hashlib.sha256(f"{job['id']}/{subnet_id}".encode()).hexdigest()[:64],
     )
-    return response["Instances"][0]
+    instance: dict[str, Any] = response["Instances"][0]
+    return instance

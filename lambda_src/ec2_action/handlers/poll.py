@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 from .. import aws, codepipeline, jobs, log, outcome
 from ..config import Config, load
 from ..messages import CONFIGURATION_ERROR, JOB_FAILED
+from ..payloads import ActionTypeId, Result
 
 BATCH_SIZE = 10
 # Jobs one invocation takes: a STARTED event brings one job (a few more absorb a burst); the schedule takes more.
@@ -75,7 +76,7 @@ def _time_left(context: Any) -> bool:
     return remaining is None or remaining() > MIN_REMAINING_MS
 
 
-def _poll(config: Config, type_id: dict[str, str], limit: int, context: Any, summary: dict[str, list[str]]) -> None:
+def _poll(config: Config, type_id: ActionTypeId, limit: int, context: Any, summary: dict[str, list[str]]) -> None:
     """Take at most `limit` jobs of one action type. A batch is tried in random order, so that pollers started by
     the same burst go after different jobs; a job another poller claimed costs one conditional write, no call."""
     client = aws.client("codepipeline")
@@ -132,7 +133,7 @@ def _start(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -
 
 def _refuse(job: dict[str, Any], failure_type: str, message: str, summary: dict[str, list[str]]) -> bool:
     """A job this action cannot run: its failure is recorded first, then answered (by the sweep if we die)."""
-    result = {"succeeded": False, "message": message, "failure_type": failure_type}
+    result: Result = {"succeeded": False, "message": message, "failure_type": failure_type}
     action, pipeline_name = codepipeline.job_origin(job)
     if not jobs.claim(job["id"], job["nonce"], "", "", action, pipeline_name, result=result):
         return False

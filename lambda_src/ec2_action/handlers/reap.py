@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from .. import aws, codepipeline, instances, jobs, log, messages, tags
 from ..config import Config, load
+from ..payloads import Result
 
 # The reaped-instances alarm and the reaper's IAM condition name these too (modules/orchestrator/alarms.tf);
 # tests/test_shared_constants.py keeps both sides equal.
@@ -79,7 +80,8 @@ def _execution_reader() -> Describe:
     @functools.cache
     def describe(execution_arn: str) -> dict[str, Any] | None:
         try:
-            return aws.client("stepfunctions").describe_execution(executionArn=execution_arn)
+            execution: dict[str, Any] = aws.client("stepfunctions").describe_execution(executionArn=execution_arn)
+            return execution
         except ClientError as exc:
             if aws.error_code(exc) == "ExecutionDoesNotExist":
                 return None
@@ -154,7 +156,7 @@ def _judge_instance(
 # --- jobs -----------------------------------------------------------------------------------------------------------
 
 
-def _unreported_result(item: dict[str, Any], at: datetime, describe: Describe) -> dict[str, Any] | None:
+def _unreported_result(item: dict[str, Any], at: datetime, describe: Describe) -> Result | None:
     """The failure to report for a job whose execution never started or ended unreported; None while it may run."""
     execution = describe(item["execution_arn"])
     if execution is None:

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from .. import aws, codepipeline, jobs, log, messages
 from ..config import load
+from ..payloads import Result
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def _continue(job_id: str, execution_arn: str) -> None:
     _wake_poller()
 
 
-def result_of(state: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+def result_of(state: dict[str, Any], item: dict[str, Any]) -> Result:
     config = load()
     console = messages.Console(aws.region(), config.partition)
     build = state.get("build")

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from .. import aws, jobs, log
 from ..config import load
 from ..errors import InstanceNotReady
+from ..payloads import BuildSpec, Job
 
 DELIVERY_TIMEOUT_SECONDS = 600
 
@@ -18,18 +19,17 @@ def plugin_name(platform: str) -> str:
     return "BuildOnWindows" if platform == "Windows" else "BuildOnLinux"
 
 
-def document_parameters(job: dict[str, Any], build: dict[str, Any]) -> dict[str, list[str]]:
+def document_parameters(job: Job, build: BuildSpec) -> dict[str, list[str]]:
     """The SSM document's parameters (ssm/run-build.json.tftpl): all strings, empty for absent values."""
-    source = job.get("input_artifact") or {}
-    target = job.get("output_artifact") or {}
+    source, target = job.get("input_artifact"), job.get("output_artifact")
     pipeline = job["pipeline"]
     values = {
         "Command": build["command"],
         "WorkingDirectory": build.get("working_directory") or "",
-        "InputBucket": source.get("bucket", ""),
-        "InputKey": source.get("key", ""),
-        "OutputBucket": target.get("bucket", ""),
-        "OutputKey": target.get("key", ""),
+        "InputBucket": source["bucket"] if source else "",
+        "InputKey": source["key"] if source else "",
+        "OutputBucket": target["bucket"] if target else "",
+        "OutputKey": target["key"] if target else "",
         "OutputArtifactPath": build.get("output_artifact_path") or "",
         "KmsKeyId": job.get("encryption_key_id") or "",
         "PipelineName": pipeline.get("name", ""),
@@ -42,7 +42,9 @@ def document_parameters(job: dict[str, Any], build: dict[str, Any]) -> dict[str,
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    job, build, token = event["job"], event["build"], event["task_token"]
+    job: Job = event["job"]
+    build: BuildSpec = event["build"]
+    token = event["task_token"]
     instance_id = event["instance"]["instance_id"]
     log.reset(job_id=job["id"], instance_id=instance_id)
     config = load()

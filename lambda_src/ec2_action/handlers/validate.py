@@ -10,12 +10,13 @@ from botocore.exceptions import ClientError
 from .. import aws, guardrails, log
 from ..config import Config, load
 from ..errors import InvalidJobConfiguration
+from ..payloads import BuildSpec, Job
 
 ARTIFACT_TRANSFER_SECONDS = 900
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    job = event["job"]
+def handler(event: dict[str, Any], context: Any) -> BuildSpec:
+    job: Job = event["job"]
     log.reset(job_id=job["id"])
     config = load()
     try:
@@ -33,7 +34,7 @@ def _own_account(context: Any) -> str:
     return parts[4] if len(parts) > 4 else ""
 
 
-def _settings(config: Config, job: dict[str, Any]) -> dict[str, str]:
+def _settings(config: Config, job: Job) -> dict[str, str]:
     """The job's configuration over the action type's defaults; every value a string, as CodePipeline sends them."""
     action = config.action(job["action"])
     defaults = {"TimeoutMinutes": config.default_timeout_minutes, **(action.defaults if action else {})}
@@ -41,7 +42,7 @@ def _settings(config: Config, job: dict[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in {**defaults, **given}.items()}
 
 
-def _build_spec(config: Config, job: dict[str, Any], own_account: str) -> dict[str, Any]:
+def _build_spec(config: Config, job: Job, own_account: str) -> BuildSpec:
     settings = _settings(config, job)
     problems: list[str] = []
 
@@ -59,12 +60,13 @@ def _build_spec(config: Config, job: dict[str, Any], own_account: str) -> dict[s
     root_gib = check(guardrails.root_volume_gib, settings["RootVolumeGiB"]) if "RootVolumeGiB" in settings else None
     working_directory = check(guardrails.single_line, "WorkingDirectory", settings.get("WorkingDirectory", ""))
     output_path = check(guardrails.relative_path, "OutputArtifactPath", settings.get("OutputArtifactPath", ""))
-    if job.get("output_artifact") and not settings.get("OutputArtifactPath"):
+    output_artifact = job.get("output_artifact")
+    if output_artifact and not settings.get("OutputArtifactPath"):
         problems.append(
             f"OutputArtifactPath is missing: the action declares the output artifact "
-            f"'{job['output_artifact']['name']}', so name the file or directory to upload as it."
+            f"'{output_artifact['name']}', so name the file or directory to upload as it."
         )
-    if not job.get("output_artifact") and settings.get("OutputArtifactPath"):
+    if not output_artifact and settings.get("OutputArtifactPath"):
         problems.append(
             "OutputArtifactPath is set but the action declares no output artifact: add one to the action, "
             "or remove OutputArtifactPath."
@@ -72,10 +74,10 @@ def _build_spec(config: Config, job: dict[str, Any], own_account: str) -> dict[s
     if image_id and not problems:
         image = _image(config, image_id, own_account)
         snapshot_gib = _root_snapshot_gib(image)
-        root_gib = root_gib or max(snapshot_gib, guardrails.MIN_ROOT_GIB)
-        if root_gib < snapshot_gib:
+        volume_gib: int = root_gib or max(snapshot_gib, guardrails.MIN_ROOT_GIB)
+        if volume_gib < snapshot_gib:
             problems.append(
-                f"RootVolumeGiB {root_gib} is smaller than the root snapshot of {image_id} ({snapshot_gib} GiB): "
+                f"RootVolumeGiB {volume_gib} is smaller than the root snapshot of {image_id} ({snapshot_gib} GiB): "
                 f"use at least {snapshot_gib}."
             )
     if problems:
@@ -85,7 +87,7 @@ def _build_spec(config: Config, job: dict[str, Any], own_account: str) -> dict[s
         "instance_type": instance_type,
         "platform": "Windows" if image.get("Platform") == "windows" else "Linux",
         "root_device_name": image["RootDeviceName"],
-        "root_volume_gib": root_gib,
+        "root_volume_gib": volume_gib,
         "timeout_minutes": timeout,
         "command_timeout_seconds": timeout * 60,
         "task_timeout_seconds": timeout * 60 + ARTIFACT_TRANSFER_SECONDS,
@@ -107,10 +109,10 @@ def _image(config: Config, image_id: str, own_account: str) -> dict[str, Any]:
         raise InvalidJobConfiguration(
             f"ImageId {image_id} does not exist in region {region}, or is not shared with this account."
         )
-    image = images[0]
+    image: dict[str, Any] = images[0]
     if image.get("State") != "available":
         raise InvalidJobConfiguration(f"ImageId {image_id} is {image.get('State')}: only available AMIs can be used.")
-    owners = {image.get("OwnerId"), image.get("ImageOwnerAlias")} - {None}
+    owners = {str(image[key]) for key in ("OwnerId", "ImageOwnerAlias") if image.get(key) is not None}
     allowed = {own_account if owner == "self" else owner for owner in config.allowed_image_owners}
     if not owners & allowed:
         raise InvalidJobConfiguration(

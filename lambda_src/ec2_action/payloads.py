@@ -1,0 +1,66 @@
+"""The shapes the steps pass one another (DESIGN.md, "Lambda functions"): the job (the state machine's input `job`),
+the build spec (validate's output, `$.build`) and the result (the jobs table's `result`, what a job is answered)."""
+
+from __future__ import annotations
+
+from typing import Literal, TypedDict
+
+
+class ActionTypeId(TypedDict):
+    """A job's action type, as CodePipeline's API spells it."""
+
+    category: str
+    owner: str
+    provider: str
+    version: str
+
+
+class PipelineContext(TypedDict):
+    name: str
+    arn: str
+    execution_id: str
+    stage: str
+    action: str
+    action_execution_id: str
+
+
+class Artifact(TypedDict):
+    name: str
+    bucket: str
+    key: str
+
+
+class Job(TypedDict):
+    """The state machine's input `job` (codepipeline.sanitize_job): never the artifactCredentials."""
+
+    id: str
+    action: ActionTypeId
+    configuration: dict[str, str]
+    pipeline: PipelineContext
+    input_artifact: Artifact | None
+    output_artifact: Artifact | None
+    encryption_key_id: str | None
+
+
+class BuildSpec(TypedDict):
+    """What validate makes of a job: the action's defaults applied, every guardrail passed."""
+
+    image_id: str
+    instance_type: str
+    platform: Literal["Linux", "Windows"]
+    root_device_name: str
+    root_volume_gib: int
+    timeout_minutes: int
+    command_timeout_seconds: int
+    task_timeout_seconds: int
+    command: str
+    working_directory: str
+    output_artifact_path: str
+
+
+class Result(TypedDict):
+    """A job's result: stored in the jobs table, sent to CodePipeline exactly once."""
+
+    succeeded: bool
+    message: str
+    failure_type: str | None
