@@ -245,6 +245,17 @@ def test_every_module_call_passes_the_tags() -> None:
     assert not untagged, f"module calls without tags: {untagged}"
 
 
+# data.aws_region's `name` is deprecated in hashicorp/aws 6 (a warning on every plan); `id` is the region in 5 and 6.
+DEPRECATED_REGION_NAME = re.compile(r"\bdata\.aws_region\.\w+\.name\b")
+
+
+def test_no_terraform_code_reads_the_deprecated_region_name() -> None:
+    readers = [
+        str(path.relative_to(REPO_ROOT)) for path in tf_files() if DEPRECATED_REGION_NAME.search(path.read_text())
+    ]
+    assert not readers, f"use data.aws_region.<name>.id (works with hashicorp/aws 5 and 6), not .name: {readers}"
+
+
 # A repository file named in Terraform code: in a comment, a description or a path expression.
 CITED_FILE = re.compile(r"\b(?:tests|lambda_src|asl|ssm|scripts)/[\w./-]*\w\.[a-z]+\b")
 

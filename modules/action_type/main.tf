@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  region = data.aws_region.current.name
+  region = data.aws_region.current.id
   console_host = lookup({
     "aws-cn"     = "console.amazonaws.cn"
     "aws-us-gov" = "console.amazonaws-us-gov.com"
