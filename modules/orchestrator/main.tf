@@ -38,50 +38,41 @@ locals {
     ]
   ])
 
-  # The single environment variable every function reads (DESIGN.md, "Lambda configuration").
-  config = {
-    stack = var.name_prefix
-    actions = [
-      for key in sort(keys(var.actions)) : {
-        category = var.actions[key].category
-        owner    = "Custom"
-        provider = var.actions[key].provider
-        versions = var.actions[key].versions
-        defaults = {
-          ImageId        = var.actions[key].image_id
-          InstanceType   = var.actions[key].instance_type
-          TimeoutMinutes = var.actions[key].timeout_minutes
-          RootVolumeGiB  = var.actions[key].root_volume_size_gib
-        }
-      }
-    ]
-    state_machine_arn                = local.state_machine_arn
-    jobs_table                       = local.jobs_table_name
-    document_name                    = var.document_name
-    build_log_group                  = var.build_log_group_name
-    launch_template_id               = var.launch_template_id
-    subnet_ids                       = var.subnet_ids
-    security_group_ids               = var.security_group_ids
-    allowed_image_ids                = var.allowed_image_ids
-    allowed_image_owners             = var.allowed_image_owners
-    allowed_instance_types           = var.allowed_instance_types
-    default_timeout_minutes          = var.default_build_timeout_minutes
-    max_timeout_minutes              = var.max_build_timeout_minutes
-    ssm_registration_timeout_seconds = var.ssm_registration_timeout_minutes * 60
-    poll_function_name               = local.function_names.poll
-    orphan_grace_seconds             = var.orphan_grace_minutes * 60
-  }
   # The reaper terminates an instance it marked at least one interval earlier; the reaped-instances alarm sums
   # over the same interval. Validated as rate(N minute(s)|hour(s)) by the root module.
   reaper_rate             = regex("^rate\\(([0-9]+) (minute|hour)s?\\)$", var.reaper_schedule_expression)
   reaper_interval_seconds = tonumber(local.reaper_rate[0]) * (local.reaper_rate[1] == "hour" ? 3600 : 60)
 
-  config_json = jsonencode(local.config)
+  config_json = module.lambda_config.json
   # Lambda allows 4 KB for all environment variables together; the rest is headroom for AWS_* overrides.
   config_size_limit = 3500
 
   code_hash  = fileexists(var.lambda_zip_path) ? filebase64sha256(var.lambda_zip_path) : null
   layer_hash = fileexists(var.lambda_layer_zip_path) ? filebase64sha256(var.lambda_layer_zip_path) : null
+}
+
+# The single environment variable every function reads (DESIGN.md, "Lambda configuration"), composed by a
+# provider-free module that the handler tests render too.
+module "lambda_config" {
+  source = "../lambda_config"
+
+  name_prefix                      = var.name_prefix
+  actions                          = var.actions
+  state_machine_arn                = local.state_machine_arn
+  jobs_table_name                  = local.jobs_table_name
+  document_name                    = var.document_name
+  build_log_group_name             = var.build_log_group_name
+  launch_template_id               = var.launch_template_id
+  subnet_ids                       = var.subnet_ids
+  security_group_ids               = var.security_group_ids
+  allowed_image_ids                = var.allowed_image_ids
+  allowed_image_owners             = var.allowed_image_owners
+  allowed_instance_types           = var.allowed_instance_types
+  default_build_timeout_minutes    = var.default_build_timeout_minutes
+  max_build_timeout_minutes        = var.max_build_timeout_minutes
+  ssm_registration_timeout_minutes = var.ssm_registration_timeout_minutes
+  poll_function_name               = local.function_names.poll
+  orphan_grace_minutes             = var.orphan_grace_minutes
 }
 
 resource "aws_dynamodb_table" "jobs" {

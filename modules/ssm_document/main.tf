@@ -1,6 +1,6 @@
-locals {
-  # The scripts live in the repository root (ssm/) so that shellcheck and the local cloud read the same files.
-  scripts_dir = "${path.module}/../../ssm"
+# The document's content is rendered by a provider-free module, which the handler tests render too.
+module "content" {
+  source = "../ssm_document_content"
 }
 
 resource "aws_ssm_document" "run_build" {
@@ -8,11 +8,8 @@ resource "aws_ssm_document" "run_build" {
   document_type   = "Command"
   document_format = "JSON"
   target_type     = "/AWS::EC2::Instance"
-  content = templatefile("${local.scripts_dir}/run-build.json.tftpl", {
-    linux_script_lines   = jsonencode(split("\n", file("${local.scripts_dir}/linux/run-build.sh")))
-    windows_script_lines = jsonencode(split("\n", file("${local.scripts_dir}/windows/run-build.ps1")))
-  })
-  tags = var.tags
+  content         = module.content.json
+  tags            = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "builds" {

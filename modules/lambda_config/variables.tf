@@ -1,0 +1,177 @@
+variable "name_prefix" {
+  description = "The stack's name prefix (`stack` in the configuration: the `ec2-action:stack` tag value)."
+  type        = string
+
+  validation {
+    condition     = length(var.name_prefix) > 0
+    error_message = "name_prefix must not be empty."
+  }
+}
+
+variable "actions" {
+  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null); `versions` lists every served version, the current one first."
+  type = map(object({
+    category             = string
+    provider             = string
+    versions             = list(string)
+    image_id             = string
+    instance_type        = string
+    timeout_minutes      = number
+    root_volume_size_gib = number
+  }))
+
+  validation {
+    condition     = length(var.actions) > 0 && alltrue([for action in values(var.actions) : length(action.versions) > 0])
+    error_message = "Serve at least one action, each with at least one version."
+  }
+}
+
+variable "state_machine_arn" {
+  description = "ARN of the state machine the poller starts (its partition picks the console host of links)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:states:[a-z0-9-]+:[0-9]{12}:stateMachine:.+$", var.state_machine_arn))
+    error_message = "state_machine_arn must be a Step Functions state machine ARN."
+  }
+}
+
+variable "jobs_table_name" {
+  description = "Name of the DynamoDB jobs table."
+  type        = string
+
+  validation {
+    condition     = length(var.jobs_table_name) > 0
+    error_message = "jobs_table_name must not be empty."
+  }
+}
+
+variable "document_name" {
+  description = "Name of the SSM document that runs a build."
+  type        = string
+
+  validation {
+    condition     = length(var.document_name) > 0
+    error_message = "document_name must not be empty."
+  }
+}
+
+variable "build_log_group_name" {
+  description = "Log group SendCommand sends build output to."
+  type        = string
+
+  validation {
+    condition     = length(var.build_log_group_name) > 0
+    error_message = "build_log_group_name must not be empty."
+  }
+}
+
+variable "launch_template_id" {
+  description = "ID of the builders' launch template."
+  type        = string
+
+  validation {
+    condition     = length(var.launch_template_id) > 0
+    error_message = "launch_template_id must not be empty."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Subnets builders launch into, tried in turn on capacity errors."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0
+    error_message = "Give at least one subnet."
+  }
+}
+
+variable "security_group_ids" {
+  description = "Security groups attached to every builder."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.security_group_ids) > 0
+    error_message = "Give at least one security group (the module's own builder group is always one)."
+  }
+}
+
+variable "allowed_image_ids" {
+  description = "AMI IDs jobs may use; empty: any AMI of an allowed owner."
+  type        = list(string)
+
+  validation {
+    condition     = alltrue([for id in var.allowed_image_ids : length(id) > 0])
+    error_message = "allowed_image_ids must not hold empty strings."
+  }
+}
+
+variable "allowed_image_owners" {
+  description = "AMI owners jobs may use."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.allowed_image_owners) > 0
+    error_message = "Allow at least one image owner."
+  }
+}
+
+variable "allowed_instance_types" {
+  description = "Instance type patterns (shell globs) jobs may use."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.allowed_instance_types) > 0
+    error_message = "Allow at least one instance type pattern."
+  }
+}
+
+variable "default_build_timeout_minutes" {
+  description = "Build timeout of a job whose action sets none."
+  type        = number
+
+  validation {
+    condition     = var.default_build_timeout_minutes > 0
+    error_message = "default_build_timeout_minutes must be positive."
+  }
+}
+
+variable "max_build_timeout_minutes" {
+  description = "Longest build timeout a job may ask for."
+  type        = number
+
+  validation {
+    condition     = var.max_build_timeout_minutes > 0
+    error_message = "max_build_timeout_minutes must be positive."
+  }
+}
+
+variable "ssm_registration_timeout_minutes" {
+  description = "How long a new builder may take to come Online in Systems Manager (seconds in the configuration)."
+  type        = number
+
+  validation {
+    condition     = var.ssm_registration_timeout_minutes > 0
+    error_message = "ssm_registration_timeout_minutes must be positive."
+  }
+}
+
+variable "poll_function_name" {
+  description = "Name of the poll function (the report function invokes it for a continuation job)."
+  type        = string
+
+  validation {
+    condition     = length(var.poll_function_name) > 0
+    error_message = "poll_function_name must not be empty."
+  }
+}
+
+variable "orphan_grace_minutes" {
+  description = "Minutes past an instance's ec2-action:deadline tag after which the reaper treats it as overdue (seconds in the configuration)."
+  type        = number
+
+  validation {
+    condition     = var.orphan_grace_minutes >= 0
+    error_message = "orphan_grace_minutes must not be negative."
+  }
+}
