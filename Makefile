@@ -26,9 +26,11 @@ demo: $(READY)
 ## test: the whole suite: linters, packaging check, Terraform checks, unit, local-cloud and e2e tests.
 # The e2e suite runs in its own process: it serves the local cloud, which shares moto's state with the
 # in-process mocks of the other tests.
+# Both runs spread over worker processes (pytest-xdist): the first is CPU-bound; the e2e workers mostly wait on
+# scaled AWS time, each with its own local cloud and applied example, so three share two cores well.
 test: $(READY) lint check-build
-	$(PYTHON) -m pytest --ignore=tests/e2e
-	$(PYTHON) -m pytest tests/e2e
+	$(PYTHON) -m pytest --ignore=tests/e2e -n 2
+	$(PYTHON) -m pytest tests/e2e -n 3 --dist worksteal
 
 ## lint: ruff, mypy over the Lambda code, shellcheck over every shell script we ship, checkov over the module and the
 ## examples.
