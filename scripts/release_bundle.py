@@ -3,7 +3,7 @@
 
 The bundle holds what Terraform reads when it uses the module, and the docs; nothing else (no tests, no venv, no
 Python sources, no .terraform):
-  *.tf, README.md, CHANGELOG.md, DESIGN.md, LICENSE (if present)   the root module and its docs
+  *.tf, README.md, CHANGELOG.md, DESIGN.md, LICENSE                the root module and its docs
   modules/<name>/*.tf, README.md                                   the submodules
   examples/                                                        the examples, with their build sources
   every file a module's .tf files read from "${path.module}/..."   the state machine (asl/), the SSM document's
@@ -34,8 +34,7 @@ from pathlib import Path, PurePosixPath
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLE_NAME = "terraform-aws-codepipeline-ec2-action.tar.gz"
 
-ROOT_DOCS = ("README.md", "CHANGELOG.md", "DESIGN.md")
-OPTIONAL_ROOT_DOCS = ("LICENSE",)
+ROOT_DOCS = ("README.md", "CHANGELOG.md", "DESIGN.md", "LICENSE")
 # Never shipped from examples/: what Terraform or Python leave behind in a working copy (see .gitignore).
 LOCAL_LEFTOVERS = (".terraform", ".terraform.lock.hcl", "*.tfstate", "*.tfstate.*", "__pycache__", "*.pyc")
 
@@ -129,7 +128,7 @@ def bundle_files(root: Path = REPO_ROOT) -> list[str]:
         if not (root / name).is_file():
             hint = "; run `make build`" if name.startswith("lambda_src/dist/") else ""
             problems.append(f"{name} is missing ({why}{hint})")
-    files = set(required) | {name for name in OPTIONAL_ROOT_DOCS if (root / name).is_file()}
+    files = set(required)
     problems += _broken_links(root, files)
     if problems:
         raise BundleError("the release bundle cannot be built:\n" + "\n".join(f"  {p}" for p in problems))

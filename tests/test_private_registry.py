@@ -201,7 +201,7 @@ def test_bundle_ships_what_terraform_reads_and_no_tests_venv_or_sources(bundle: 
     members = bundle_members(bundle)
     files = {name for name, member in members.items() if member.isfile()}
     assert set(READ_BY_TERRAFORM) <= files
-    assert {"main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md", "CHANGELOG.md"} <= files
+    assert {"main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md", "CHANGELOG.md", "LICENSE"} <= files
     assert "examples/basic-linux/main.tf" in files
     assert "modules/orchestrator/main.tf" in files
     top_level = {name.split("/", 1)[0] for name in members}
@@ -241,6 +241,7 @@ def copy_of_release_tree(bundle: Path, target: Path) -> Path:
         ],
         ("modules/builder/README.md", "modules/builder/README.md is missing (the submodule's document)"),
         ("CHANGELOG.md", "CHANGELOG.md is missing (a document of the root module)"),
+        ("LICENSE", "LICENSE is missing (a document of the root module)"),
         ("examples/basic-linux", "README.md links to examples/basic-linux, which the bundle does not ship"),
     ],
 )
