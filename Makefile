@@ -21,7 +21,7 @@ $(CHECKOV_READY): requirements-checkov.lock
 
 ## demo: apply the module into the local cloud and run a real pipeline job, printing its timeline.
 demo: $(READY)
-	PYTHONPATH=tests $(PYTHON) -m localcloud.demo
+	PYTHONPATH=tests $(PYTHON) -m scenarios.demo
 
 ## test: the whole suite: linters, packaging check, Terraform checks, unit, local-cloud and e2e tests.
 # The e2e suite runs in its own process: it serves the local cloud, which shares moto's state with the
@@ -55,11 +55,11 @@ release-bundle: $(READY) check-build
 
 ## bench: cost and latency figures per job in the local cloud (prints a table, writes bench-results.json).
 bench: $(READY)
-	PYTHONPATH=tests $(PYTHON) -m localcloud.bench
+	PYTHONPATH=tests $(PYTHON) -m scenarios.bench
 
 ## faults: the fault matrix and the bad-input matrix in the local cloud (prints both tables; fails if a row fails).
 faults: $(READY)
-	PYTHONPATH=tests $(PYTHON) -m localcloud.faults_report
+	PYTHONPATH=tests $(PYTHON) -m scenarios.faults_report
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .local-cloud .pytest_cache

@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
-from localcloud import server
+from emulator import server
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "ssm" / "linux" / "run-build.sh"

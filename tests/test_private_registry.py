@@ -2,7 +2,7 @@
 
 The release bundle (scripts/release_bundle.py) is served over the module registry protocol by a registry on loopback;
 a consumer root with `source = "<host>/<namespace>/<name>/aws"` and a version constraint runs `terraform init` and
-`terraform validate`. The CLI configuration (localcloud.terraform's) points the registry host's modules.v1 service
+`terraform validate`. The CLI configuration (harness.terraform's) points the registry host's modules.v1 service
 at the loopback URL (no service discovery, no TLS) and installs providers from the filesystem mirror; any other
 request to the network goes to a closed proxy port and fails.
 """
@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from localcloud.terraform import REPO_ROOT, TerraformRoot, provider_mirror
+from harness.terraform import REPO_ROOT, TerraformRoot, provider_mirror
 
 BUILDER = REPO_ROOT / "scripts" / "release_bundle.py"
 BUNDLE_NAME = "terraform-aws-codepipeline-ec2-action.tar.gz"

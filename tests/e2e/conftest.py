@@ -10,8 +10,8 @@ import pytest
 # AWS waits (Step Functions Wait/Retry, SSM registration, timeouts) run 20x faster; builds run in real time.
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
 
-from localcloud import server
-from localcloud.deployment import Deployment
+from emulator import server
+from harness.deployment import Deployment
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def deployment(local_cloud: server.LocalCloud, tmp_path_factory: pytest.TempPath
 
 @pytest.fixture(autouse=True)
 def _no_faults_left_behind() -> Iterator[None]:
-    from localcloud import faults
+    from emulator import faults
 
     yield
     faults.clear()

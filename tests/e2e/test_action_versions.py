@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from localcloud.deployment import EXAMPLE, Deployment, PipelineRun, unique_name
-from localcloud.server import LocalCloud
-from localcloud.terraform import TerraformRoot
+from emulator.server import LocalCloud
+from harness.deployment import EXAMPLE, Deployment, PipelineRun, unique_name
+from harness.terraform import TerraformRoot
 
 pytestmark = pytest.mark.e2e
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from harness.deployment import STACK_TAG, Deployment, unique_name
+from harness.terraform import REPO_ROOT
 from iam_audit import (
     PASS_ROLE,
     Statement,
@@ -26,8 +28,6 @@ from iam_audit import (
     pass_role_only_builder_to_ec2,
     s3_only_on_buckets,
 )
-from localcloud.deployment import STACK_TAG, Deployment, unique_name
-from localcloud.terraform import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import stat
 import zipfile
 
 import pytest
-from localcloud.deployment import EXAMPLE, Deployment, unique_name, zip_tree
+from harness.deployment import EXAMPLE, Deployment, unique_name, zip_tree
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,5 @@
-"""The fault matrix (localcloud.matrix.FAULT_ROWS): one test per injected fault, each in its own pipeline.
+"""The fault matrix (fault_rows.FAULT_ROWS, run by harness.matrix): one test per injected fault, each in its own
+pipeline.
 
 Each test asserts the row's expected outcome, failure type and message, and the invariants: the job ends in a
 terminal CodePipeline state with a message naming the cause, one execution per job, no instance left running after
@@ -8,12 +9,13 @@ the reaper window.
 from __future__ import annotations
 
 import pytest
-from localcloud import matrix
-from localcloud.deployment import Deployment
+from e2e.fault_rows import FAULT_ROWS
+from harness import matrix
+from harness.deployment import Deployment
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("row", matrix.FAULT_ROWS, ids=lambda row: row.id)
+@pytest.mark.parametrize("row", FAULT_ROWS, ids=lambda row: row.id)
 def test_fault(deployment: Deployment, row: matrix.Row) -> None:
     matrix.check_row(deployment, row)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from localcloud.deployment import EXAMPLE, Deployment
-from localcloud.server import LocalCloud
-from localcloud.terraform import TerraformRoot
+from emulator.server import LocalCloud
+from harness.deployment import EXAMPLE, Deployment
+from harness.terraform import TerraformRoot
 
 pytestmark = pytest.mark.e2e
 

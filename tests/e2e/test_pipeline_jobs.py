@@ -1,14 +1,14 @@
 """Real pipeline jobs through the deployed module: every case ends with the job answered and no instance left.
 
 Faults (failing or slow commands, lost or duplicated events, crashes, capacity) and bad inputs are the matrices of
-test_fault_matrix.py and test_bad_input_matrix.py (localcloud.matrix)."""
+test_fault_matrix.py and test_bad_input_matrix.py (rows in fault_rows.py and bad_input_rows.py)."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from localcloud.deployment import Deployment, PipelineRun, unique_name
+from harness.deployment import Deployment, PipelineRun, unique_name
 
 pytestmark = pytest.mark.e2e
 

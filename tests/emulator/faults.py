@@ -1,9 +1,9 @@
 """Fault injection for the local cloud. Tests call these in-process; `clear()` removes every fault.
 
 - `inject_api_error`: any AWS API call (by boto3 service name and operation name) answers with an error.
-- `never_register`: instances that never come Online in Systems Manager (consulted by ssm_agent).
-- `hang_commands`: SSM commands the agent never runs; they stay InProgress (consulted by ssm_agent).
-- `crash_lambda`: Lambda invocations that fail with an Unhandled LocalCloudInjectedCrash (lambda_runtime).
+- `never_register`: instances that never come Online in Systems Manager (consulted by ssm.agent).
+- `hang_commands`: SSM commands the agent never runs; they stay InProgress (consulted by ssm.agent).
+- `crash_lambda`: Lambda invocations that fail with an Unhandled LocalCloudInjectedCrash (awslambda.runtime).
 - `kill_lambda_after`: a function's execution environment dies right after one of its API calls was served (the
   call took effect, the code after it never runs), as a Lambda timeout or an out-of-memory kill ends it.
 - `drop_events`: events an AWS service emits that never reach the bus (consulted by events.emit).
@@ -203,22 +203,19 @@ def clear() -> None:
         _event_drops.clear()
 
 
-def install() -> None:
-    """Hook injected API errors into moto's request dispatch (every service that answers through call_action)."""
+def call_action(original: Any) -> Any:
+    """moto's request dispatch (every service that answers through BaseResponse.call_action) with injected API
+    errors, serialized in the called service's protocol, and the kills of kill_lambda_after."""
     from moto.core.responses import ActionResult, BaseResponse
 
-    if getattr(BaseResponse.call_action, "_localcloud_faults", False):
-        return
-    original = BaseResponse.call_action
+    from emulator.awslambda import runtime
 
-    def call_action(self: BaseResponse) -> Any:
-        from localcloud import lambda_runtime
-
+    def dispatch(self: BaseResponse) -> Any:
         service, operation = self.boto3_service_name, self._get_action()
         fault = take_api_error(service, operation)
         if fault is None:
             served = original(self)
-            caller = lambda_runtime.calling_worker(self.headers.get("User-Agent", ""))
+            caller = runtime.calling_worker(self.headers.get("User-Agent", ""))
             if caller is not None and take_kill(caller.function_name, service, operation):
                 caller.kill()
             return served
@@ -227,5 +224,4 @@ def install() -> None:
         headers["status"] = str(status)
         return status, headers, body
 
-    call_action._localcloud_faults = True  # type: ignore[attr-defined]
-    BaseResponse.call_action = call_action  # type: ignore[method-assign]
+    return dispatch

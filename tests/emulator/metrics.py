@@ -22,13 +22,9 @@ def _service(environ: dict[str, Any]) -> str:
     return match.group(1) if match else "unsigned"
 
 
-def install() -> None:
-    """Wrap moto's WSGI dispatcher (idempotent)."""
+def counting_requests(original: Any) -> Any:
+    """moto's WSGI dispatcher, counting every request but those of its own /moto-api."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    if getattr(DomainDispatcherApplication.__call__, "_localcloud_metrics", False):
-        return
-    original = DomainDispatcherApplication.__call__
 
     def __call__(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Any:
         if not environ.get("PATH_INFO", "").startswith("/moto-api"):
@@ -36,8 +32,7 @@ def install() -> None:
                 _requests[_service(environ)] += 1
         return original(self, environ, start_response)
 
-    __call__._localcloud_metrics = True  # type: ignore[attr-defined]
-    DomainDispatcherApplication.__call__ = __call__  # type: ignore[method-assign]
+    return __call__
 
 
 def requests() -> Counter[str]:

@@ -1,11 +1,11 @@
-"""The local cloud: moto in-process (ThreadedMotoServer) with every localcloud patch installed.
+"""The local cloud: moto in-process (ThreadedMotoServer) with every override of the registry (emulator.patches).
 
     cloud = start()            # installs the patches, serves http://127.0.0.1:<port>
     subprocess.run([...], env={**os.environ, **cloud.env()})
     cloud.reset()              # empty every backend, stop warm Lambdas and running commands, clear faults
     cloud.stop()
 
-`python -m localcloud.server [--port N]` runs it in the foreground and prints the endpoint.
+`python -m emulator.server [--port N]` runs it in the foreground and prints the endpoint.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ DEFAULT_REGION = "us-east-1"
 
 
 def install() -> None:
-    """Install every patch (idempotent). Needed before moto serves its first request."""
-    from localcloud import codepipeline, ec2, events, faults, lambda_runtime, metrics, ssm_agent, stepfunctions
+    """Everything the local cloud needs before moto serves its first request (idempotent): moto's overrides, AWS
+    managed policies in IAM, the EventBridge scheduler."""
+    from emulator import patches
+    from emulator.events import scheduler
 
+    patches.apply()
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    for module in (faults, metrics, ec2, lambda_runtime, stepfunctions, ssm_agent, events, codepipeline):
-        module.install()
+    scheduler.start()
 
 
 def _enable_state_machine_execution() -> None:
@@ -64,26 +66,31 @@ class LocalCloud:
         """Forget every resource, stop warm Lambda workers and running commands, clear faults and counters."""
         from moto.moto_api._internal.models import moto_api_backend
 
-        from localcloud import faults, lambda_runtime, ssm_agent
+        from emulator import faults
+        from emulator.awslambda import runtime
+        from emulator.ssm import agent
 
         faults.clear()
-        ssm_agent.reset()
-        lambda_runtime.reset()
+        agent.reset()
+        runtime.reset()
         moto_api_backend.reset()
         _enable_state_machine_execution()
 
     def stop(self) -> None:
-        from localcloud import codepipeline, events, lambda_runtime, ssm_agent
+        from emulator import codepipeline
+        from emulator.awslambda import runtime
+        from emulator.events import scheduler
+        from emulator.ssm import agent
 
         codepipeline.stop()
-        events.stop()
+        scheduler.stop()
         self._server.stop()
-        ssm_agent.reset()
-        lambda_runtime.shutdown()
+        agent.reset()
+        runtime.shutdown()
 
 
 def start(port: int = 0, region: str = DEFAULT_REGION) -> LocalCloud:
-    """Install the patches and serve an empty local cloud on 127.0.0.1:`port` (0: any free port).
+    """Apply the overrides and serve an empty local cloud on 127.0.0.1:`port` (0: any free port).
     One at a time per process: moto's backends and MOTO_PORT are process-wide."""
     from moto.server import ThreadedMotoServer
 

@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import pytest
 from ec2_action import aws, config
-from localcloud import codepipeline, ssm_agent, stepfunctions
+from emulator import codepipeline, patches
+from emulator.ssm import agent as ssm_agent
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
@@ -165,7 +166,7 @@ def _amazon_ami(platform: str | None) -> str:
 def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     """moto with the module's resources; Step Functions really executes (the ASL interpreter)."""
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    stepfunctions.install()
+    patches.apply()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         aws.reset()
         own = boto3.client("ec2", region_name=REGION).register_image(Name="own", RootDeviceName="/dev/xvda")
@@ -283,7 +284,6 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(cloud: Cloud) -> Iterator[Pipeline]:
-    codepipeline.install()
     client = cloud.client("codepipeline")
     client.create_custom_action_type(
         category=ACTION["category"], provider=ACTION["provider"], version=ACTION["version"],
@@ -353,7 +353,6 @@ class Agent:
 @pytest.fixture
 def agent(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[Agent]:
     monkeypatch.setenv("LOCALCLOUD_SSM_REGISTRATION_DELAY", "0")
-    ssm_agent.install()
     found = Agent()
     ssm_agent.set_event_sink(found.sink)
     yield found

@@ -9,7 +9,7 @@ from ec2_action import aws, jobs
 from ec2_action import codepipeline as cp_helpers
 from ec2_action.config import load
 from ec2_action.handlers import poll
-from localcloud import codepipeline
+from emulator import codepipeline
 
 STARTED = {
     "source": "aws.codepipeline",

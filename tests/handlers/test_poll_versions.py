@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import ACTION, Cloud, Pipeline
 from ec2_action.handlers import poll
-from localcloud import codepipeline
+from emulator import codepipeline
 
 V2 = {**ACTION, "version": "2"}
 SCHEDULE = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-
-from localcloud import codepipeline, server
-from localcloud.terraform import REPO_ROOT, TerraformRoot
+from emulator import codepipeline, server
+from harness.terraform import REPO_ROOT, TerraformRoot
 
 EXAMPLE = REPO_ROOT / "examples" / "basic-linux"
 STACK_TAG = "ec2-action:stack"

@@ -1,10 +1,11 @@
-"""The fault matrix and the bad-input matrix: each defined once, as rows of data, and one runner for both.
+"""The matrix runner: rows of what goes wrong and what the module must do about it, run one at a time.
 
+The rows themselves are data beside the tests that run them (tests/e2e/fault_rows.py, tests/e2e/bad_input_rows.py).
 A row says what goes wrong (a fault injected into the local cloud, or a bad action configuration) and what the
 module must do about it. `run_row` runs one row against a Deployment, in its own pipeline, and returns a `Result`:
 the job's outcome and message, instances left running after the reaper window, executions started, and every broken
 expectation (`problems`). Used by tests/e2e/test_fault_matrix.py, tests/e2e/test_bad_input_matrix.py and
-`python -m localcloud.faults_report` (`make faults`).
+`python -m scenarios.faults_report` (`make faults`).
 
 Invariants checked for every row besides its own expectations: the job ends in a terminal CodePipeline state with
 a final answer whose message names the cause, exactly one execution per job, no instance running after the reaper
@@ -14,7 +15,6 @@ window (the reaper Lambda invoked twice: mark, then terminate), and no instance 
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
 import tempfile
 import threading
@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localcloud import codepipeline, events, faults, lambda_runtime
-from localcloud.deployment import LIVE_STATES, Deployment, PipelineRun, unique_name
+from emulator import codepipeline, events, faults
+from emulator.awslambda import runtime as lambda_runtime
+from harness.deployment import LIVE_STATES, Deployment, PipelineRun, unique_name
 
 SUCCEEDED, FAILED, QUEUED = "Succeeded", "Failed", "Queued"
 REJECTED = "rejected before launch (ConfigurationError)"
@@ -34,6 +35,8 @@ TERMINAL_JOB_STATES = ("Succeeded", "Failed")
 ACTION_EVENT = "CodePipeline Action Execution State Change"
 QUEUED_WINDOW_SECONDS = 12.0  # four sweeps at the e2e time scale
 RUN_TIMEOUT_SECONDS = 240.0
+BUILD_SUCCEEDED = "Build succeeded on instance"
+SDK_ATTEMPTS = 3  # the Lambdas' botocore clients use standard retries: 3 attempts, 5xx and throttling retried
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -393,7 +396,7 @@ def no_marker(run: RowRun, result: Result) -> list[str]:
     return [f"{marker(run)} exists: the input was run as shell code"] if marker(run).exists() else []
 
 
-def _output_contains(*texts: str) -> Proof:
+def output_contains(*texts: str) -> Proof:
     def proof(run: RowRun, result: Result) -> list[str]:
         return [f"the build output lacks {text!r}" for text in texts if text not in result.message] + no_marker(
             run, result
@@ -402,388 +405,22 @@ def _output_contains(*texts: str) -> Proof:
     return proof
 
 
-def _shell_metacharacters(run: RowRun) -> str:
+def shell_metacharacters(run: RowRun) -> str:
     """Quotes, $(), backticks and a semicolon, each of which would create the marker if run as shell code."""
     m = marker(run)
     return f"""it's "q" $(touch {m}) `touch {m}`; touch {m}"""
 
 
-def _literal_output_artifact(run: RowRun, result: Result) -> list[str]:
+def literal_output_artifact(run: RowRun, result: Result) -> list[str]:
     if result.outcome != SUCCEEDED or run.collected is None:
         return []
     files = run.deployment.read_output_artifact(run.collected)
     return [] if list(files.values()) == [b"artifact\n"] else [f"unexpected output artifact {sorted(files)}"]
 
 
-def _working_directory_with_metacharacters(run: RowRun) -> dict[str, str]:
-    return {"WorkingDirectory": _shell_metacharacters(run), "Command": "pwd"}
-
-
-def _output_path_with_metacharacters(run: RowRun) -> dict[str, str]:
-    path = "out " + _shell_metacharacters(run) + ".txt"
-    command = f'p={shlex.quote(path)}\nmkdir -p -- "$(dirname -- "$p")"\necho artifact > "$p"'
-    return {"OutputArtifactPath": path, "Command": command}
-
-
-def _command_with_metacharacters(run: RowRun) -> dict[str, str]:
-    command = (
-        r"""w='it'"'"'s'; echo "quote: $w \"dq\""; echo "subst: $(echo inner) tick: `echo back`"; """
-        f"echo semi; echo 'kept: $(touch {marker(run)})'"
-    )
-    return {"Command": command}
-
-
 # ---------------------------------------------------------------------------------------------------------------------
-# The matrices
+# Reading results
 # ---------------------------------------------------------------------------------------------------------------------
-
-LAMBDA_STEPS = {  # Lambda key -> the state machine step a permanent crash is reported as
-    "validate": "ValidateJob",
-    "acquire": "AcquireInstance",
-    "check_instance": "WaitForSsmOnline",
-    "run_command": "RunBuildCommand",
-}
-BUILD_SUCCEEDED = "Build succeeded on instance"
-SDK_ATTEMPTS = 3  # the Lambdas' botocore clients use standard retries: 3 attempts, 5xx and throttling retried
-
-
-def _crash_once_rows() -> list[Row]:
-    keys = ("poll", "validate", "report", "acquire", "check_instance", "run_command", "command_event", "release")
-    rows = []
-    for key in keys:
-        # command_event gets the command's end only (the rule filters terminal statuses): its asynchronous retry or
-        # the sweep, whichever comes first, delivers the outcome.
-        rows.append(
-            Row(
-                f"crash-once-{key}",
-                f"the {key} Lambda crashes once",
-                SUCCEEDED,
-                message=BUILD_SUCCEEDED,
-                command="sleep 1; echo built",
-                inject=crash(key, 1),
-                proof=ran_at_least(key, 1 if key == "command_event" else 2),
-            )
-        )
-    return rows
-
-
-def kill_poll_after(service: str, operation: str) -> Hook:
-    return lambda run: faults.kill_lambda_after(run.function_name("poll"), service, operation, times=1)
-
-
-def _poller_dies_rows() -> list[Row]:
-    """The poll function dies at each point between PollForJobs and StartExecution (its timeout under load, a crash):
-    the sweep finishes what it began, and the job runs once."""
-    points = (
-        ("codepipeline", "PollForJobs", "having polled the job, before recording it"),
-        ("dynamodb", "UpdateItem", "having recorded (claimed) the job, before acknowledging it"),
-        ("codepipeline", "AcknowledgeJob", "having acknowledged the job, before starting its execution"),
-    )
-    return [
-        Row(
-            f"poller-dies-after-{operation}",
-            f"the poll Lambda dies {when}",
-            SUCCEEDED,
-            message=BUILD_SUCCEEDED,
-            inject=kill_poll_after(service, operation),
-            proof=all_of(ran_at_least("poll", 2), one_final_answer),
-        )
-        for service, operation, when in points
-    ]
-
-
-def _crash_always_rows() -> list[Row]:
-    rows = [
-        Row(
-            "crash-always-poll",
-            "the poll Lambda always crashes: no job can be taken (the job stays Queued, untouched)",
-            QUEUED,
-            may_launch=False,
-            inject=crash("poll", None),
-            # The STARTED event and the sweeps keep trying, and the poll function's Errors alarm tells the operator.
-            proof=all_of(ran_at_least("poll", 2), errors_alarmed("poll")),
-        )
-    ]
-    for key, step in LAMBDA_STEPS.items():
-        rows.append(
-            Row(
-                f"crash-always-{key}",
-                f"the {key} Lambda always crashes",
-                FAILED,
-                "JobFailed",
-                f"The {step} step failed: {faults.CRASH_ERROR_TYPE}",
-                may_launch=key in ("check_instance", "run_command"),
-                inject=crash(key, None),
-            )
-        )
-    rows += [
-        Row(
-            "crash-always-command_event",
-            "the command_event Lambda always crashes: the sweep delivers the command's outcome",
-            SUCCEEDED,
-            message=BUILD_SUCCEEDED,
-            inject=crash("command_event", None),
-        ),
-        Row(
-            "crash-always-release",
-            "the release Lambda always crashes: the job is answered with a warning, the reaper terminates",
-            SUCCEEDED,
-            message="could not be terminated",
-            inject=crash("release", None),
-        ),
-        Row(
-            "crash-always-report",
-            "the report Lambda always crashes: the reaper answers the job",
-            FAILED,
-            "JobFailed",
-            "ended with status FAILED without reporting the job",
-            inject=crash("report", None),
-            during=reap_until_answered,
-        ),
-    ]
-    return rows
-
-
-FAULT_ROWS: list[Row] = [
-    Row(
-        "no-capacity",
-        "RunInstances: InsufficientInstanceCapacity on every call",
-        FAILED,
-        "JobFailed",
-        "no capacity for instance type t3.micro in subnets subnet-",
-        may_launch=False,
-        inject=api_error("ec2", "RunInstances", "InsufficientInstanceCapacity", None, 500),
-        proof=ran_at_least("acquire", 4),  # the first attempt and three capacity retries
-    ),
-    Row(
-        "no-capacity-once",
-        "RunInstances: InsufficientInstanceCapacity for one acquire attempt (the SDK's 3 calls), then capacity",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        inject=api_error("ec2", "RunInstances", "InsufficientInstanceCapacity", SDK_ATTEMPTS, 500),
-        proof=ran_at_least("acquire", 2),
-    ),
-    Row(
-        "never-registers",
-        "the instance never comes Online in Systems Manager",
-        FAILED,
-        "JobFailed",
-        "did not come Online in Systems Manager",
-        inject=lambda run: faults.never_register(count=1),
-    ),
-    Row(
-        "command-fails",
-        "the build command exits 7 after writing to stderr",
-        FAILED,
-        "JobFailed",
-        "The build failed with exit code 7",
-        command="echo compiling module-a\necho 'error: undefined symbol frobnicate' >&2\nexit 7",
-        proof=_output_contains("undefined symbol frobnicate", "Full log: CloudWatch Logs group"),
-    ),
-    Row(
-        "command-timeout",
-        "the build command outlives TimeoutMinutes=1",
-        FAILED,
-        "JobFailed",
-        "exceeded its timeout of 1 minute",
-        command="echo started\nsleep 600",
-        configure=lambda run: {"TimeoutMinutes": "1"},
-    ),
-    *_crash_once_rows(),
-    *_crash_always_rows(),
-    Row(
-        "stopped-by-hand",
-        "the execution is stopped by hand (StopExecution) while the command runs: the reaper answers and terminates",
-        FAILED,
-        "JobFailed",
-        "ended with status ABORTED without reporting the job",
-        command="sleep 30; echo never",
-        during=stop_execution_by_hand,
-    ),
-    Row(
-        "release-throttled",
-        "TerminateInstances: RequestLimitExceeded four times (beyond the SDK's retries), then succeeds",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        inject=api_error("ec2", "TerminateInstances", "RequestLimitExceeded", SDK_ATTEMPTS + 1, 503),
-        proof=ran_at_least("release", 2),
-    ),
-    Row(
-        "duplicate-started",
-        "the STARTED event is delivered three times",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        command="sleep 1; echo once",
-        during=redeliver_started_event,
-        proof=one_final_answer,
-    ),
-    Row(
-        "two-pollers",
-        "two pollers race for the same job",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        command="sleep 1; echo once",
-        during=two_pollers,
-        proof=one_final_answer,
-    ),
-    *_poller_dies_rows(),
-    Row(
-        "start-throttled",
-        "StartExecution: ThrottlingException on every attempt of the poller (the SDK's 3): the sweep starts it",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        inject=api_error("stepfunctions", "StartExecution", "ThrottlingException", SDK_ATTEMPTS),
-        proof=all_of(ran_at_least("poll", 2), one_final_answer),
-    ),
-    Row(
-        "started-lost",
-        "the STARTED event is lost: the schedule sweep takes the job",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        inject=lose_started_event,
-        proof=no_started_event_delivered,
-    ),
-    Row(
-        "reaper-races-build",
-        "the reaper runs again and again during a 20 s build",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        command="sleep 20; echo done",
-        during=race_the_reaper,
-    ),
-]
-
-OTHER_ACCOUNT = "111122223333"
-SHARED_AMI = "ami-0a11ce5fab1e00001"
-
-
-def _ami_of_another_owner(run: RowRun) -> dict[str, str]:
-    """An AMI shared with this account by another one. moto labels all of its built-in AMIs (Canonical's, SUSE's,
-    Red Hat's too) with the owner alias "amazon", so the row registers its own, with no alias."""
-    from moto.ec2.models import ec2_backends
-    from moto.ec2.models.amis import Ami
-
-    account = run.deployment.outputs["state_machine_arn"].split(":")[4]
-    backend = ec2_backends[account][run.deployment.cloud.region]
-    if SHARED_AMI not in backend.amis:
-        source = backend.amis[run.deployment.outputs["image_id"]]
-        backend.amis[SHARED_AMI] = Ami(
-            backend, SHARED_AMI, source_ami=source, owner_id=OTHER_ACCOUNT, public=True, name="shared-build-image"
-        )
-    return {"ImageId": SHARED_AMI}
-
-
-def _rejected(row_id: str, description: str, message: str, output_artifact: bool = False, **config: str) -> Row:
-    return Row(
-        row_id,
-        description,
-        FAILED,
-        "ConfigurationError",
-        message,
-        may_launch=False,
-        handling=REJECTED,
-        configure=lambda run: config,
-        output_artifact=output_artifact,
-    )
-
-
-BAD_INPUT_ROWS: list[Row] = [
-    _rejected("ami-malformed", "ImageId 'ami-XYZ'", "ImageId 'ami-XYZ' is not an AMI id", ImageId="ami-XYZ"),
-    _rejected(
-        "ami-unknown",
-        "ImageId of an AMI that does not exist",
-        "ImageId ami-0123456789abcdef0 does not exist",
-        ImageId="ami-0123456789abcdef0",
-    ),
-    Row(
-        "ami-owner-not-allowed",
-        f"ImageId shared by account {OTHER_ACCOUNT}, outside allowed_image_owners (amazon, self)",
-        FAILED,
-        "ConfigurationError",
-        f"is owned by {OTHER_ACCOUNT}, which this module does not allow",
-        may_launch=False,
-        handling=REJECTED,
-        configure=_ami_of_another_owner,
-    ),
-    _rejected(
-        "instance-type-not-allowed",
-        "InstanceType p4d.24xlarge (outside allowed_instance_types)",
-        "InstanceType 'p4d.24xlarge' is not allowed",
-        InstanceType="p4d.24xlarge",
-    ),
-    _rejected("command-empty", "Command of blanks", "Command is empty", Command="   "),
-    _rejected("timeout-zero", "TimeoutMinutes 0", "TimeoutMinutes '0' is not allowed", TimeoutMinutes="0"),
-    _rejected("timeout-above-max", "TimeoutMinutes 481", "TimeoutMinutes '481' is not allowed", TimeoutMinutes="481"),
-    _rejected(
-        "timeout-not-a-number", "TimeoutMinutes 'ten'", "TimeoutMinutes 'ten' is not allowed", TimeoutMinutes="ten"
-    ),
-    _rejected(
-        "output-path-absolute",
-        "OutputArtifactPath '/etc/passwd'",
-        "OutputArtifactPath '/etc/passwd' is absolute",
-        output_artifact=True,
-        OutputArtifactPath="/etc/passwd",
-    ),
-    _rejected(
-        "output-path-dotdot",
-        "OutputArtifactPath 'dist/../../secrets'",
-        "OutputArtifactPath 'dist/../../secrets' contains a '..' segment",
-        output_artifact=True,
-        OutputArtifactPath="dist/../../secrets",
-    ),
-    _rejected(
-        "working-directory-newline",
-        "WorkingDirectory with a newline",
-        "WorkingDirectory contains a line break",
-        WorkingDirectory="build\ntouch /tmp/x",
-    ),
-    _rejected(
-        "output-path-newline",
-        "OutputArtifactPath with a newline",
-        "OutputArtifactPath contains a line break",
-        output_artifact=True,
-        OutputArtifactPath="dist\ntouch /tmp/x",
-    ),
-    Row(
-        "working-directory-metacharacters",
-        "WorkingDirectory with quotes, $(), backticks, a semicolon",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        handling=LITERAL,
-        configure=_working_directory_with_metacharacters,
-        proof=lambda run, result: _output_contains(_shell_metacharacters(run))(run, result),
-    ),
-    Row(
-        "output-path-metacharacters",
-        "OutputArtifactPath with quotes, $(), backticks, a semicolon",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        handling=LITERAL,
-        configure=_output_path_with_metacharacters,
-        output_artifact=True,
-        proof=lambda run, result: no_marker(run, result) + _literal_output_artifact(run, result),
-    ),
-    Row(
-        "command-metacharacters",
-        "Command with quotes, $(), backticks, semicolons",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        handling=LITERAL,
-        configure=_command_with_metacharacters,
-        proof=lambda run, result: _output_contains(
-            'quote: it\'s "dq"', "subst: inner tick: back", "semi", f"kept: $(touch {marker(run)})"
-        )(run, result),
-    ),
-    Row(
-        "command-newlines",
-        "Command of several lines (if/fi, printf)",
-        SUCCEEDED,
-        message=BUILD_SUCCEEDED,
-        handling=LITERAL,
-        command="echo first\nif true; then\n  echo second\nfi\nprintf '%s\\n' \"third line\"",
-        proof=_output_contains("first\nsecond\nthird line"),
-    ),
-]
 
 
 def rows_by_id(rows: list[Row]) -> dict[str, Row]:

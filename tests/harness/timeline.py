@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from localcloud import events
-from localcloud.deployment import Deployment, PipelineRun
+from emulator import events
+from harness.deployment import Deployment, PipelineRun
 
 STARTED_EVENT = "CodePipeline Action Execution State Change"
 

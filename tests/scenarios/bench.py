@@ -25,8 +25,10 @@ from typing import Any
 
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "1")
 
-from localcloud import lambda_runtime, metrics, server, stepfunctions, timeline
-from localcloud.deployment import Deployment, PipelineRun, unique_name
+from emulator import metrics, server, stepfunctions
+from emulator.awslambda import runtime as lambda_runtime
+from harness import timeline
+from harness.deployment import Deployment, PipelineRun, unique_name
 
 
 def _job_config(deployment: Deployment, seconds: int) -> dict[str, str]:
@@ -134,8 +136,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
     args = parser.parse_args()
 
-    metrics.install()
-    cloud = server.start()
+    cloud = server.start()  # its overrides count the requests (emulator.metrics)
     scale = os.environ["LOCALCLOUD_TIME_SCALE"]
     print(f"local cloud at {cloud.endpoint}; AWS-side waits scaled by {scale}; builds run in real time", flush=True)
     try:

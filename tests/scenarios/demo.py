@@ -14,8 +14,9 @@ from pathlib import Path
 
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.1")
 
-from localcloud import server, timeline
-from localcloud.deployment import EXAMPLE, Deployment, PipelineRun, zip_tree
+from emulator import server
+from harness import timeline
+from harness.deployment import EXAMPLE, Deployment, PipelineRun, zip_tree
 
 SOURCE_DIR = EXAMPLE / "source"
 

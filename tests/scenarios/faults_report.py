@@ -1,5 +1,5 @@
 """`make faults`: apply examples/basic-linux into the local cloud, run every row of the fault matrix and the
-bad-input matrix (localcloud.matrix) and print both tables.
+bad-input matrix (tests/e2e/fault_rows.py, bad_input_rows.py) and print both tables.
 
 Exits 0 only when every row holds. Everything it creates lives in a temporary directory and in the local cloud's
 memory, and is destroyed before it exits.
@@ -17,8 +17,10 @@ from pathlib import Path
 
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
 
-from localcloud import matrix, server
-from localcloud.deployment import Deployment
+from e2e import bad_input_rows, fault_rows
+from emulator import server
+from harness import matrix
+from harness.deployment import Deployment
 
 MESSAGE_WIDTH = 110
 
@@ -57,7 +59,7 @@ def run_matrix(deployment: Deployment, title: str, rows: Sequence[matrix.Row]) -
         result = matrix.run_row(deployment, row)
         print(f"  {row.id}: {verdict(result)} ({result.seconds:.0f} s)", flush=True)
         results.append(result)
-    print(f"\n{title}\n\n{table(results, with_handling=rows is matrix.BAD_INPUT_ROWS)}\n", flush=True)
+    print(f"\n{title}\n\n{table(results, with_handling=rows is bad_input_rows.BAD_INPUT_ROWS)}\n", flush=True)
     return results
 
 
@@ -71,8 +73,8 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="ec2-action-faults-") as work:
             deployment = Deployment.apply(cloud, Path(work))
-            results = run_matrix(deployment, "Fault matrix", matrix.FAULT_ROWS)
-            results += run_matrix(deployment, "Bad-input matrix", matrix.BAD_INPUT_ROWS)
+            results = run_matrix(deployment, "Fault matrix", fault_rows.FAULT_ROWS)
+            results += run_matrix(deployment, "Bad-input matrix", bad_input_rows.BAD_INPUT_ROWS)
             deployment.destroy()
     finally:
         cloud.stop()

@@ -12,7 +12,8 @@ import boto3
 import botocore.session
 import pytest
 from botocore.exceptions import ClientError
-from localcloud import codepipeline, events
+from emulator import codepipeline, events, patches
+from emulator.codepipeline import runner
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
@@ -31,13 +32,13 @@ SOURCE_BODY = b"PK\x05\x06" + bytes(18)  # an empty zip
 
 @pytest.fixture(autouse=True)
 def no_managed_policies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test here needs AWS managed policies; loading them (localcloud.server turns it on) costs seconds per reset."""
+    """No test here needs AWS managed policies; loading them (emulator.server turns it on) costs seconds per reset."""
     monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
 
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    codepipeline.install()
+    patches.apply()
     with mock_aws():
         yield
 
@@ -374,7 +375,7 @@ def test_encryption_key_reaches_job_and_artifacts(cp: Any) -> None:
 
 
 def test_unanswered_job_times_out(cp: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(codepipeline, "ACTION_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(runner, "ACTION_TIMEOUT_SECONDS", 0.3)
     create_action_type(cp)
     create_pipeline(cp)
     execution_id = cp.start_pipeline_execution(name="app")["pipelineExecutionId"]
@@ -532,7 +533,7 @@ def test_responses_match_the_botocore_model(cp: Any) -> None:
 
 
 def test_job_protocol_through_a_threaded_moto_server() -> None:
-    codepipeline.install()
+    patches.apply()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:

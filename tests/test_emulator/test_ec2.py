@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import boto3
-from localcloud import ec2
+from emulator import patches
 from moto import mock_aws
 
 
 def test_a_launch_templates_own_tags_stay_out_of_its_data() -> None:
-    ec2.install()
+    patches.apply()
     with mock_aws():
         client = boto3.client("ec2", region_name="us-east-1")
         client.create_launch_template(

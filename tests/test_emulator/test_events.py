@@ -12,7 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
-from localcloud import events, faults
+from emulator import events, faults, patches
+from emulator.events import scheduler
 from moto import mock_aws
 from moto.awslambda_simple.models import lambda_simple_backends
 
@@ -23,13 +24,14 @@ PATTERN = json.dumps({"source": ["my.app"], "detail-type": ["Thing Happened"]})
 
 @pytest.fixture(autouse=True)
 def no_managed_policies(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test here needs AWS managed policies; loading them (localcloud.server turns it on) costs seconds per reset."""
+    """No test here needs AWS managed policies; loading them (emulator.server turns it on) costs seconds per reset."""
     monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)
 
 
 @pytest.fixture(autouse=True)
 def recorded() -> Iterator[None]:
-    events.install()
+    patches.apply()
+    scheduler.start()
     events.clear_deliveries()
     yield
     events.clear_deliveries()
@@ -208,12 +210,12 @@ def test_rate_rule_fires_scheduled_events(eventbridge: Any, monkeypatch: pytest.
 
 
 def test_cron_schedules_are_logged_and_not_fired(eventbridge: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="localcloud.events")
+    caplog.set_level(logging.WARNING, logger="emulator.events")
     url, arn = make_queue("cron")
     eventbridge.put_rule(Name="nightly", ScheduleExpression="cron(0 3 * * ? *)")
     eventbridge.put_targets(Rule="nightly", Targets=[{"Id": "q", "Arn": arn}])
 
-    time.sleep(3 * events.SCHEDULER_TICK_SECONDS)
+    time.sleep(3 * scheduler.SCHEDULER_TICK_SECONDS)
 
     assert [r.getMessage() for r in caplog.records if "not emulated" in r.getMessage()] != []
     assert received(url) == []

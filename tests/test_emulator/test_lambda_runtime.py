@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from localcloud import lambda_runtime, server
+from emulator import server
+from emulator.awslambda import runtime as lambda_runtime
 
 HANDLER = """
 import os, sys, time

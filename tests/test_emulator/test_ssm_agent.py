@@ -11,7 +11,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from localcloud import server, ssm_agent
+from emulator import server
+from emulator.ssm import agent as ssm_agent
 
 REPO = Path(__file__).resolve().parents[2]
 # Two of moto's built-in AMIs (moto/ec2/resources/amis.json.gz); DescribeImages over all of them takes seconds.

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from localcloud import server, stepfunctions
+from emulator import server, stepfunctions
 
 REPO = Path(__file__).resolve().parents[2]
 SCALE = 0.05

@@ -1,11 +1,10 @@
-"""Runs deployed Lambda zips without Docker: a warm pool of Python worker processes per function.
+"""Runs deployed Lambda zips without Docker: a warm pool of Python worker processes per function (the host side).
 
-`install()` replaces moto's `LambdaFunction._invoke_lambda` (which would start a Docker container) and
-`LambdaFunction.invoke` (Unhandled errors, asynchronous `Event` invocations with Lambda's retries). Each worker is a
-`python -I -u lambda_runtime.py --worker ...` process that imports the handler once and serves invocations one at a
-time, like a Lambda execution environment: module state persists between invocations, a timeout kills the worker.
-
-This file is also the worker: its top level imports only the standard library.
+`invoke_lambda` replaces moto's `LambdaFunction._invoke_lambda` (which would start a Docker container) and `invoke`
+its `LambdaFunction.invoke` (Unhandled errors, asynchronous `Event` invocations with Lambda's retries); the registry
+in `emulator.patches` installs both. Each worker is a `python -I -u worker.py --worker ...` process
+(`emulator.awslambda.worker`) that imports the handler once and serves invocations one at a time, like a Lambda
+execution environment: module state persists between invocations, a timeout kills the worker.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import base64
 import contextlib
 import datetime as dt
 import hashlib
-import importlib
 import io
 import json
 import logging
@@ -30,13 +28,14 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from emulator.awslambda import worker as worker_process
 
 MAX_WORKERS_PER_FUNCTION = 8
 CACHE_ROOT = Path(tempfile.gettempdir()) / f"localcloud-{os.getuid()}" / "lambda"
@@ -45,116 +44,6 @@ ASYNC_RETRY_DELAYS = (60.0, 120.0)  # AWS seconds between the attempts of an asy
 _counts: Counter[str] = Counter()
 _timeouts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Worker side (runs in the subprocess)
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-class _Context:
-    """The `context` argument of a Python Lambda handler."""
-
-    def __init__(self, request: dict[str, Any]) -> None:
-        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
-        self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
-        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
-        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self.invoked_function_arn = request["function_arn"]
-        self.aws_request_id = request["request_id"]
-        self.identity = None
-        self.client_context = None
-        self._deadline = request["deadline"]
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.time()) * 1000))
-
-
-class _RequestIdFilter(logging.Filter):
-    request_id = ""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.aws_request_id = self.request_id
-        return True
-
-
-def _configure_logging() -> _RequestIdFilter:
-    """The Lambda Python runtime's root handler and format."""
-    request_filter = _RequestIdFilter()
-    handler = logging.StreamHandler(sys.stdout)
-    formatter = logging.Formatter(
-        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s", "%Y-%m-%dT%H:%M:%S"
-    )
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
-    handler.addFilter(request_filter)
-    logging.getLogger().addHandler(handler)
-    return request_filter
-
-
-def _load_handler(name: str) -> Any:
-    module_name, _, function_name = name.rpartition(".")
-    try:
-        module = importlib.import_module(module_name.replace("/", "."))
-    except Exception as exc:
-        raise _RuntimeError("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
-    handler = getattr(module, function_name, None)
-    if handler is None:
-        raise _RuntimeError("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
-    return handler
-
-
-class _RuntimeError(Exception):
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-
-
-def _error_payload(exc: BaseException, request_id: str) -> dict[str, Any]:
-    """The Python runtime's error document; the stack trace leaves out the runtime's own frames."""
-    error_type = exc.error_type if isinstance(exc, _RuntimeError) else type(exc).__name__
-    frames = [] if isinstance(exc, _RuntimeError) else traceback.extract_tb(exc.__traceback__)
-    stack = traceback.format_list([frame for frame in frames if frame.filename != __file__])
-    print(f"[ERROR] {error_type}: {exc}\nTraceback (most recent call last):\n{''.join(stack)}", file=sys.stderr)
-    return {"errorMessage": str(exc), "errorType": error_type, "requestId": request_id, "stackTrace": stack}
-
-
-def _serve(handler_name: str, marker: str) -> None:
-    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
-    responses = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    request_filter = _configure_logging()
-    handler = None
-    for line in requests:
-        request = json.loads(line)
-        request_filter.request_id = request["request_id"]
-        os.environ["_X_AMZN_TRACE_ID"] = request["trace_id"]
-        try:
-            if handler is None:
-                handler = _load_handler(handler_name)
-            result = handler(json.loads(request["event"]), _Context(request))
-            response = {"error": False, "payload": json.dumps(result)}
-        except Exception as exc:
-            response = {"error": True, "payload": json.dumps(_error_payload(exc, request["request_id"]))}
-        sys.stdout.flush()
-        sys.stderr.flush()
-        responses.write(f"\n{marker}{json.dumps(response)}\n")
-        responses.flush()
-
-
-def _worker_main(argv: list[str]) -> None:
-    """argv: marker, handler, then the directories to put first on sys.path (code, then layers)."""
-    marker, handler_name, *paths = argv
-    sys.path[:0] = paths
-    os.chdir(paths[0])
-    _serve(handler_name, marker)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Host side
-# ---------------------------------------------------------------------------------------------------------------------
 
 
 def invocations() -> dict[str, int]:
@@ -272,7 +161,16 @@ class _Worker:
         self.function_name = spec.function_name
         self.log_stream = f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         env = dict(spec.env, AWS_LAMBDA_LOG_STREAM_NAME=self.log_stream, AWS_SDK_UA_APP_ID=self.worker_id)
-        command = [sys.executable, "-I", "-u", __file__, "--worker", self.marker, spec.handler, *spec.paths]
+        command = [
+            sys.executable,
+            "-I",
+            "-u",
+            worker_process.__file__,
+            "--worker",
+            self.marker,
+            spec.handler,
+            *spec.paths,
+        ]
         self.process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -414,7 +312,7 @@ def _error(error_type: str, message: str) -> str:
 
 def run(fn: Any, event: str) -> _Outcome:
     """Invoke moto LambdaFunction `fn` with the JSON text `event` in a warm worker."""
-    from localcloud import faults
+    from emulator import faults
 
     _count(fn.function_name)
     request_id = str(uuid.uuid4())
@@ -478,7 +376,7 @@ def _async_retries(fn: Any) -> int:
 
 def _run_async(fn: Any, event: str) -> None:
     """An Event invocation: Lambda retries a failed one twice (or MaximumRetryAttempts), after 1 and 2 minutes."""
-    from localcloud import clock
+    from emulator import clock
 
     retries = _async_retries(fn)
     for attempt in range(retries + 1):
@@ -492,12 +390,12 @@ def _run_async(fn: Any, event: str) -> None:
             clock.sleep(ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS) - 1)])
 
 
-def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
     outcome = run(self, event if isinstance(event, str) else json.dumps(event if event is not None else {}))
     return outcome.payload, outcome.errored, "\n".join(outcome.logs)
 
 
-def _invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
     event = body or "{}"
     invocation_type = request_headers.get("x-amz-invocation-type", "RequestResponse")
     if invocation_type == "DryRun":
@@ -511,17 +409,3 @@ def _invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -
     tail = "\n".join(outcome.logs).encode()[-4096:]
     response_headers["x-amz-log-result"] = base64.b64encode(tail).decode()
     return outcome.payload.encode()
-
-
-def install() -> None:
-    """Run Lambda functions in local worker processes instead of Docker containers."""
-    from moto.awslambda.models import LambdaFunction
-    from moto.core.config import default_user_config
-
-    default_user_config.setdefault("lambda", {})["use_docker"] = True
-    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
-    LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
-    _worker_main(sys.argv[2:])

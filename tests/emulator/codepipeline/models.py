@@ -1,7 +1,7 @@
 """Backend behaviour added to moto's CodePipeline: custom action types, the job protocol, pipelines that run.
 
 The functions named like API operations become methods of ``moto.codepipeline.models.CodePipelineBackend``
-(see ``localcloud.codepipeline.install``). Their state lives in one ``Store`` per backend, created on first use.
+(the registry in ``emulator.patches``). Their state lives in one ``Store`` per backend, created on first use.
 """
 
 from __future__ import annotations
@@ -24,10 +24,21 @@ from moto.codepipeline.exceptions import (
     TooManyTagsException,
 )
 from moto.codepipeline.models import CodePipeline, CodePipelineBackend, PipelineExecution
-from moto.core.exceptions import JsonRESTError
 from moto.core.utils import unix_time, utcnow
 
-LOG = logging.getLogger("localcloud.codepipeline")
+from emulator.codepipeline.exceptions import (
+    ActionTypeNotFoundException,
+    DuplicatedStopRequestException,
+    InvalidActionDeclarationException,
+    InvalidJobStateException,
+    InvalidNonceException,
+    JobNotFoundException,
+    LimitExceededException,
+    PipelineExecutionNotStoppableException,
+    ValidationException,
+)
+
+LOG = logging.getLogger("emulator.codepipeline")
 
 CATEGORIES = ("Source", "Build", "Deploy", "Test", "Invoke", "Approval", "Compute")
 FAILURE_TYPES = (
@@ -43,49 +54,6 @@ FINAL_EXECUTION_STATUSES = ("Succeeded", "Failed", "Stopped")
 _NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]+")
 _KEY_ALPHABET = string.ascii_letters + string.digits
 WAIT_SLICE = 0.5  # seconds a waiting runner sleeps before it checks for stop requests again
-
-
-class _CodePipelineError(JsonRESTError):
-    code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(type(self).__name__, message)
-
-
-class ValidationException(_CodePipelineError):
-    pass
-
-
-class ActionTypeNotFoundException(_CodePipelineError):
-    pass
-
-
-class LimitExceededException(_CodePipelineError):
-    pass
-
-
-class JobNotFoundException(_CodePipelineError):
-    pass
-
-
-class InvalidNonceException(_CodePipelineError):
-    pass
-
-
-class InvalidJobStateException(_CodePipelineError):
-    pass
-
-
-class InvalidActionDeclarationException(_CodePipelineError):
-    pass
-
-
-class PipelineExecutionNotStoppableException(_CodePipelineError):
-    pass
-
-
-class DuplicatedStopRequestException(_CodePipelineError):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -256,7 +224,7 @@ class StopRequest:
 
 
 class Store:
-    """Everything this harness adds to one CodePipeline backend (one account and Region)."""
+    """Everything the emulator adds to one CodePipeline backend (one account and Region)."""
 
     def __init__(self) -> None:
         self.changed = threading.Condition(threading.RLock())
@@ -279,7 +247,7 @@ class Store:
 
 def store(backend: CodePipelineBackend) -> Store:
     # moto's reset() empties the backend's __dict__, so the store goes with it.
-    return backend.__dict__.setdefault("_localcloud_store", Store())
+    return backend.__dict__.setdefault("_emulator_store", Store())
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -452,7 +420,7 @@ def delete_custom_action_type(self: CodePipelineBackend, category: str, provider
 
 
 def list_action_types(self: CodePipelineBackend, action_owner_filter: str | None) -> list[dict[str, Any]]:
-    """Custom action types only: the harness knows no AWS or ThirdParty catalogue."""
+    """Custom action types only: the emulator knows no AWS or ThirdParty catalogue."""
     if action_owner_filter is not None:
         _check_enum("actionOwnerFilter", action_owner_filter, ("AWS", "ThirdParty", "Custom"))
     if action_owner_filter not in (None, "Custom"):
@@ -472,67 +440,88 @@ def _action_type_by_arn(self: CodePipelineBackend, arn: str) -> CustomActionType
     return action_type
 
 
-def wrap_tagging(original: dict[str, Any]) -> dict[str, Any]:
-    """TagResource, UntagResource and ListTagsForResource that also accept action type ARNs."""
+# Wrappers of moto's methods (each takes moto's own and returns its replacement)
+
+
+def wrap_list_tags_for_resource(original: Any) -> Any:
+    """ListTagsForResource that also accepts action type ARNs."""
 
     def list_tags_for_resource(self: CodePipelineBackend, arn: str) -> list[dict[str, str]]:
         action_type = _action_type_by_arn(self, arn)
         if action_type is None:
-            return original["list_tags_for_resource"](self, arn)
+            return original(self, arn)
         return [{"key": k, "value": v} for k, v in sorted(action_type.tags.items())]
+
+    return list_tags_for_resource
+
+
+def wrap_tag_resource(original: Any) -> Any:
+    """TagResource that also accepts action type ARNs."""
 
     def tag_resource(self: CodePipelineBackend, arn: str, tags: list[dict[str, str]]) -> None:
         action_type = _action_type_by_arn(self, arn)
         if action_type is None:
-            return original["tag_resource"](self, arn, tags)
+            return original(self, arn, tags)
         _check_tags(arn, action_type.tags, tags)
         action_type.tags.update({t["key"]: t["value"] for t in tags})
+
+    return tag_resource
+
+
+def wrap_untag_resource(original: Any) -> Any:
+    """UntagResource that also accepts action type ARNs."""
 
     def untag_resource(self: CodePipelineBackend, arn: str, tag_keys: list[str]) -> None:
         action_type = _action_type_by_arn(self, arn)
         if action_type is None:
-            return original["untag_resource"](self, arn, tag_keys)
+            return original(self, arn, tag_keys)
         for key in tag_keys:
             action_type.tags.pop(key, None)
 
-    return {
-        "list_tags_for_resource": list_tags_for_resource,
-        "tag_resource": tag_resource,
-        "untag_resource": untag_resource,
-    }
+    return untag_resource
 
 
-def wrap_pipeline_definition(original: dict[str, Any]) -> dict[str, Any]:
-    """CreatePipeline and UpdatePipeline reject Custom actions whose type does not exist, like AWS; DeletePipeline
-    also forgets the pipeline's stage and action states (a new pipeline of the same name starts blank)."""
+def _check_custom_actions_exist(self: CodePipelineBackend, pipeline: dict[str, Any]) -> None:
+    """CreatePipeline and UpdatePipeline reject Custom actions whose type does not exist, like AWS."""
+    for stage in pipeline.get("stages", []):
+        for action in stage.get("actions", []):
+            type_id = action.get("actionTypeId", {})
+            key = (type_id.get("category"), type_id.get("provider"), type_id.get("version"))
+            if type_id.get("owner") == "Custom" and key not in store(self).action_types:
+                raise InvalidActionDeclarationException(
+                    f"{describe_type_id(type_id)} in action '{action.get('name')}' is not available "
+                    f"in region '{self.region_name.upper().replace('-', '_')}'"
+                )
 
-    def check(self: CodePipelineBackend, pipeline: dict[str, Any]) -> None:
-        for stage in pipeline.get("stages", []):
-            for action in stage.get("actions", []):
-                type_id = action.get("actionTypeId", {})
-                key = (type_id.get("category"), type_id.get("provider"), type_id.get("version"))
-                if type_id.get("owner") == "Custom" and key not in store(self).action_types:
-                    raise InvalidActionDeclarationException(
-                        f"{describe_type_id(type_id)} in action '{action.get('name')}' is not available "
-                        f"in region '{self.region_name.upper().replace('-', '_')}'"
-                    )
 
+def wrap_create_pipeline(original: Any) -> Any:
     def create_pipeline(self: CodePipelineBackend, pipeline: dict[str, Any], tags: Any) -> Any:
-        check(self, pipeline)
-        return original["create_pipeline"](self, pipeline, tags)
+        _check_custom_actions_exist(self, pipeline)
+        return original(self, pipeline, tags)
 
+    return create_pipeline
+
+
+def wrap_update_pipeline(original: Any) -> Any:
     def update_pipeline(self: CodePipelineBackend, pipeline: dict[str, Any]) -> Any:
-        check(self, pipeline)
-        return original["update_pipeline"](self, pipeline)
+        _check_custom_actions_exist(self, pipeline)
+        return original(self, pipeline)
+
+    return update_pipeline
+
+
+def wrap_delete_pipeline(original: Any) -> Any:
+    """DeletePipeline also forgets the pipeline's stage and action states (a new pipeline of the same name starts
+    blank)."""
 
     def delete_pipeline(self: CodePipelineBackend, name: str) -> None:
-        original["delete_pipeline"](self, name)
+        original(self, name)
         state = store(self)
         with state.changed:
             state.stage_states.pop(name, None)
             state.action_states.pop(name, None)
 
-    return {"create_pipeline": create_pipeline, "update_pipeline": update_pipeline, "delete_pipeline": delete_pipeline}
+    return delete_pipeline
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -732,7 +721,7 @@ def artifact_store(self: CodePipelineBackend, definition: dict[str, Any]) -> dic
 
 
 def start_pipeline_execution(self: CodePipelineBackend, name: str, variables: list[dict[str, str]] | None) -> str:
-    from localcloud.codepipeline import PipelineRunner  # the runner module imports this one
+    from emulator.codepipeline.runner import PipelineRunner  # the runner module imports this one
 
     pipeline = _pipeline(self, name)
     execution = PipelineExecution(name, pipeline.pipeline["version"], variables)
@@ -812,3 +801,13 @@ def execution_to_dict(original: Any) -> Any:
         return result
 
     return to_dict
+
+
+def closing_reset(original: Any) -> Any:
+    """moto's reset() of a backend also closes its store: the runner threads of its executions leave."""
+
+    def reset(self: CodePipelineBackend) -> None:
+        store(self).close()
+        original(self)
+
+    return reset

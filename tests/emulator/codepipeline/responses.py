@@ -1,4 +1,4 @@
-"""Wire format of the CodePipeline operations the harness adds (methods of moto's ``CodePipelineResponse``)."""
+"""Wire format of the CodePipeline operations the emulator adds (methods of moto's ``CodePipelineResponse``)."""
 
 from __future__ import annotations
 

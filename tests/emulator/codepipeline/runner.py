@@ -1,13 +1,8 @@
-"""CodePipeline for the local cloud: custom action types, the job protocol, and pipelines that really run.
+"""The pipeline runner: a started CodePipeline execution runs in a daemon thread that calls the backends directly.
 
-``install()`` patches moto's CodePipeline backend and response classes, so the additions work under
-``moto.mock_aws()`` and in a ``ThreadedMotoServer`` started in this process. A started execution runs in a daemon
-thread (``PipelineRunner``) that calls the backends directly: an ``AWS/Source/S3`` action copies its object into the
-artifact store, a ``Custom`` action queues a job and waits for a final job result (or ``ACTION_TIMEOUT_SECONDS``).
-Action and pipeline state changes are emitted as EventBridge events (``localcloud.events.emit``).
-
-Helpers for tests and other harness code: ``backend()``, ``jobs()``, ``results()``, ``wait_for_execution()``,
-``stop()``.
+An ``AWS/Source/S3`` action copies its object into the artifact store, a ``Custom`` action queues a job and waits for
+a final job result (or ``ACTION_TIMEOUT_SECONDS``). Action and pipeline state changes are emitted as EventBridge
+events (``emulator.events.emit``).
 """
 
 from __future__ import annotations
@@ -18,119 +13,21 @@ import threading
 import time
 from typing import Any
 
-from moto.codepipeline.models import CodePipeline, CodePipelineBackend, PipelineExecution, codepipeline_backends
-from moto.codepipeline.responses import CodePipelineResponse
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.codepipeline.models import CodePipeline, CodePipelineBackend, PipelineExecution
 from moto.core.utils import iso_8601_datetime_with_milliseconds, utcnow
 from moto.s3.models import s3_backends
 
-from localcloud import clock, events
-from localcloud import codepipeline_models as models
-from localcloud import codepipeline_responses as responses
-from localcloud.codepipeline_models import ActionRun, Artifact, Job, JobResult, Store
+from emulator import clock, events
+from emulator.codepipeline import models
+from emulator.codepipeline.models import ActionRun, Artifact, Store
 
-LOG = logging.getLogger("localcloud.codepipeline")
+LOG = logging.getLogger("emulator.codepipeline")
 
-# How long a Custom action may wait for a final job result, in AWS seconds (scaled by localcloud.clock): 24 hours
+# How long a Custom action may wait for a final job result, in AWS seconds (scaled by emulator.clock): 24 hours
 # for custom actions (CodePipeline quotas). Tests lower it.
 ACTION_TIMEOUT_SECONDS: float = 24 * 3600
 
 _EVENT_STATES = {"InProgress": "STARTED", "Succeeded": "SUCCEEDED", "Failed": "FAILED", "Abandoned": "ABANDONED"}
-_install_lock = threading.Lock()
-_installed = False
-
-
-def install() -> None:
-    """Patch moto's CodePipeline (idempotent)."""
-    global _installed
-    with _install_lock:
-        if _installed:
-            return
-        events.install()
-        backend_methods = (
-            models.create_custom_action_type,
-            models.delete_custom_action_type,
-            models.list_action_types,
-            models.poll_for_jobs,
-            models.acknowledge_job,
-            models.get_job_details,
-            models.put_job_success_result,
-            models.put_job_failure_result,
-            models.start_pipeline_execution,
-            models.get_pipeline_state,
-            models.stop_pipeline_execution,
-        )
-        for method in backend_methods:
-            setattr(CodePipelineBackend, method.__name__, method)
-        wrapped = ("list_tags_for_resource", "tag_resource", "untag_resource")
-        wrapped += ("create_pipeline", "update_pipeline", "delete_pipeline")
-        originals = {name: getattr(CodePipelineBackend, name) for name in wrapped}
-        for name, method in (models.wrap_tagging(originals) | models.wrap_pipeline_definition(originals)).items():
-            setattr(CodePipelineBackend, name, method)
-        CodePipelineBackend.reset = _closing_reset(CodePipelineBackend.reset)
-        PipelineExecution.to_dict = models.execution_to_dict(PipelineExecution.to_dict)
-        CodePipeline.metadata = property(models.pipeline_metadata)  # type: ignore[method-assign,assignment]
-        for operation in responses.OPERATIONS:
-            setattr(CodePipelineResponse, operation.__name__, operation)
-        _installed = True
-
-
-def _closing_reset(original: Any) -> Any:
-    def reset(self: CodePipelineBackend) -> None:
-        models.store(self).close()
-        original(self)
-
-    return reset
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Helpers for tests and other harness code
-
-
-def backend(account_id: str = DEFAULT_ACCOUNT_ID, region: str = "us-east-1") -> CodePipelineBackend:
-    return codepipeline_backends[account_id][region]
-
-
-def jobs(account_id: str = DEFAULT_ACCOUNT_ID, region: str = "us-east-1") -> list[Job]:
-    """Every job ever created, oldest first."""
-    state = models.store(backend(account_id, region))
-    with state.changed:
-        return list(state.jobs.values())
-
-
-def results(
-    account_id: str = DEFAULT_ACCOUNT_ID, region: str = "us-east-1", job_id: str | None = None
-) -> list[JobResult]:
-    """Every Put*Result CodePipeline accepted, oldest first (only those of ``job_id`` if given)."""
-    state = models.store(backend(account_id, region))
-    with state.changed:
-        return [r for r in state.results if job_id is None or r.job_id == job_id]
-
-
-def wait_for_execution(
-    pipeline_name: str,
-    execution_id: str,
-    account_id: str = DEFAULT_ACCOUNT_ID,
-    region: str = "us-east-1",
-    timeout: float = 30.0,
-) -> PipelineExecution:
-    """Block until the execution is Succeeded, Failed or Stopped; TimeoutError otherwise."""
-    cp_backend = backend(account_id, region)
-    deadline = time.monotonic() + timeout
-    while True:
-        execution = cp_backend.get_pipeline_execution(pipeline_name, execution_id)
-        if execution.status in models.FINAL_EXECUTION_STATUSES:
-            return execution
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Execution {execution_id} of {pipeline_name} is still {execution.status}")
-        time.sleep(0.02)
-
-
-def stop() -> None:
-    """End every pipeline runner thread (they exit without changing the executions any further)."""
-    for account in list(codepipeline_backends.values()):
-        for cp_backend in list(account.values()):
-            models.store(cp_backend).close()
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""EC2 fidelity fixes the module's Terraform needs from moto."""
+"""EC2 in the emulator: the fidelity fixes the module's Terraform needs from moto."""
 
 from __future__ import annotations
 
@@ -23,16 +23,12 @@ def _without_own_tags(template_data: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def install() -> None:
+def create_launch_template(original: Any) -> Any:
     """moto copies a launch template's own tags into its data, so every Terraform plan shows a change: undo that."""
-    if getattr(EC2Backend.create_launch_template, "_localcloud", False):
-        return
-    original = EC2Backend.create_launch_template
 
-    def create_launch_template(
+    def create(
         self: EC2Backend, name: str, description: str, template_data: dict[str, Any], tag_spec: dict[str, Any]
     ) -> Any:
         return original(self, name, description, _without_own_tags(template_data), tag_spec)
 
-    create_launch_template._localcloud = True  # type: ignore[attr-defined]
-    EC2Backend.create_launch_template = create_launch_template  # type: ignore[method-assign]
+    return create

@@ -1,15 +1,12 @@
-"""EventBridge for the local cloud: rules that deliver to Lambda and Step Functions, and schedules that fire.
+"""EventBridge in the emulator: rules that deliver to Lambda, Step Functions and SQS, and events AWS services emit.
 
 moto's ``Rule.send_to_targets`` raises NotImplementedError for Lambda and Step Functions targets and ignores the
-rule's state. After ``install()``:
-
-- only ENABLED rules with an event pattern receive put events; matching events go to every target: Lambda targets
-  are invoked asynchronously (invocation type Event) through the Lambda backend and Step Functions targets start an
-  execution, both in a daemon thread; SQS targets get the message at once; all three with the target's Input,
-  InputPath or InputTransformer applied; moto keeps delivering to the other targets it supports (CloudWatch Logs,
-  event buses, archives, API destinations);
-- a daemon scheduler thread fires ENABLED ``rate(...)`` rules with the "Scheduled Event" envelope, the period
-  scaled by ``localcloud.clock`` (minimum 1 s); ``cron(...)`` schedules are logged and not fired.
+rule's state. Its replacement (``send_to_targets``, installed by ``emulator.patches``): only ENABLED rules with an
+event pattern receive put events; matching events go to every target: Lambda targets are invoked asynchronously
+(invocation type Event) through the Lambda backend and Step Functions targets start an execution, both in a daemon
+thread; SQS targets get the message at once; all three with the target's Input, InputPath or InputTransformer
+applied; moto keeps delivering to the other targets it supports (CloudWatch Logs, event buses, archives, API
+destinations). Schedules fire from ``emulator.events.scheduler``.
 
 Every delivery is recorded (``deliveries()``); a failing target is logged and recorded, never raised.
 """
@@ -19,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import re
 import threading
 import time
 import uuid
@@ -32,22 +28,13 @@ from moto.events.models import EventsBackend, Rule, events_backends
 from moto.events.utils import EventTemplateParser
 from moto.utilities.arns import parse_arn
 
-from localcloud import clock
+LOG = logging.getLogger("emulator.events")
 
-LOG = logging.getLogger("localcloud.events")
-
-SCHEDULER_TICK_SECONDS = 0.1
-MIN_SCHEDULE_PERIOD_SECONDS = 1.0
-_RATE = re.compile(r"rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _MOTO_TARGET_SERVICES = ("logs", "events")  # CloudWatch Logs, event buses, archives, API destinations
 
-_install_lock = threading.Lock()
-_installed = False
-_original_send_to_targets = Rule.send_to_targets
+_moto_send_to_targets: Any = None  # moto's own Rule.send_to_targets, for the targets it delivers to
 _deliveries: list[Delivery] = []
 _deliveries_lock = threading.Lock()
-_scheduler: _Scheduler | None = None
 
 
 @dataclass
@@ -63,27 +50,6 @@ class Delivery:
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
-def install() -> None:
-    """Patch moto's EventBridge and start the scheduler (idempotent; restarts a stopped scheduler)."""
-    global _installed, _scheduler
-    with _install_lock:
-        if not _installed:
-            Rule.send_to_targets = _send_to_targets
-            _installed = True
-        if _scheduler is None or not _scheduler.is_alive():
-            _scheduler = _Scheduler()
-            _scheduler.start()
-
-
-def stop() -> None:
-    """Stop the scheduler thread (deliveries already in flight finish on their own)."""
-    global _scheduler
-    with _install_lock:
-        if _scheduler is not None:
-            _scheduler.stop()
-            _scheduler = None
-
-
 def emit(
     source: str,
     detail_type: str,
@@ -94,7 +60,7 @@ def emit(
 ) -> str | None:
     """Put one event on the default bus of ``account``/``region`` as an AWS service would; returns its id (None if it
     was lost: ``faults.drop_events``)."""
-    from localcloud import faults
+    from emulator import faults
 
     if faults.take_dropped_event(detail_type, detail):
         LOG.info("dropped %s event %r (faults.drop_events)", source, detail_type)
@@ -126,15 +92,22 @@ def clear_deliveries() -> None:
 # Delivery
 
 
-def _send_to_targets(self: Rule, event: dict[str, Any], transform_input: bool = True) -> None:
-    """Replaces ``Rule.send_to_targets``: what a put event (or a replay) reaches."""
-    if self.state != "ENABLED" or not self.event_pattern.get_pattern():
-        return  # disabled, or a schedule-only rule
-    if self.event_pattern.matches_event(event):
-        _deliver(self, event, transform_input)
+def send_to_targets(original: Any) -> Any:
+    """The replacement of ``Rule.send_to_targets`` (what a put event, or a replay, reaches); moto's own ``original``
+    still serves the targets it supports."""
+    global _moto_send_to_targets
+    _moto_send_to_targets = original
+
+    def send(self: Rule, event: dict[str, Any], transform_input: bool = True) -> None:
+        if self.state != "ENABLED" or not self.event_pattern.get_pattern():
+            return  # disabled, or a schedule-only rule
+        if self.event_pattern.matches_event(event):
+            deliver(self, event, transform_input)
+
+    return send
 
 
-def _deliver(rule: Rule, event: dict[str, Any], transform_input: bool = True) -> None:
+def deliver(rule: Rule, event: dict[str, Any], transform_input: bool = True) -> None:
     moto_targets = []
     for target in rule.targets:
         service = parse_arn(target["Arn"]).service
@@ -154,7 +127,7 @@ def _deliver(rule: Rule, event: dict[str, Any], transform_input: bool = True) ->
         moto_rule = copy.copy(rule)
         moto_rule.targets = moto_targets
         try:
-            _original_send_to_targets(moto_rule, event, transform_input)
+            _moto_send_to_targets(moto_rule, event, transform_input)
         except Exception:
             LOG.exception("rule %s: delivery to %s failed", rule.arn, [t["Arn"] for t in moto_targets])
 
@@ -256,77 +229,3 @@ def _describe_error(error: Exception) -> str:
     """moto's HTTP exceptions keep the useful text in ``message`` or ``description``."""
     detail = getattr(error, "message", None) or getattr(error, "description", None) or str(error)
     return f"{type(error).__name__}: {detail}"
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Schedules
-
-
-def rate_seconds(expression: str) -> float | None:
-    """The nominal period of a ``rate(N unit)`` expression, None for anything else."""
-    match = _RATE.fullmatch(expression.strip())
-    if match is None:
-        return None
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
-
-
-def _scheduled_rules() -> list[Rule]:
-    rules = []
-    for account in list(events_backends.values()):
-        for backend in list(account.values()):
-            for bus in list(backend.event_buses.values()):
-                rules += [r for r in list(bus.rules.values()) if r.scheduled_expression and r.state == "ENABLED"]
-    return rules
-
-
-def _scheduled_event(rule: Rule) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": rule.account_id,
-        "time": unix_time(),
-        "region": rule.region_name,
-        "resources": [rule.arn],
-        "detail": {},
-        "ingestion-time": unix_time(),
-    }
-
-
-class _Scheduler(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(name="localcloud-events-scheduler", daemon=True)
-        self._stopped = threading.Event()
-        self._next_fire: dict[tuple[str, str], float] = {}
-        self._warned: set[tuple[str, str]] = set()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self.join(timeout=5)
-
-    def run(self) -> None:
-        while not self._stopped.wait(SCHEDULER_TICK_SECONDS):
-            try:
-                self.tick(time.monotonic())
-            except Exception:
-                LOG.exception("scheduler tick failed")
-
-    def tick(self, now: float) -> None:
-        seen = set()
-        for rule in _scheduled_rules():
-            key = (rule.arn, rule.scheduled_expression)
-            nominal = rate_seconds(rule.scheduled_expression)
-            if nominal is None:
-                if key not in self._warned:
-                    LOG.warning("rule %s: schedule %r is not emulated (only rate(...) is)", *key)
-                    self._warned.add(key)
-                continue
-            seen.add(key)
-            period = max(MIN_SCHEDULE_PERIOD_SECONDS, clock.real_seconds(nominal))
-            due = self._next_fire.setdefault(key, now + period)
-            if now >= due:
-                self._next_fire[key] = now + period
-                _deliver(rule, _scheduled_event(rule))
-        for stale in set(self._next_fire) - seen:  # deleted or disabled: a re-enabled rule starts a new period
-            del self._next_fire[stale]

@@ -1,94 +1,20 @@
-"""Step Functions in the local cloud: moto's ASL interpreter (execute_state_machine), made faithful where we need it.
+"""Step Functions in the emulator (backend side): task tokens, definition checks, billed transitions.
 
-- JSONPath: a definite path (`$.Instances[0].InstanceId`) yields the scalar, an indefinite one (`[*]`, `..`, filters,
-  slices) a list.
-- AWS time (Wait states, Retry intervals, TimeoutSeconds/TimeoutSecondsPath, HeartbeatSeconds) runs at clock.scale();
-  the execution history keeps the AWS values.
 - A task token is closed once its task ends (success, failure, timeout): SendTaskSuccess/Failure/Heartbeat on it
   answer TaskTimedOut, as AWS does; SendTaskFailure keeps its cause.
-- aws-sdk integrations get the API's member casing (from botocore's operation model) both ways.
 - ValidateStateMachineDefinition and ListStateMachineVersions (both called by Terraform's aws_sfn_state_machine);
   CreateStateMachine/UpdateStateMachine reject definitions whose transitions name missing states.
 - `transitions(execution_arn)`: billed state transitions of an execution, from its history.
+
+The interpreter's own fixes (JSONPath, AWS time, aws-sdk casing) are in ``interpreter``, the wire format of the added
+operations in ``responses``.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import threading
-import time
-import types
 from collections.abc import Iterator
 from typing import Any
-
-from localcloud import clock
-
-_INDEFINITE_PATH = re.compile(r"\[\s*(\*|\?)|\[[^\]'\"]*[:,][^\]'\"]*\]|\.\.|\.\*")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# JSONPath
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def extract_json(path: str, data: Any) -> Any:
-    """AWS's reading of a Path field: the value for a definite path, a list for an indefinite one."""
-    from jsonpath_ng.ext import parse
-    from moto.stepfunctions.parser.asl.utils.json_path import NoSuchJsonPathError
-
-    matches = parse(path).find(data)
-    indefinite = bool(_INDEFINITE_PATH.search(path))
-    if indefinite:
-        return [match.value for match in matches]
-    if not matches:
-        raise NoSuchJsonPathError(json_path=path, data=data)
-    return matches[0].value
-
-
-def _install_json_path() -> None:
-    import sys
-
-    import moto.stepfunctions.parser.asl.utils.json_path as json_path_module
-    import moto.stepfunctions.parser.models  # noqa: F401 (imports every module that uses extract_json)
-
-    original = json_path_module.extract_json
-    for module in list(sys.modules.values()):
-        if getattr(module, "extract_json", None) is original:
-            module.extract_json = extract_json  # type: ignore[attr-defined]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# AWS time
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-class AwsTimeEvent(threading.Event):
-    """An Event whose wait timeout is in AWS seconds (used by the interpreter's task timeout and callback waits)."""
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return super().wait(None if timeout is None else clock.real_seconds(timeout))
-
-
-def _wait_state_body(self: Any, env: Any) -> None:
-    """WaitFunction._eval_body: wait the state's seconds in AWS time; stop early if the execution stops."""
-    deadline = time.monotonic() + clock.real_seconds(self._get_wait_seconds(env=env))
-    while env.is_running() and (remaining := deadline - time.monotonic()) > 0:
-        if env.program_state_event.wait(remaining):
-            time.sleep(min(remaining, 0.01))  # an unrelated state change: keep waiting without spinning
-
-
-def _install_time() -> None:
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
-    from moto.stepfunctions.parser.asl.eval.callback import callback
-
-    retrier_decl.time = types.SimpleNamespace(sleep=clock.sleep)  # type: ignore[attr-defined]
-    execute_state.threading = types.SimpleNamespace(Event=AwsTimeEvent)  # type: ignore[attr-defined]
-    callback.Event = AwsTimeEvent  # type: ignore[attr-defined,misc]
-    WaitFunction._eval_body = _wait_state_body  # type: ignore[method-assign]
-
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Task tokens
@@ -120,25 +46,25 @@ def _deliver(backend: Any, token: str, deliver: Any) -> None:
     raise AWSError("Invalid Token: 'Invalid token'", "InvalidToken")
 
 
-def _send_task_success(self: Any, task_token: str, outcome: str) -> None:
+def send_task_success(self: Any, task_token: str, outcome: str) -> None:
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeSuccess
 
     result = CallbackOutcomeSuccess(callback_id=task_token, output=outcome)
     _deliver(self, task_token, lambda pool: pool.notify(callback_id=task_token, outcome=result))
 
 
-def _send_task_failure(self: Any, task_token: str, error: str | None = None, cause: str | None = None) -> None:
+def send_task_failure(self: Any, task_token: str, error: str | None = None, cause: str | None = None) -> None:
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeFailure
 
     result = CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause)
     _deliver(self, task_token, lambda pool: pool.notify(callback_id=task_token, outcome=result))
 
 
-def _send_task_heartbeat(self: Any, task_token: str) -> None:
+def send_task_heartbeat(self: Any, task_token: str) -> None:
     _deliver(self, task_token, lambda pool: pool.heartbeat(callback_id=task_token))
 
 
-def _close_on_interrupt(original: Any) -> Any:
+def close_on_interrupt(original: Any) -> Any:
     """CallbackEndpoint.interrupt_all runs when the task ends: from then on the token is closed."""
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackConsumerLeft
 
@@ -148,65 +74,6 @@ def _close_on_interrupt(original: Any) -> Any:
         original(self)
 
     return interrupt_all
-
-
-def _send_task_failure_response(self: Any) -> Any:
-    """moto's SendTaskFailure drops the cause."""
-    from moto.core.responses import EmptyResult
-
-    token, error, cause = (self._get_param(name) for name in ("taskToken", "error", "cause"))
-    self.stepfunction_backend.send_task_failure(token, error=error, cause=cause)
-    return EmptyResult()
-
-
-def _install_tokens() -> None:
-    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-    from moto.stepfunctions.responses import StepFunctionResponse
-
-    StepFunctionsParserBackend.send_task_success = _send_task_success  # type: ignore[method-assign,assignment]
-    StepFunctionsParserBackend.send_task_failure = _send_task_failure  # type: ignore[method-assign,assignment]
-    StepFunctionsParserBackend.send_task_heartbeat = _send_task_heartbeat  # type: ignore[method-assign,assignment]
-    if not getattr(CallbackEndpoint.interrupt_all, "_localcloud", False):
-        CallbackEndpoint.interrupt_all = _close_on_interrupt(CallbackEndpoint.interrupt_all)  # type: ignore[method-assign]
-        CallbackEndpoint.interrupt_all._localcloud = True  # type: ignore[attr-defined]
-    StepFunctionResponse.send_task_failure = _send_task_failure_response  # type: ignore[method-assign]
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# aws-sdk integration casing
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _operation_model(task: Any, service: str | None, action: str | None) -> Any:
-    import botocore.session
-    from botocore import xform_name
-
-    model = botocore.session.get_session().get_service_model(task._get_boto_service_name(service))
-    snake = task._get_boto_service_action(action)
-    name = next(op for op in model.operation_names if xform_name(op) == snake)
-    return model.operation_model(name)
-
-
-def _normalise_parameters(self: Any, parameters: dict, service: str | None = None, action: str | None = None) -> None:
-    shape = _operation_model(self, service, action).input_shape
-    if shape is not None:
-        self._to_boto_request(parameters, shape)
-
-
-def _normalise_response(self: Any, response: Any, service: str | None = None, action: str | None = None) -> None:
-    shape = _operation_model(self, service, action).output_shape
-    if shape is not None:
-        self._from_boto_response(response, shape)
-
-
-def _install_aws_sdk_casing() -> None:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
-        StateTaskServiceAwsSdk,
-    )
-
-    StateTaskServiceAwsSdk._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
-    StateTaskServiceAwsSdk._normalise_response = _normalise_response  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -296,32 +163,7 @@ def validate_definition(definition: str) -> list[dict[str, str]]:
     return graph_diagnostics(machine)
 
 
-def _validate_state_machine_definition(self: Any) -> Any:
-    from moto.core.responses import ActionResult
-
-    diagnostics = validate_definition(self._get_param("definition"))
-    if self._get_param("severity", "ERROR") == "ERROR":
-        diagnostics = [d for d in diagnostics if d["severity"] == "ERROR"]
-    max_results = self._get_int_param("maxResults") or 100
-    return ActionResult(
-        {
-            "result": "FAIL" if any(d["severity"] == "ERROR" for d in diagnostics) else "OK",
-            "diagnostics": diagnostics[:max_results],
-            "truncated": len(diagnostics) > max_results,
-        }
-    )
-
-
-def _list_state_machine_versions(self: Any) -> Any:
-    from moto.core.responses import ActionResult
-
-    machine = self.stepfunction_backend.describe_state_machine(self._get_param("stateMachineArn"))
-    versions = sorted(machine.versions.values(), key=lambda version: version.version, reverse=True)
-    items = [{"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in versions]
-    return ActionResult({"stateMachineVersions": items})
-
-
-def _check_definition(definition: str) -> None:
+def check_definition(definition: str) -> None:
     """CreateStateMachine/UpdateStateMachine's check: grammar and transition graph, as AWS does."""
     from moto.core.exceptions import AWSError
 
@@ -329,15 +171,6 @@ def _check_definition(definition: str) -> None:
     if errors:
         listed = "; ".join(f"{d['code']}: {d['message']} at {d['location']}" for d in errors)
         raise AWSError(f"Invalid State Machine Definition: '{listed}'", "InvalidDefinition")
-
-
-def _install_validation() -> None:
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-    from moto.stepfunctions.responses import StepFunctionResponse
-
-    StepFunctionResponse.validate_state_machine_definition = _validate_state_machine_definition  # type: ignore[attr-defined]
-    StepFunctionResponse.list_state_machine_versions = _list_state_machine_versions  # type: ignore[attr-defined]
-    StepFunctionsParserBackend._validate_definition = staticmethod(_check_definition)  # type: ignore[method-assign,assignment]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -370,11 +203,3 @@ def count_transitions(events: list[dict[str, Any]]) -> int:
 def transitions(execution_arn: str) -> int:
     """Billed state transitions of an execution run by the interpreter (so far, if it still runs)."""
     return count_transitions(_execution(execution_arn).to_history_output()["events"])
-
-
-def install() -> None:
-    _install_json_path()
-    _install_time()
-    _install_tokens()
-    _install_aws_sdk_casing()
-    _install_validation()
