@@ -38,13 +38,15 @@ class Override:
     why: str  # why moto's own falls short
     value: Callable[[Any], Any]  # moto's original (None when added) -> what takes its place
 
-    def apply(self) -> None:
+    def apply(self) -> Any:
+        """Install the entry; returns moto's original (None when added)."""
         owner, name = _resolve(self.target)
         original = getattr(owner, name, None)
         if (original is None) != (self.kind == ADDS):
             state = "already has" if original is not None else "no longer has"
             raise MotoVersionError(f"moto {installed_moto_version()} {state} {self.target}: review this override")
         setattr(owner, name, self.value(original))
+        return original
 
 
 def _resolve(target: str) -> tuple[Any, str]:
@@ -327,6 +329,7 @@ OVERRIDES: list[Override] = [
 
 _lock = threading.Lock()
 _applied = False
+ORIGINALS: dict[str, Any] = {}  # target -> what moto had there before apply() (None when added)
 
 
 def installed_moto_version() -> str:
@@ -352,7 +355,7 @@ def apply() -> None:
             return
         check_moto_version()
         for override in OVERRIDES:
-            override.apply()
+            ORIGINALS[override.target] = override.apply()
         _applied = True
 
 
