@@ -12,6 +12,8 @@ from .payloads import ActionTypeId, Artifact, Job, Result
 
 EXTERNAL_ID_LIMIT = 1500
 CLOSED_JOB_ERRORS = ("InvalidJobStateException", "JobNotFoundException")
+# The report function's asynchronous event to the poll function: take the continuation job now (no sweep).
+CONTINUATION_WAKE_UP = {"poll": "continuation"}
 # AcknowledgeJob's answers when the job is not ours to take: another dispatch (nonce) of it, or no such job.
 NOT_OURS_ERRORS = ("InvalidNonceException", "JobNotFoundException")
 

@@ -264,6 +264,12 @@ def unanswered() -> list[dict[str, Any]]:
     )
 
 
-def unstarted() -> list[dict[str, Any]]:
-    """Items of claimed jobs whose execution may not have started (the sweep checks each for its execution)."""
-    return _scan({"FilterExpression": _UNSTARTED, "ExpressionAttributeNames": {"#result": "result"}})
+def unstarted(claimed_before: int) -> list[dict[str, Any]]:
+    """Items of jobs claimed before that time whose execution may not have started (the sweep checks each)."""
+    return _scan(
+        {
+            "FilterExpression": f"({_UNSTARTED}) AND claimed_at < :before",
+            "ExpressionAttributeNames": {"#result": "result"},
+            "ExpressionAttributeValues": {":before": claimed_before},
+        }
+    )

@@ -1,7 +1,8 @@
 """poll: take CodePipeline jobs of our action types and start (or continue) their builds; sweep what events missed.
 
 Triggers: the STARTED event of an action of ours (polls only that type), a schedule (polls every type, then sweeps),
-and the report function's asynchronous invoke `{}` (same as the schedule).
+and the report function's asynchronous wake-up `{"poll": "continuation"}` (polls every type, no sweep: a burst of
+builds must not start a sweep per build).
 
 Every step from PollForJobs to StartExecution can be the last one a dying poller takes, so the order makes each
 crash point recoverable (DESIGN.md, "Jobs and continuation"): the job is recorded in the jobs table (the claim, with
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -29,6 +31,8 @@ BATCH_SIZE = 10
 JOBS_PER_EVENT = 3
 JOBS_PER_SCHEDULE = 20
 MIN_REMAINING_MS = 20_000
+# The sweep resumes a claim only this long after it was made: a live poller finishes its own in well under that.
+RESUME_AFTER_SECONDS = 10
 
 
 def execution_prefix(state_machine_arn: str) -> str:
@@ -41,6 +45,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
     config = load()
     detail = (event or {}).get("detail") or {}
     started_event = isinstance(detail.get("type"), dict)
+    wake_up = event == codepipeline.CONTINUATION_WAKE_UP
     if started_event:
         action = config.action(detail["type"])
         actions = [action] if action else []
@@ -57,15 +62,15 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
         "answered": [],
         "failed": [],
     }
-    limit = JOBS_PER_EVENT if started_event else JOBS_PER_SCHEDULE
+    limit = JOBS_PER_EVENT if started_event or wake_up else JOBS_PER_SCHEDULE
     for action in actions:
         try:
             _poll(config, action.type_id, limit, context, summary)
         except ClientError as exc:  # e.g. a type deleted outside Terraform: the other types and the sweep go on
             log.reset()
             log.error("cannot poll this action type", type=action.type_id, error=aws.error_code(exc) or repr(exc))
-    if not started_event:
-        _sweep(config, summary)
+    if not (started_event or wake_up):
+        _sweep(config, context, summary)
     log.reset()
     log.info("poll finished", **{key: value for key, value in summary.items() if value})
     return summary
@@ -186,26 +191,39 @@ def _continue(config: Config, job: dict[str, Any], token: str, summary: dict[str
     return True
 
 
-def _sweep(config: Config, summary: dict[str, list[str]]) -> None:
+def _sweep(config: Config, context: Any, summary: dict[str, list[str]]) -> None:
     """The fallback for lost events and dead pollers: start claimed jobs that have no execution, deliver ended
-    commands, answer stored results that the open job lacks."""
-    for item in jobs.unstarted():
+    commands, answer stored results that the open job lacks. It goes on only while the invocation has time left;
+    the next sweep takes what this one did not reach."""
+    claimed_before = int(time.time()) - RESUME_AFTER_SECONDS
+    work = [(_resume_item, item) for item in jobs.unstarted(claimed_before)]
+    work += [(_sweep_item, item) for item in jobs.pending()]
+    for done, (step, item) in enumerate(work):
+        if not _time_left(context):
+            log.reset()
+            log.warning("sweep stopped within the time left; the next sweep goes on", items_left=len(work) - done)
+            return
         log.reset(job_id=item["job_id"], execution_arn=item.get("execution_arn"))
-        try:
-            if _resume(config, item):
-                summary["resumed"].append(item["job_id"])
-        except Exception as exc:  # the next sweep tries again; the reaper fails the job if it never starts
-            log.error("cannot start the claimed job's execution now", error=repr(exc))
-    for item in jobs.pending():
-        log.reset(job_id=item["job_id"], execution_arn=item.get("execution_arn"))
-        try:
-            if item.get("task_token") and item.get("command_id") and outcome.deliver(item, item["command_id"]):
-                summary["delivered"].append(item["job_id"])
-            answered = codepipeline.answer_open_job(item)
-            if answered:
-                summary["answered"].append(answered)
-        except Exception as exc:  # the next sweep tries again
-            log.error("sweep failed for this job", error=repr(exc))
+        step(config, item, summary)
+
+
+def _resume_item(config: Config, item: dict[str, Any], summary: dict[str, list[str]]) -> None:
+    try:
+        if _resume(config, item):
+            summary["resumed"].append(item["job_id"])
+    except Exception as exc:  # the next sweep tries again; the reaper fails the job if it never starts
+        log.error("cannot start the claimed job's execution now", error=repr(exc))
+
+
+def _sweep_item(config: Config, item: dict[str, Any], summary: dict[str, list[str]]) -> None:
+    try:
+        if item.get("task_token") and item.get("command_id") and outcome.deliver(item, item["command_id"]):
+            summary["delivered"].append(item["job_id"])
+        answered = codepipeline.answer_open_job(item)
+        if answered:
+            summary["answered"].append(answered)
+    except Exception as exc:  # the next sweep tries again
+        log.error("sweep failed for this job", error=repr(exc))
 
 
 def _resume(config: Config, item: dict[str, Any]) -> bool:

@@ -76,7 +76,8 @@ def _final(state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
 def _wake_poller() -> None:
     """Ask the poller to look for the continuation job now rather than at its next schedule (best effort)."""
     try:
-        aws.client("lambda").invoke(FunctionName=load().poll_function_name, InvocationType="Event", Payload=b"{}")
+        wake_up = json.dumps(codepipeline.CONTINUATION_WAKE_UP).encode()
+        aws.client("lambda").invoke(FunctionName=load().poll_function_name, InvocationType="Event", Payload=wake_up)
     except ClientError as exc:  # the scheduled sweep answers the job anyway, a minute later at most
         log.warning("cannot invoke the poller", error=aws.error_code(exc))
         return
