@@ -1,6 +1,6 @@
 # The single environment variable every function reads (DESIGN.md, "Lambda configuration"), composed here and only
 # here: the orchestrator passes it to the functions, and the handler tests render this module with Terraform for
-# their fixtures, so a key added here reaches both.
+# their fixtures (tests/harness/rendered.py), so a key added here reaches both.
 locals {
   config = {
     stack = var.name_prefix

@@ -1,4 +1,10 @@
-"""Fixtures for the handler unit tests: an in-process moto cloud with what the module's Terraform would create."""
+"""Fixtures for the handler tests: an in-process moto cloud plus the emulator, with what the module's Terraform makes.
+
+What Terraform produces is taken from Terraform, never copied (harness/rendered.py): EC2_ACTION_CONFIG is
+modules/lambda_config rendered by Terraform, with the ids of the resources created here in moto; the SSM document is
+modules/ssm_document_content rendered by Terraform; the action type's definition is modules/action_type's, read with
+python-hcl2. Injected API errors are the emulator's (emulator.faults), answered in each service's own protocol.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 from ec2_action import aws, config
-from emulator import codepipeline, patches
+from emulator import codepipeline, faults, patches
 from emulator.ssm import agent as ssm_agent
+from harness import rendered
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
@@ -25,8 +30,43 @@ from moto.ec2.utils import random_ami_id
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK = "ec2-build"
-ROOT = Path(__file__).resolve().parents[2]
 ACTION = {"category": "Build", "owner": "Custom", "provider": "EC2-Linux", "version": "1"}
+ACTION_KEY = "build"  # the action's key in the module's `actions`
+# Stand-ins, in the rendering, for the ids of the resources the `cloud` fixture creates in moto (new ones each test):
+# the configuration is rendered once per session, and each stand-in replaced by its resource's id wherever Terraform
+# put it.
+CREATED = {
+    "launch_template_id": "lt-created-by-the-fixture",
+    "subnet_ids": [
+        "subnet-created-by-the-fixture-a",
+        "subnet-created-by-the-fixture-b",
+        "subnet-created-by-the-fixture-c",
+    ],
+    "security_group_ids": ["sg-created-by-the-fixture"],
+    "state_machine_arn": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:created-by-the-fixture",
+}
+# modules/lambda_config's inputs as the root module passes them for one Linux action (defaults applied).
+CONFIG_VARIABLES: dict[str, Any] = {
+    "name_prefix": STACK,
+    "actions": {
+        ACTION_KEY: {
+            "category": ACTION["category"], "provider": ACTION["provider"], "versions": [ACTION["version"]],
+            "image_id": None, "instance_type": "t3.large", "timeout_minutes": 60, "root_volume_size_gib": 30,
+        }
+    },
+    "jobs_table_name": f"{STACK}-jobs",
+    "document_name": f"{STACK}-run-build",
+    "build_log_group_name": f"/{STACK}/builds",
+    "allowed_image_ids": [],
+    "allowed_image_owners": ["amazon", "self"],
+    "allowed_instance_types": ["t3.*", "m6i.*"],
+    "default_build_timeout_minutes": 60,
+    "max_build_timeout_minutes": 480,
+    "ssm_registration_timeout_minutes": 15,
+    "poll_function_name": f"{STACK}-poll",
+    "orphan_grace_minutes": 30,
+    **CREATED,
+}  # fmt: skip
 
 
 class LambdaContext:
@@ -41,20 +81,44 @@ class LambdaContext:
         return self.remaining_ms
 
 
+def _replace(value: Any, ids: dict[str, str], used: set[str]) -> Any:
+    """value with every string in ids replaced by ids[string] (recording it in used), in lists and objects too."""
+    if isinstance(value, str) and value in ids:
+        used.add(value)
+        return ids[value]
+    if isinstance(value, list):
+        return [_replace(item, ids, used) for item in value]
+    if isinstance(value, dict):
+        return {key: _replace(item, ids, used) for key, item in value.items()}
+    return value
+
+
 @dataclass
 class Cloud:
-    settings: dict[str, Any]
+    created: dict[str, str]  # stand-in (CREATED) -> the id of the resource the fixture created in moto
     linux_ami: str
     windows_ami: str
     own_ami: str
     monkeypatch: pytest.MonkeyPatch
     context: LambdaContext = field(default_factory=LambdaContext)
+    variables: dict[str, Any] = field(default_factory=lambda: json.loads(json.dumps(CONFIG_VARIABLES)))
+    settings: dict[str, Any] = field(default_factory=dict)  # EC2_ACTION_CONFIG, parsed
 
-    def configure(self, **changes: Any) -> None:
-        """Change EC2_ACTION_CONFIG (as a Terraform variable change would) and drop the cached parse."""
-        self.settings.update(changes)
+    def configure(self, **variables: Any) -> None:
+        """Set EC2_ACTION_CONFIG to modules/lambda_config rendered by Terraform with these inputs changed (as a change
+        of the module's variables would), the created resources' ids in place of their stand-ins; drop the cached
+        parse."""
+        self.variables.update(variables)
+        used: set[str] = set()
+        self.settings = _replace(rendered.lambda_config(self.variables), self.created, used)
+        unused = {stand_in for stand_in in self.created if stand_in in json.dumps(self.variables)} - used
+        assert not unused, f"modules/lambda_config no longer renders {sorted(unused)}: update CREATED"
         self.monkeypatch.setenv(config.ENV_VAR, json.dumps(self.settings))
         config.load.cache_clear()
+
+    def action_variables(self, **changes: Any) -> dict[str, Any]:
+        """The `actions` variable with the one action's attributes changed (versions, image_id, instance_type...)."""
+        return {ACTION_KEY: {**self.variables["actions"][ACTION_KEY], **changes}}
 
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)
@@ -78,17 +142,8 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", REGION)
 
 
-def render_document() -> str:
-    """The SSM document as Terraform renders it (templatefile with the scripts' lines)."""
-    template = (ROOT / "ssm" / "run-build.json.tftpl").read_text()
-    linux = (ROOT / "ssm" / "linux" / "run-build.sh").read_text().splitlines()
-    windows = (ROOT / "ssm" / "windows" / "run-build.ps1").read_text().splitlines()
-    return template.replace("${linux_script_lines}", json.dumps(linux)).replace(
-        "${windows_script_lines}", json.dumps(windows)
-    )
-
-
-def _create_resources() -> dict[str, Any]:
+def _create_resources() -> dict[str, str]:
+    """The resources the functions use, created in moto; {stand-in in CREATED: the created resource's id}."""
     ec2 = boto3.client("ec2", region_name=REGION)
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet_ids = [
@@ -109,46 +164,24 @@ def _create_resources() -> dict[str, Any]:
         },
     )["LaunchTemplate"]["LaunchTemplateId"]
     boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=f"{STACK}-jobs",
+        TableName=CONFIG_VARIABLES["jobs_table_name"],
         KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
     boto3.client("ssm", region_name=REGION).create_document(
-        Name=f"{STACK}-run-build", Content=render_document(), DocumentType="Command", DocumentFormat="JSON"
-    )
+        Name=CONFIG_VARIABLES["document_name"], Content=rendered.ssm_document(), DocumentType="Command",
+        DocumentFormat="JSON",
+    )  # fmt: skip
     machine_arn = boto3.client("stepfunctions", region_name=REGION).create_state_machine(
         name=f"{STACK}-job",
         definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK}-sfn",
     )["stateMachineArn"]
-    return {
-        "stack": STACK,
-        "actions": [
-            {
-                "category": ACTION["category"],
-                "owner": ACTION["owner"],
-                "provider": ACTION["provider"],
-                "versions": [ACTION["version"]],
-                "defaults": {"ImageId": None, "InstanceType": "t3.large", "TimeoutMinutes": 60},
-            }
-        ],
-        "state_machine_arn": machine_arn,
-        "jobs_table": f"{STACK}-jobs",
-        "document_name": f"{STACK}-run-build",
-        "build_log_group": f"/{STACK}/builds",
-        "launch_template_id": template_id,
-        "subnet_ids": subnet_ids,
-        "security_group_ids": [group_id],
-        "allowed_image_ids": [],
-        "allowed_image_owners": ["amazon", "self"],
-        "allowed_instance_types": ["t3.*", "m6i.*"],
-        "default_timeout_minutes": 60,
-        "max_timeout_minutes": 480,
-        "ssm_registration_timeout_seconds": 900,
-        "poll_function_name": f"{STACK}-poll",
-        "orphan_grace_seconds": 1800,
-    }
+    created = {CREATED["launch_template_id"]: template_id, CREATED["state_machine_arn"]: machine_arn}
+    created.update(zip(CREATED["subnet_ids"], subnet_ids, strict=True))
+    created.update(zip(CREATED["security_group_ids"], [group_id], strict=True))
+    return created
 
 
 def _amazon_ami(platform: str | None) -> str:
@@ -177,32 +210,11 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         config.load.cache_clear()
 
 
-@dataclass
-class _Fault:
-    code: str
-    message: str
-    times: int | None
-
-    def __call__(self, **_: Any) -> tuple[Any, dict[str, Any]] | None:
-        """A botocore before-call hook: answer with an AWS error instead of calling the service."""
-        if self.times is not None:
-            if self.times <= 0:
-                return None
-            self.times -= 1
-        http = SimpleNamespace(status_code=400, headers={}, content=b"")
-        return http, {"Error": {"Code": self.code, "Message": self.message}, "ResponseMetadata": {}}
-
-
-@pytest.fixture
-def inject_error() -> Callable[..., None]:
-    """inject_error("ec2", "RunInstances", code, message, times=1): the handlers' next calls fail with that error."""
-
-    def inject(service: str, operation: str, code: str, message: str, times: int | None = 1) -> None:
-        client = aws.client(service)
-        event = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-        client.meta.events.register(event, _Fault(code, message, times))
-
-    return inject
+@pytest.fixture(autouse=True)
+def _no_faults_left_behind() -> Iterator[None]:
+    """Faults are injected with the emulator's emulator.faults (inject_api_error...), whichever test injects them."""
+    yield
+    faults.clear()
 
 
 def make_job(**overrides: Any) -> dict[str, Any]:
@@ -285,16 +297,15 @@ class Pipeline:
 @pytest.fixture
 def pipeline(cloud: Cloud) -> Iterator[Pipeline]:
     client = cloud.client("codepipeline")
+    action = cloud.variables["actions"][ACTION_KEY]
+    # Every property modules/action_type registers, with its flags, and its artifact counts (read from the HCL).
+    defaults = {name: action[name] for name in ("image_id", "instance_type")}
+    definition = rendered.action_type_definition(defaults)
     client.create_custom_action_type(
         category=ACTION["category"], provider=ACTION["provider"], version=ACTION["version"],
         settings={"executionUrlTemplate": "https://console.aws.amazon.com/states/home#/v2/executions/details/"
                   "{ExternalExecutionId}"},
-        configurationProperties=[
-            {"name": name, "required": name == "Command", "key": False, "secret": False}
-            for name in ("ImageId", "InstanceType", "Command", "WorkingDirectory", "OutputArtifactPath")
-        ],
-        inputArtifactDetails={"minimumCount": 0, "maximumCount": 1},
-        outputArtifactDetails={"minimumCount": 0, "maximumCount": 1},
+        **definition,
     )  # fmt: skip
     s3 = cloud.client("s3")
     for bucket in ("source-bucket", "artifact-bucket"):

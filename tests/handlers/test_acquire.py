@@ -5,6 +5,8 @@ from conftest import STACK, Cloud, build_spec, make_job
 from ec2_action import jobs
 from ec2_action.errors import InstanceLaunchFailed, NoCapacity
 from ec2_action.handlers import acquire
+from emulator import faults
+from harness.matrix import SDK_ATTEMPTS
 
 
 def launch(cloud: Cloud, job: dict, **build: object) -> dict:
@@ -74,17 +76,20 @@ def test_retried_launch_uses_the_same_client_token(cloud: Cloud) -> None:
     assert len(tokens) == 1 and len(tokens.pop()) <= 64
 
 
-def test_capacity_error_moves_to_the_next_subnet(cloud: Cloud, inject_error) -> None:
+def test_capacity_error_moves_to_the_next_subnet(cloud: Cloud) -> None:
     job = make_job()
     order = acquire.subnet_rotation(tuple(cloud.settings["subnet_ids"]), job["id"])
-    inject_error("ec2", "RunInstances", "InsufficientInstanceCapacity", "no t3.large here", times=1)
+    # EC2 answers InsufficientInstanceCapacity with HTTP 500, which the SDK retries: one call fails on every attempt.
+    faults.inject_api_error(
+        "ec2", "RunInstances", "InsufficientInstanceCapacity", "no t3.large here", times=SDK_ATTEMPTS, status=500
+    )
     result = launch(cloud, job)
     assert result["subnet_id"] == order[1]
     assert describe(cloud, result["instance_id"])["SubnetId"] == order[1]
 
 
-def test_no_capacity_anywhere_names_type_and_subnets(cloud: Cloud, inject_error) -> None:
-    inject_error("ec2", "RunInstances", "InsufficientInstanceCapacity", "none", times=None)
+def test_no_capacity_anywhere_names_type_and_subnets(cloud: Cloud) -> None:
+    faults.inject_api_error("ec2", "RunInstances", "InsufficientInstanceCapacity", "none", times=None, status=500)
     with pytest.raises(NoCapacity) as raised:
         launch(cloud, make_job())
     message = str(raised.value)
@@ -93,7 +98,7 @@ def test_no_capacity_anywhere_names_type_and_subnets(cloud: Cloud, inject_error)
     assert cloud.client("ec2").describe_instances()["Reservations"] == []
 
 
-def test_other_launch_errors_carry_the_aws_message(cloud: Cloud, inject_error) -> None:
-    inject_error("ec2", "RunInstances", "UnauthorizedOperation", "not allowed to use this AMI")
+def test_other_launch_errors_carry_the_aws_message(cloud: Cloud) -> None:
+    faults.inject_api_error("ec2", "RunInstances", "UnauthorizedOperation", "not allowed to use this AMI", status=403)
     with pytest.raises(InstanceLaunchFailed, match=r"UnauthorizedOperation: not allowed to use this AMI"):
         launch(cloud, make_job())

@@ -7,6 +7,7 @@ import time
 from conftest import Agent, Cloud, build_spec, make_job
 from ec2_action import messages, outcome
 from ec2_action.handlers import run_command
+from emulator import faults
 from test_run_command import online_instance
 
 HUGE_BUILD = "seq 1 100000 | sed 's/^/line /'\nseq 1 3000 | sed 's/^/warning /' >&2\nexit 3"
@@ -68,14 +69,12 @@ def test_the_failure_message_names_the_last_line_not_the_24000th_character(cloud
     assert "line 2400\n" not in message and "--output truncated--" not in message
 
 
-def test_without_the_log_stream_the_returned_beginning_is_shown_and_said_to_be_one(
-    cloud: Cloud, agent: Agent, inject_error
-) -> None:
+def test_without_the_log_stream_the_returned_beginning_is_shown_and_said_to_be_one(cloud: Cloud, agent: Agent) -> None:
     command_id, instance_id = finished_build(cloud, agent, HUGE_BUILD)
     denied = (
         "User: arn:aws:sts::123456789012:assumed-role/ec2-build-poll/x is not authorized to perform: logs:GetLogEvents"
     )
-    inject_error("logs", "GetLogEvents", "AccessDeniedException", denied, times=None)
+    faults.inject_api_error("logs", "GetLogEvents", "AccessDeniedException", denied, times=None)
 
     output = outcome.read(command_id, instance_id, "BuildOnLinux")
 
@@ -100,7 +99,7 @@ def test_without_the_log_stream_the_returned_beginning_is_shown_and_said_to_be_o
 
 def test_a_missing_log_stream_is_named_as_the_reason(cloud: Cloud, agent: Agent) -> None:
     command_id, instance_id = finished_build(cloud, agent, "seq 1 5000 | sed 's/^/line /'")
-    cloud.configure(build_log_group="/ec2-build/another-group")  # where nothing was written
+    cloud.configure(build_log_group_name="/ec2-build/another-group")  # where nothing was written
 
     output = outcome.read(command_id, instance_id, "BuildOnLinux")
 
@@ -109,7 +108,7 @@ def test_a_missing_log_stream_is_named_as_the_reason(cloud: Cloud, agent: Agent)
 
 
 def test_a_short_output_is_whole_without_the_log_stream_and_shown_without_terminal_codes(
-    cloud: Cloud, agent: Agent, inject_error
+    cloud: Cloud, agent: Agent
 ) -> None:
     command = (
         r"printf '\033[1;32mgreen\033[0m and \033]8;;https://example.com\007a link\033]8;;\007\n'"
@@ -119,7 +118,7 @@ def test_a_short_output_is_whole_without_the_log_stream_and_shown_without_termin
         r"printf '\033[31mred\033[0m\tbell\007\n' >&2"
     )
     command_id, instance_id = finished_build(cloud, agent, command)
-    inject_error("logs", "GetLogEvents", "AccessDeniedException", "denied", times=None)
+    faults.inject_api_error("logs", "GetLogEvents", "AccessDeniedException", "denied", times=None)
 
     output = outcome.read(command_id, instance_id, "BuildOnLinux")
 

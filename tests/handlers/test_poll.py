@@ -9,7 +9,8 @@ from ec2_action import aws, jobs
 from ec2_action import codepipeline as cp_helpers
 from ec2_action.config import load
 from ec2_action.handlers import poll
-from emulator import codepipeline
+from emulator import codepipeline, faults
+from harness.matrix import SDK_ATTEMPTS
 
 STARTED = {
     "source": "aws.codepipeline",
@@ -17,6 +18,13 @@ STARTED = {
     "detail": {"pipeline": "app", "stage": "Build", "action": "Build", "state": "STARTED", "type": dict(ACTION)},
 }
 SCHEDULE = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+@pytest.fixture(autouse=True)
+def resume_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests sweep right after a poller died; a sweep leaves a claim to its poller for RESUME_AFTER_SECONDS
+    first (tests/handlers/test_poll_budget.py)."""
+    monkeypatch.setattr(poll, "RESUME_AFTER_SECONDS", -1)
 
 
 def executions(cloud: Cloud) -> list[dict[str, Any]]:
@@ -199,11 +207,12 @@ def test_a_poller_dying_at_any_point_leaves_a_job_the_sweep_starts_once(
     assert "artifactCredentials" not in item["execution_input"]
 
 
-def test_a_throttled_start_is_retried_by_the_sweep_not_failed(
-    cloud: Cloud, pipeline: Pipeline, inject_error: Any
-) -> None:
+def test_a_throttled_start_is_retried_by_the_sweep_not_failed(cloud: Cloud, pipeline: Pipeline) -> None:
     job_id = pipeline.start()
-    inject_error("stepfunctions", "StartExecution", "ThrottlingException", "Rate exceeded", times=1)
+    # Throttled on every attempt the SDK makes (it retries throttling): the poller's one StartExecution call fails.
+    faults.inject_api_error(
+        "stepfunctions", "StartExecution", "ThrottlingException", "Rate exceeded", times=SDK_ATTEMPTS
+    )
 
     assert poll.handler(STARTED, cloud.context)["started"] == []
     assert "ThrottlingException" in cloud.item(job_id)["start_error"]
@@ -276,8 +285,7 @@ def test_a_type_that_cannot_be_polled_stops_neither_the_other_types_nor_the_swee
 ) -> None:
     job_id = pipeline.start()
     gone = {**ACTION, "version": "9"}  # configured here, deleted from CodePipeline by hand
-    [action] = cloud.settings["actions"]
-    cloud.configure(actions=[{**action, "versions": ["9", *action["versions"]]}])
+    cloud.configure(actions=cloud.action_variables(versions=["9", ACTION["version"]]))
     assert load().action(gone) is not None
     die_at("before-call.sfn.StartExecution", aws.client("stepfunctions"))
     with pytest.raises(PollerDied):

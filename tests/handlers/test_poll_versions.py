@@ -23,8 +23,7 @@ def started_event(type_id: dict[str, str]) -> dict[str, Any]:
 
 def serve(cloud: Cloud, versions: list[str]) -> None:
     """EC2_ACTION_CONFIG as the module writes it when the action's served versions are `versions`."""
-    [action] = cloud.settings["actions"]
-    cloud.configure(actions=[{**action, "versions": versions}])
+    cloud.configure(actions=cloud.action_variables(versions=versions))
 
 
 def add_version_2_pipeline(pipeline: Pipeline) -> Pipeline:

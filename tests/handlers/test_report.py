@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 from conftest import ACCOUNT, REGION, STACK, Cloud, Pipeline, build_spec
-from ec2_action import aws
 from ec2_action.handlers import poll, report
+from emulator import faults
 from test_poll import SCHEDULE, STARTED
 
 
@@ -187,15 +187,15 @@ def test_an_execution_that_recorded_no_step_still_reports_its_error(cloud: Cloud
     assert final(cloud, state, execution_arn)["message"] == "A step of the build failed: Lambda.Unknown: crashed"
 
 
-def test_sweep_answers_a_result_that_could_not_be_sent(cloud: Cloud, pipeline: Pipeline, inject_error) -> None:
+def test_sweep_answers_a_result_that_could_not_be_sent(cloud: Cloud, pipeline: Pipeline) -> None:
     job, execution_arn = started_build(cloud, pipeline)
     state = {"job": job, "error": {"Error": "InvalidJobConfiguration", "Cause": "bad"}}
-    inject_error("codepipeline", "PutJobFailureResult", "ThrottlingException", "Rate exceeded", times=None)
+    faults.inject_api_error("codepipeline", "PutJobFailureResult", "ThrottlingException", "Rate exceeded", times=None)
     with pytest.raises(Exception, match="Rate exceeded"):
         final(cloud, state, execution_arn)  # Step Functions gives up: ReportFailed
     assert "reported_to" not in cloud.item(job["id"])
 
-    aws.reset()  # the throttling is over
+    faults.clear()  # the throttling is over
     assert poll.handler(SCHEDULE, cloud.context)["answered"] == [job["id"]]
     [result] = pipeline.results(job["id"])
     assert result.failure_type == "ConfigurationError"

@@ -10,6 +10,7 @@ def run(cloud: Cloud, **configuration: str) -> dict:
 
 
 def test_linux_job_gets_the_action_defaults_and_the_ami_root_device(cloud: Cloud) -> None:
+    cloud.configure(actions=cloud.action_variables(root_volume_size_gib=None))  # an action without a volume default
     build = run(cloud, ImageId=cloud.linux_ami)
     assert build == {
         "image_id": cloud.linux_ami,
@@ -26,6 +27,12 @@ def test_linux_job_gets_the_action_defaults_and_the_ami_root_device(cloud: Cloud
     }
 
 
+def test_the_actions_root_volume_default_applies(cloud: Cloud) -> None:
+    """The root module always passes one (root_volume_size_gib, 50 unless set): here CONFIG_VARIABLES' 30."""
+    assert run(cloud, ImageId=cloud.linux_ami)["root_volume_gib"] == 30
+    assert run(cloud, ImageId=cloud.linux_ami, RootVolumeGiB="20")["root_volume_gib"] == 20
+
+
 def test_job_settings_override_defaults(cloud: Cloud) -> None:
     build = run(cloud, ImageId=cloud.windows_ami, InstanceType="m6i.large", TimeoutMinutes="15", RootVolumeGiB="64",
                 WorkingDirectory="C:\\src")  # fmt: skip
@@ -36,8 +43,7 @@ def test_job_settings_override_defaults(cloud: Cloud) -> None:
 
 
 def test_ami_default_of_the_action_type(cloud: Cloud) -> None:
-    action = {**cloud.settings["actions"][0], "defaults": {"ImageId": cloud.linux_ami, "InstanceType": "t3.micro"}}
-    cloud.configure(actions=[action])
+    cloud.configure(actions=cloud.action_variables(image_id=cloud.linux_ami, instance_type="t3.micro"))
     assert run(cloud)["image_id"] == cloud.linux_ami
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -13,8 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 from emulator import server
 from emulator.ssm import agent as ssm_agent
+from harness import rendered
 
-REPO = Path(__file__).resolve().parents[2]
 # Two of moto's built-in AMIs (moto/ec2/resources/amis.json.gz); DescribeImages over all of them takes seconds.
 LINUX_AMI = "ami-1e749f67"
 WINDOWS_AMI = "ami-03cf127a"
@@ -243,13 +242,7 @@ def test_windows_instances_fail_with_a_clear_message(aws):
 
 
 def test_the_real_build_document_runs_the_linux_script(aws):
-    lines = (REPO / "ssm/linux/run-build.sh").read_text().splitlines()
-    content = (
-        (REPO / "ssm/run-build.json.tftpl")
-        .read_text()
-        .replace("${linux_script_lines}", json.dumps(lines))
-        .replace("${windows_script_lines}", json.dumps(["Write-Output unused"]))
-    )
+    content = rendered.ssm_document()  # as Terraform renders it (modules/ssm_document_content)
     aws["ssm"].create_document(Name="build", Content=content, DocumentType="Command", DocumentFormat="JSON")
     [instance_id] = _registered(aws)
 

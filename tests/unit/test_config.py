@@ -2,34 +2,33 @@ import json
 
 import pytest
 from ec2_action import config
+from harness import rendered
 
-SETTINGS = {
-    "stack": "ec2-build",
-    "actions": [
-        {
-            "category": "Build",
-            "owner": "Custom",
-            "provider": "EC2-Linux",
-            "versions": ["1"],
-            "defaults": {"ImageId": None, "InstanceType": "t3.large", "TimeoutMinutes": 60},
-        }
-    ],
+LINUX = {
+    "category": "Build", "provider": "EC2-Linux", "versions": ["1"], "image_id": None, "instance_type": "t3.large",
+    "timeout_minutes": 60, "root_volume_size_gib": None,
+}  # fmt: skip
+# modules/lambda_config's inputs; SETTINGS is what Terraform renders from them (harness/rendered.py).
+VARIABLES = {
+    "name_prefix": "ec2-build",
+    "actions": {"linux": LINUX},
     "state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:ec2-build-job",
-    "jobs_table": "ec2-build-jobs",
+    "jobs_table_name": "ec2-build-jobs",
     "document_name": "ec2-build-run-build",
-    "build_log_group": "/ec2-build/builds",
+    "build_log_group_name": "/ec2-build/builds",
     "launch_template_id": "lt-0123",
     "subnet_ids": ["subnet-a", "subnet-b"],
     "security_group_ids": ["sg-1"],
     "allowed_image_ids": [],
     "allowed_image_owners": ["amazon", "self"],
     "allowed_instance_types": ["t3.*"],
-    "default_timeout_minutes": 60,
-    "max_timeout_minutes": 480,
-    "ssm_registration_timeout_seconds": 900,
+    "default_build_timeout_minutes": 60,
+    "max_build_timeout_minutes": 480,
+    "ssm_registration_timeout_minutes": 15,
     "poll_function_name": "ec2-build-poll",
-    "orphan_grace_seconds": 1800,
+    "orphan_grace_minutes": 30,
 }
+SETTINGS = rendered.lambda_config(VARIABLES)
 
 
 def test_parses_the_design_example() -> None:
@@ -50,13 +49,12 @@ def test_finds_the_action_of_a_job_or_event() -> None:
 
 def test_every_served_version_is_an_action_type_with_the_actions_defaults() -> None:
     windows = {
-        "category": "Test",
-        "owner": "Custom",
-        "provider": "EC2-Windows",
-        "versions": ["3", "2"],
-        "defaults": {"ImageId": "ami-0123456789abcdef0", "InstanceType": None},
-    }
-    parsed = config.parse(json.dumps({**SETTINGS, "actions": [*SETTINGS["actions"], windows]}))
+        "category": "Test", "provider": "EC2-Windows", "versions": ["3", "2"], "image_id": "ami-0123456789abcdef0",
+        "instance_type": None, "timeout_minutes": None, "root_volume_size_gib": None,
+    }  # fmt: skip
+    parsed = config.parse(
+        json.dumps(rendered.lambda_config({**VARIABLES, "actions": {"linux": LINUX, "win": windows}}))
+    )
 
     assert [(action.provider, action.version) for action in parsed.actions] == [
         ("EC2-Linux", "1"),
