@@ -258,12 +258,12 @@ def test_builder_fails_naming_a_missing_required_file(bundle: Path, tmp_path: Pa
 def test_builder_follows_a_new_reference_in_the_modules(bundle: Path, tmp_path: Path) -> None:
     """A file a .tf starts reading (via a path local here) becomes required, without listing it anywhere."""
     tree = copy_of_release_tree(bundle, tmp_path / "tree")
-    (tree / "modules" / "ssm_document" / "extra.tf").write_text(
+    (tree / "modules" / "ssm_document_content" / "extra.tf").write_text(
         'locals {\n  extra_policy = file("${local.scripts_dir}/linux/extra-policy.json")\n}\n'
     )
     result = build_bundle(tree / "scripts" / BUILDER.name, tmp_path / "out")
     assert result.returncode == 1
-    assert "ssm/linux/extra-policy.json is missing (read by modules/ssm_document/extra.tf)" in result.stderr
+    assert "ssm/linux/extra-policy.json is missing (read by modules/ssm_document_content/extra.tf)" in result.stderr
 
     (tree / "ssm" / "linux" / "extra-policy.json").write_text("{}\n")
     result = build_bundle(tree / "scripts" / BUILDER.name, tmp_path / "out")
