@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ec2_action import config
 from harness import rendered
 from harness.terraform import REPO_ROOT, TerraformRoot

@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+
 from emulator import server
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from harness.terraform import REPO_ROOT, TerraformRoot, provider_mirror
 
 BUILDER = REPO_ROOT / "scripts" / "release_bundle.py"

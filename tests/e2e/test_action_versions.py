@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from emulator.server import LocalCloud
 from harness.deployment import EXAMPLE, Deployment, PipelineRun, unique_name
 from harness.terraform import TerraformRoot

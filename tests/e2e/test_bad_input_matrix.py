@@ -8,6 +8,7 @@ never created and the build output shows the literal value).
 from __future__ import annotations
 
 import pytest
+
 from e2e.bad_input_rows import BAD_INPUT_ROWS
 from harness import matrix
 from harness.deployment import Deployment

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+
 from harness.deployment import STACK_TAG, Deployment, unique_name
 from harness.terraform import REPO_ROOT
 from iam_audit import (

@@ -11,6 +11,7 @@ import stat
 import zipfile
 
 import pytest
+
 from harness.deployment import EXAMPLE, Deployment, unique_name, zip_tree
 
 pytestmark = pytest.mark.e2e

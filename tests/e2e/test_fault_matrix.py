@@ -9,6 +9,7 @@ the reaper window.
 from __future__ import annotations
 
 import pytest
+
 from e2e.fault_rows import FAULT_ROWS
 from harness import matrix
 from harness.deployment import Deployment

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from emulator.server import LocalCloud
 from harness.deployment import EXAMPLE, Deployment
 from harness.terraform import TerraformRoot

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from harness.deployment import Deployment, PipelineRun, unique_name
 
 pytestmark = pytest.mark.e2e

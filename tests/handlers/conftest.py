@@ -17,15 +17,16 @@ from typing import Any
 
 import boto3
 import pytest
-from ec2_action import aws, config
-from emulator import codepipeline, faults, patches
-from emulator.ssm import agent as ssm_agent
-from harness import rendered
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.amis import Ami
 from moto.ec2.utils import random_ami_id
+
+from ec2_action import aws, config
+from emulator import codepipeline, faults, patches
+from emulator.ssm import agent as ssm_agent
+from harness import rendered
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

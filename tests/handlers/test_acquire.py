@@ -2,6 +2,7 @@ import base64
 
 import pytest
 from conftest import STACK, Cloud, build_spec, make_job
+
 from ec2_action import jobs
 from ec2_action.errors import InstanceLaunchFailed, NoCapacity
 from ec2_action.handlers import acquire

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from conftest import Cloud
+
 from ec2_action import aws
 from ec2_action.errors import InstanceLost, InstanceNotReady
 from ec2_action.handlers import check_instance

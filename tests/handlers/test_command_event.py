@@ -4,8 +4,9 @@ import json
 from typing import Any
 
 from conftest import Agent, Cloud, build_spec, make_job, wait_for
-from ec2_action.handlers import command_event, poll, run_command
 from test_run_command import online_instance
+
+from ec2_action.handlers import command_event, poll, run_command
 
 
 def send_build(cloud: Cloud, task_token: Any, command: str) -> tuple[dict[str, Any], str, str]:

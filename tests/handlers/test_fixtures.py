@@ -10,6 +10,7 @@ import json
 import os
 
 from conftest import ACTION, CONFIG_VARIABLES, CREATED, Cloud, Pipeline
+
 from ec2_action import config
 from harness import rendered
 

@@ -5,10 +5,11 @@ import re
 import time
 
 from conftest import Agent, Cloud, build_spec, make_job
+from test_run_command import online_instance
+
 from ec2_action import messages, outcome
 from ec2_action.handlers import run_command
 from emulator import faults
-from test_run_command import online_instance
 
 HUGE_BUILD = "seq 1 100000 | sed 's/^/line /'\nseq 1 3000 | sed 's/^/warning /' >&2\nexit 3"
 NUMBERED = re.compile(r"(?:line|warning) (\d+)")

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 from conftest import ACTION, Cloud, Pipeline
+
 from ec2_action import aws, jobs
 from ec2_action import codepipeline as cp_helpers
 from ec2_action.config import load

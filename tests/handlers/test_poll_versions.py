@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from conftest import ACTION, Cloud, Pipeline
+
 from ec2_action.handlers import poll
 from emulator import codepipeline
 

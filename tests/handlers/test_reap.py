@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 from conftest import ACCOUNT, ACTION, STACK, Cloud, Pipeline
+from test_poll import SCHEDULE, STARTED
+
 from ec2_action import codepipeline as cp_helpers
 from ec2_action import jobs
 from ec2_action.handlers import poll, reap, report
-from test_poll import SCHEDULE, STARTED
 
 INTERVAL = timedelta(minutes=5)  # the default reaper schedule
 GRACE = timedelta(seconds=1800)  # conftest's orphan_grace_seconds

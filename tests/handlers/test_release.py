@@ -1,4 +1,5 @@
 from conftest import STACK, Cloud, make_job
+
 from ec2_action.handlers import release
 
 

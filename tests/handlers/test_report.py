@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 from conftest import ACCOUNT, REGION, STACK, Cloud, Pipeline, build_spec
+from test_poll import SCHEDULE, STARTED
+
 from ec2_action.handlers import poll, report
 from emulator import faults
-from test_poll import SCHEDULE, STARTED
 
 
 def started_build(cloud: Cloud, pipeline: Pipeline) -> tuple[dict[str, Any], str]:

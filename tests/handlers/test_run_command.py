@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from conftest import Agent, Cloud, build_spec, make_job, wait_for
+
 from ec2_action import jobs
 from ec2_action.errors import InstanceNotReady
 from ec2_action.handlers import acquire, check_instance, run_command

@@ -1,5 +1,6 @@
 import pytest
 from conftest import Cloud, make_job
+
 from ec2_action.errors import InvalidJobConfiguration
 from ec2_action.handlers import validate
 

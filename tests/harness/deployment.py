@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
 from emulator import codepipeline, server
 from harness.terraform import REPO_ROOT, TerraformRoot
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+
 from harness.terraform import REPO_ROOT, TerraformRoot
 
 MODULES_DIR = REPO_ROOT / "modules"

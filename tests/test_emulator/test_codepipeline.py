@@ -12,10 +12,11 @@ import boto3
 import botocore.session
 import pytest
 from botocore.exceptions import ClientError
-from emulator import codepipeline, events, patches
-from emulator.codepipeline import runner
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
+
+from emulator import codepipeline, events, patches
+from emulator.codepipeline import runner
 
 REGION = "us-east-1"
 ACTION = {"category": "Build", "owner": "Custom", "provider": "EC2-Linux", "version": "1"}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import boto3
-from emulator import patches
 from moto import mock_aws
+
+from emulator import patches
 
 
 def test_a_launch_templates_own_tags_stay_out_of_its_data() -> None:

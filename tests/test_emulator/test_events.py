@@ -12,10 +12,11 @@ from typing import Any
 
 import boto3
 import pytest
-from emulator import events, faults, patches
-from emulator.events import scheduler
 from moto import mock_aws
 from moto.awslambda_simple.models import lambda_simple_backends
+
+from emulator import events, faults, patches
+from emulator.events import scheduler
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

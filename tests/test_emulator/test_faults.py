@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
 from emulator import faults, server
 
 LINUX_AMI = "ami-1e749f67"  # one of moto's built-in AMIs

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+
 from emulator import server
 from emulator.awslambda import runtime as lambda_runtime
 

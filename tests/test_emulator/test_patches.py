@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from emulator import patches
 from emulator.patches import ADDS, REPLACES, MotoVersionError, Override
 

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from emulator import server
 from emulator.ssm import agent as ssm_agent
 from harness import rendered

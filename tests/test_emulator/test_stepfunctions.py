@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from emulator import server, stepfunctions
 
 REPO = Path(__file__).resolve().parents[2]

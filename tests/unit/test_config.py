@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from ec2_action import config
 from harness import rendered
 

@@ -1,4 +1,5 @@
 import pytest
+
 from ec2_action import guardrails
 from ec2_action.guardrails import Invalid
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from iam_audit import (
     audit,
     codepipeline_job_calls_only,

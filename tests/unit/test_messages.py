@@ -2,6 +2,7 @@ import json
 from urllib.parse import unquote
 
 import pytest
+
 from ec2_action import messages
 
 CONSOLE = messages.Console("us-east-1", "aws")

@@ -1,6 +1,7 @@
 """text: terminal control sequences out of build output, tails cut at line starts."""
 
 import pytest
+
 from ec2_action import text
 
 
