@@ -247,6 +247,12 @@ OVERRIDES: list[Override] = [
         _lazy("stepfunctions.models", "close_on_interrupt", wrap=True),
     ),
     Override(
+        f"{SFN_BACKEND}.stop_execution", WRAPS,
+        "StopExecution returns once the execution is ABORTED: DescribeExecution right after it shows ABORTED",
+        "moto's interpreter only signals the execution's worker thread, which marks it ABORTED some time later",
+        _lazy("stepfunctions.models", "stop_synchronously", wrap=True),
+    ),
+    Override(
         f"{SFN_RESPONSE}.send_task_failure", REPLACES,
         "SendTaskFailure keeps its cause", "moto's response drops the cause",
         _lazy("stepfunctions.responses", "send_task_failure"),

@@ -259,3 +259,12 @@ def test_validation_rejects_dangling_transitions_and_accepts_the_modules_state_m
     ]
     versions = aws["sfn"].list_state_machine_versions(stateMachineArn=machine)["stateMachineVersions"]
     assert [v["stateMachineVersionArn"] for v in versions] == [f"{machine}:1"]
+
+
+def test_stop_execution_answers_once_the_execution_is_aborted(aws):
+    waiting = {"StartAt": "Build", "States": {"Build": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    machine = _machine(aws, "stops", waiting)
+    for attempt in range(5):  # the worker thread's timing varies: every attempt must read ABORTED at once
+        execution_arn = aws["sfn"].start_execution(stateMachineArn=machine, name=f"stop-{attempt}")["executionArn"]
+        aws["sfn"].stop_execution(executionArn=execution_arn)
+        assert aws["sfn"].describe_execution(executionArn=execution_arn)["status"] == "ABORTED"

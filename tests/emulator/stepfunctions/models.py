@@ -13,6 +13,7 @@ operations in ``responses``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,6 +63,22 @@ def send_task_failure(self: Any, task_token: str, error: str | None = None, caus
 
 def send_task_heartbeat(self: Any, task_token: str) -> None:
     _deliver(self, task_token, lambda pool: pool.heartbeat(callback_id=task_token))
+
+
+STOP_SETTLE_SECONDS = 5.0
+
+
+def stop_synchronously(original: Any) -> Any:
+    """StopExecution answers once its execution has left RUNNING (bounded: a stuck worker cannot hang the caller)."""
+
+    def stop_execution(self: Any, execution_arn: str) -> Any:
+        execution = original(self, execution_arn)
+        deadline = time.monotonic() + STOP_SETTLE_SECONDS
+        while execution.status == "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return execution
+
+    return stop_execution
 
 
 def close_on_interrupt(original: Any) -> Any:
