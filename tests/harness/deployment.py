@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
-from emulator import codepipeline, server
+from emulator import codepipeline, metrics, server
 from harness.terraform import REPO_ROOT, TerraformRoot
 
 EXAMPLE = REPO_ROOT / "examples" / "basic-linux"
@@ -86,19 +87,27 @@ class Deployment:
     outputs: dict[str, Any]
 
     @classmethod
-    def apply(cls, cloud: server.LocalCloud, work_dir: Path, example: Path = EXAMPLE) -> Deployment:
+    def apply(
+        cls,
+        cloud: server.LocalCloud,
+        work_dir: Path,
+        example: Path = EXAMPLE,
+        variables: Mapping[str, Any] | None = None,
+    ) -> Deployment:
         terraform = TerraformRoot(example, work_dir, env=cloud.env())
         terraform.init()
-        terraform.apply({"region": cloud.region})
+        terraform.apply({"region": cloud.region, **(variables or {})})
         return cls(cloud, terraform, terraform.outputs())
 
     def client(self, service: str) -> Any:
+        """A client of the test itself: its requests are not the deployed system's, the benchmark leaves them out."""
         return boto3.client(
             service,
             endpoint_url=self.cloud.endpoint,
             region_name=self.cloud.region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
+            config=Config(user_agent_appid=metrics.OBSERVER_APP_ID),
         )
 
     @property

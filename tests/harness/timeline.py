@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from emulator import events
+from emulator.ssm import agent
 from harness.deployment import Deployment, PipelineRun
 
 STARTED_EVENT = "CodePipeline Action Execution State Change"
@@ -24,6 +25,8 @@ class JobFigures:
     """The benchmark's per-job figures (seconds are wall-clock seconds in the local cloud)."""
 
     event_to_command_start: float | None
+    event_to_run_instances: float | None  # STARTED event -> the first instance launched
+    registration_to_readiness_seen: float | None  # agent registered -> the build command sent
     command_end_to_reported: float | None
     state_transitions: int
     registration_checks: int  # WaitForSsmOnline attempts: they grow with boot time, not with build length
@@ -124,13 +127,31 @@ def moments(deployment: Deployment, run: PipelineRun) -> list[Moment]:
     return sorted(found, key=lambda moment: moment.at)
 
 
+def _launches(run: PipelineRun) -> list[tuple[float, float | None]]:
+    """(launched, registered) epoch seconds of the run's instances, in launch order."""
+    found = [agent.launch_times(instance["InstanceId"]) for instance in run.instances]
+    return sorted(times for times in found if times is not None)
+
+
+def _difference(later: float | None, earlier: float | None) -> float | None:
+    return later - earlier if later is not None and earlier is not None else None
+
+
 def figures(deployment: Deployment, run: PipelineRun, transitions: int) -> JobFigures:
     checks = sum(task_attempts(deployment, e["executionArn"], "WaitForSsmOnline") for e in run.state_machine_executions)
     event_time = started_event_time(run)
-    start, end = _command_window(command_invocation(deployment, run))
+    invocation = command_invocation(deployment, run)
+    start, end = _command_window(invocation)
+    sent, registered = None, None
+    if invocation:
+        sent = _epoch(invocation["RequestedDateTime"])
+        registered = (agent.launch_times(invocation["InstanceId"]) or (None, None))[1]
+    launches = _launches(run)
     final = run.final_result
     return JobFigures(
-        event_to_command_start=(start - event_time) if start is not None and event_time is not None else None,
+        event_to_command_start=_difference(start, event_time),
+        event_to_run_instances=_difference(launches[0][0] if launches else None, event_time),
+        registration_to_readiness_seen=_difference(sent, registered),
         command_end_to_reported=(final.time - end) if final is not None and end is not None else None,
         state_transitions=transitions,
         registration_checks=checks,

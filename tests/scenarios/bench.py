@@ -1,12 +1,17 @@
 """`make bench`: what one job costs and how long our machinery adds, measured in the local cloud.
 
-Scenarios: a 2 s build, a 30 s build, 50 jobs started at once, and a burst of 100 jobs started within a second. Per
-job it prints the time from the STARTED event to the build command's start (poll, validate, launch, SSM
-registration), from the command's end to the job's answer, the Step Functions state transitions, Lambda invocations
-and AWS API requests; per CodePipeline job (the first job and its continuation job) the AcknowledgeJob calls; and
-the poll invocations that ran out of time. Figures, not asserts; the same
-figures go to bench-results.json (one object per scenario). AWS-side waits (SSM registration, Retry intervals, the
-sweep schedule) run in real time unless LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a quicker, noisier run).
+Scenarios: a 2 s build right after the apply (every function starts cold), the same again (warm functions), a 30 s
+build, 50 jobs started at once, and a burst of 100 jobs started within a second. Per job it prints the time from the
+STARTED event to RunInstances and to the build command's start, from the SSM Agent's registration to the command
+being sent (readiness seen), from the command's end to the job's answer, the Step Functions state transitions, Lambda
+invocations (by function, with the cold starts and the invocations that ended in an error) and AWS API requests (by
+service and operation); per CodePipeline job (the first job and its continuation job) the AcknowledgeJob calls; and
+the poll invocations that ran out of time. Before the scenarios, each handler's cold import (a fresh interpreter
+importing it from the built zip, as a Lambda execution environment does at init) is timed.
+
+Figures, not asserts; the same figures go to bench-results.json (`cold_import_ms`, and one object per scenario under
+`scenarios`). AWS-side waits (SSM registration, Retry intervals, the sweep schedule) run in real time unless
+LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a quicker, noisier run).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +36,7 @@ from emulator import metrics, server, stepfunctions
 from emulator.awslambda import runtime as lambda_runtime
 from harness import timeline
 from harness.deployment import Deployment, PipelineRun, unique_name
+from harness.terraform import REPO_ROOT
 
 
 def _job_config(deployment: Deployment, seconds: int) -> dict[str, str]:
@@ -53,6 +61,8 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
     for pipeline in pipelines:
         deployment.upload_source(pipeline, {"README.md": "bench\n"})
     invocations_before = Counter(lambda_runtime.invocations())
+    errors_before = Counter(lambda_runtime.errors())
+    cold_before = Counter(lambda_runtime.cold_starts())
     timeouts_before = Counter(lambda_runtime.timeouts())
     requests_before = metrics.requests()
     started = time.time()
@@ -60,10 +70,14 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
     with ThreadPoolExecutor(max_workers=min(jobs, 16)) as pool:
         runs = list(pool.map(lambda pe: deployment.wait(pe[0], pe[1], started, timeout=900), executions))
     wall = time.time() - started
-    invocations = sum((Counter(lambda_runtime.invocations()) - invocations_before).values())
+    prefix = f"{deployment.outputs['name_prefix']}-"
+    invocations = _by_function(Counter(lambda_runtime.invocations()) - invocations_before, prefix)
+    errors = _by_function(Counter(lambda_runtime.errors()) - errors_before, prefix)
+    cold_starts = _by_function(Counter(lambda_runtime.cold_starts()) - cold_before, prefix)
     timeouts = Counter(lambda_runtime.timeouts()) - timeouts_before
     codepipeline_jobs = [job for run in runs for job in run.jobs]
-    requests = sum((metrics.requests() - requests_before).values())
+    requests = metrics.requests() - requests_before
+    succeeded = sum(run.status == "Succeeded" for run in runs)
 
     per_job = [timeline.figures(deployment, run, _transitions(run)) for run in runs]
     return {
@@ -71,22 +85,74 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
         "jobs": jobs,
         "build_seconds": build_seconds,
         "time_scale": float(os.environ["LOCALCLOUD_TIME_SCALE"]),
-        "succeeded": sum(run.status == "Succeeded" for run in runs),
+        "succeeded": succeeded,
         "executions_per_job": sorted({len(run.state_machine_executions) for run in runs}),
         "final_answers_per_job": sorted({sum(not r.continuation_token for r in run.results) for run in runs}),
         "instances_left_running": sum(len(run.live_instances) for run in runs),
         "wall_seconds": round(wall, 2),
+        "event_to_run_instances_seconds": _summary([f.event_to_run_instances for f in per_job]),
         "event_to_command_start_seconds": _summary([f.event_to_command_start for f in per_job]),
+        "registration_to_readiness_seen_seconds": _summary([f.registration_to_readiness_seen for f in per_job]),
         "command_end_to_reported_seconds": _summary([f.command_end_to_reported for f in per_job]),
         "state_transitions_per_job": _summary([f.state_transitions for f in per_job]),
         "ssm_registration_checks_per_job": _summary([f.registration_checks for f in per_job]),
-        "lambda_invocations_per_job": round(invocations / jobs, 1),
-        "api_requests_per_job": round(requests / jobs, 1),
+        "lambda_invocations_per_job": round(sum(invocations.values()) / jobs, 1),
+        "lambda_invocations_per_job_by_function": _per_job(invocations, jobs),
+        "lambda_cold_starts": dict(sorted(cold_starts.items())),
+        # Invocations that ended in an error, per job, counted only when every job succeeded (a healthy run).
+        "lambda_errors_per_job": round(sum(errors.values()) / jobs, 2) if succeeded == jobs else None,
+        "lambda_errors_by_function": dict(sorted(errors.items())),
+        "api_requests_per_job": round(sum(requests.values()) / jobs, 1),
+        "api_requests_per_job_by_service": _per_job(metrics.by_service(requests), jobs),
+        "api_requests_per_job_by_operation": _per_job(requests, jobs),
         "acknowledgements_per_codepipeline_job": round(
             sum(job.acknowledge_calls for job in codepipeline_jobs) / max(1, len(codepipeline_jobs)), 2
         ),
         "poll_invocations_timed_out": timeouts[f"{deployment.outputs['name_prefix']}-poll"],
     }
+
+
+HANDLERS = ("poll", "acquire", "wait_online", "run_command", "command_event", "release", "report", "reap")
+IMPORT_RUNS = 5
+
+
+def cold_imports(dist: Path) -> dict[str, float]:
+    """Median milliseconds a fresh interpreter takes to import each handler from the built zips (the function's code
+    and its layer on sys.path, boto3 from the interpreter's own packages, as in the Lambda Python runtime)."""
+    with tempfile.TemporaryDirectory(prefix="ec2-action-imports-") as work:
+        code, layer = Path(work, "code"), Path(work, "layer")
+        zipfile.ZipFile(dist / "ec2_action.zip").extractall(code)
+        zipfile.ZipFile(dist / "xray_layer.zip").extractall(layer)
+        timed = (
+            "import sys, time; sys.path[:0] = sys.argv[1:3]; started = time.perf_counter(); "
+            "import importlib; importlib.import_module(sys.argv[3]); print((time.perf_counter() - started) * 1000)"
+        )
+        results = {}
+        for name in HANDLERS:
+            command = [
+                sys.executable,
+                "-I",
+                "-c",
+                timed,
+                str(code),
+                str(layer / "python"),
+                f"ec2_action.handlers.{name}",
+            ]
+            runs = [
+                float(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+                for _ in range(IMPORT_RUNS)
+            ]
+            results[name] = round(statistics.median(runs))
+        return results
+
+
+def _by_function(counts: Counter[str], prefix: str) -> Counter[str]:
+    """Counts keyed by the function's name without the deployment's prefix (poll, report...)."""
+    return Counter({name.removeprefix(prefix): count for name, count in counts.items() if count})
+
+
+def _per_job(counts: Counter[str], jobs: int) -> dict[str, float]:
+    return {name: round(count / jobs, 2) for name, count in sorted(counts.items(), key=lambda item: -item[1])}
 
 
 def _summary(values: list[float | int | None]) -> dict[str, float] | None:
@@ -97,8 +163,10 @@ def _summary(values: list[float | int | None]) -> dict[str, float] | None:
 
 
 def _cell(value: Any) -> str:
-    if isinstance(value, dict):
+    if isinstance(value, dict) and set(value) == {"mean", "max"}:
         return f"{value['mean']:g} (max {value['max']:g})" if value["mean"] != value["max"] else f"{value['mean']:g}"
+    if isinstance(value, dict):
+        return " ".join(f"{name}={count:g}" for name, count in value.items()) or "0"
     return "-" if value is None else str(value)
 
 
@@ -108,25 +176,41 @@ ROWS = (
     ("executions_per_job", "executions per job"),
     ("final_answers_per_job", "final answers per job"),
     ("instances_left_running", "instances left running"),
+    ("event_to_run_instances_seconds", "STARTED event -> RunInstances (s)"),
     ("event_to_command_start_seconds", "STARTED event -> command start (s)"),
+    ("registration_to_readiness_seen_seconds", "SSM registration -> command sent (s)"),
     ("command_end_to_reported_seconds", "command end -> job answered (s)"),
     ("state_transitions_per_job", "state transitions per job"),
-    ("ssm_registration_checks_per_job", "  of which SSM registration checks"),
     ("lambda_invocations_per_job", "Lambda invocations per job"),
+    ("lambda_cold_starts", "  cold starts (whole scenario)"),
+    ("lambda_errors_per_job", "Lambda errors per job (all jobs succeeded)"),
     ("api_requests_per_job", "AWS API requests per job"),
+    ("api_requests_per_job_by_service", "  by service"),
     ("acknowledgements_per_codepipeline_job", "AcknowledgeJob calls per CodePipeline job"),
     ("poll_invocations_timed_out", "poll invocations timed out"),
     ("wall_seconds", "wall time of the scenario (s)"),
 )
 
 
+SCENARIOS = ("cold", "warm", "long", "concurrent", "burst")
+BREAKDOWNS = (
+    ("lambda_invocations_per_job_by_function", "Lambda invocations per job, by function"),
+    ("api_requests_per_job_by_operation", "AWS API requests per job, by operation"),
+)
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
+    """One column per scenario; the breakdowns (too wide for a column) follow, one line per scenario."""
     width = max(len(label) for _, label in ROWS)
     columns = [result["scenario"] for result in results]
     col = max(24, *(len(c) for c in columns))
     print(f"{'':{width}}  " + "  ".join(f"{c:>{col}}" for c in columns))
     for key, label in ROWS:
         print(f"{label:{width}}  " + "  ".join(f"{_cell(r[key]):>{col}}" for r in results))
+    for key, label in BREAKDOWNS:
+        print(f"\n{label}:")
+        for result in results:
+            print(f"  {result['scenario']}: {_cell(result[key])}")
 
 
 def main() -> int:
@@ -134,8 +218,19 @@ def main() -> int:
     parser.add_argument("--concurrent-jobs", type=int, default=50)
     parser.add_argument("--burst-jobs", type=int, default=100)
     parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of {', '.join(SCENARIOS)} (default: all, in that order)",
+    )
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}: choose from {', '.join(SCENARIOS)}")
 
+    imports = cold_imports(REPO_ROOT / "lambda_src" / "dist")
+    print("cold import of each handler (ms, median of 5): " + " ".join(f"{k}={v:g}" for k, v in imports.items()))
     cloud = server.start()  # its overrides count the requests (emulator.metrics)
     scale = os.environ["LOCALCLOUD_TIME_SCALE"]
     print(f"local cloud at {cloud.endpoint}; AWS-side waits scaled by {scale}; builds run in real time", flush=True)
@@ -143,12 +238,14 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="ec2-action-bench-") as work:
             deployment = Deployment.apply(cloud, Path(work))
             results = []
-            for name, seconds, jobs in (
-                ("2 s build", 2, 1),
-                ("30 s build", 30, 1),
-                (f"{args.concurrent_jobs} jobs at once (2 s)", 2, args.concurrent_jobs),
-                (f"burst of {args.burst_jobs} jobs (2 s)", 2, args.burst_jobs),
-            ):
+            plans = {
+                "cold": ("2 s build, cold functions", 2, 1),
+                "warm": ("2 s build, warm functions", 2, 1),
+                "long": ("30 s build", 30, 1),
+                "concurrent": (f"{args.concurrent_jobs} jobs at once (2 s)", 2, args.concurrent_jobs),
+                "burst": (f"burst of {args.burst_jobs} jobs (2 s)", 2, args.burst_jobs),
+            }
+            for name, seconds, jobs in (plans[key] for key in SCENARIOS if key in chosen):
                 print(f"running: {name} ...", flush=True)
                 results.append(run_scenario(deployment, name, seconds, jobs))
             deployment.destroy()
@@ -156,7 +253,8 @@ def main() -> int:
         cloud.stop()
     print()
     print_table(results)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\ncold import of each handler (ms): {_cell(imports)}")
+    args.output.write_text(json.dumps({"cold_import_ms": imports, "scenarios": results}, indent=2) + "\n")
     print(f"\nwrote {args.output}")
     complete = all(r["succeeded"] == r["jobs"] and r["executions_per_job"] == [1] for r in results)
     return 0 if complete else 1

@@ -43,6 +43,8 @@ ASYNC_RETRY_DELAYS = (60.0, 120.0)  # AWS seconds between the attempts of an asy
 
 _counts: Counter[str] = Counter()
 _timeouts: Counter[str] = Counter()
+_errors: Counter[str] = Counter()
+_cold_starts: Counter[str] = Counter()
 _counts_lock = threading.Lock()
 
 
@@ -58,9 +60,21 @@ def timeouts() -> dict[str, int]:
         return dict(_timeouts)
 
 
-def _count(function_name: str) -> None:
+def errors() -> dict[str, int]:
+    """Invocations per function name that ended in an error (Unhandled: raised, timed out, crashed)."""
     with _counts_lock:
-        _counts[function_name] += 1
+        return dict(_errors)
+
+
+def cold_starts() -> dict[str, int]:
+    """Invocations per function name that started a new execution environment (a cold start)."""
+    with _counts_lock:
+        return dict(_cold_starts)
+
+
+def _count(counter: Counter[str], function_name: str) -> None:
+    with _counts_lock:
+        counter[function_name] += 1
 
 
 def _extract(code: bytes) -> Path:
@@ -158,6 +172,7 @@ class _Worker:
     def __init__(self, spec: _Spec) -> None:
         self.marker = f"\x1e{secrets.token_hex(16)}:"
         self.worker_id = f"lw{secrets.token_hex(8)}"
+        self.served = 0  # invocations; the first one is a cold start
         self.function_name = spec.function_name
         self.log_stream = f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         env = dict(spec.env, AWS_LAMBDA_LOG_STREAM_NAME=self.log_stream, AWS_SDK_UA_APP_ID=self.worker_id)
@@ -302,8 +317,8 @@ def shutdown() -> None:
 def reset() -> None:
     shutdown()
     with _counts_lock:
-        _counts.clear()
-        _timeouts.clear()
+        for counter in (_counts, _timeouts, _errors, _cold_starts):
+            counter.clear()
 
 
 def _error(error_type: str, message: str) -> str:
@@ -314,13 +329,17 @@ def run(fn: Any, event: str) -> _Outcome:
     """Invoke moto LambdaFunction `fn` with the JSON text `event` in a warm worker."""
     from emulator import faults
 
-    _count(fn.function_name)
+    _count(_counts, fn.function_name)
     request_id = str(uuid.uuid4())
     if faults.take_lambda_crash(fn.function_name):
+        _count(_errors, fn.function_name)
         message = f"RequestId: {request_id} Error: the local cloud crashed this invocation (faults.crash_lambda)"
         return _Outcome(_error(faults.CRASH_ERROR_TYPE, message), True, [message])
     spec = _spec(fn)
     worker = _pools.acquire(spec)
+    if not worker.served:
+        _count(_cold_starts, fn.function_name)
+    worker.served += 1
     timeout = float(fn.timeout)
     request = {
         "request_id": request_id,
@@ -334,8 +353,7 @@ def run(fn: Any, event: str) -> _Outcome:
         outcome = worker.invoke(request, timeout)
     except TimeoutError as exc:
         _pools.discard(spec, worker)
-        with _counts_lock:
-            _timeouts[fn.function_name] += 1
+        _count(_timeouts, fn.function_name)
         message = f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"
         outcome = _Outcome(_error("Sandbox.Timedout", message), True, [*exc.args[0], message])
     except EOFError as exc:
@@ -344,6 +362,8 @@ def run(fn: Any, event: str) -> _Outcome:
         outcome = _Outcome(_error("Runtime.ExitError", message), True, [*(exc.args[0] if exc.args else []), message])
     else:
         _pools.release(spec, worker)
+    if outcome.errored:
+        _count(_errors, fn.function_name)
     outcome.logs = _framed(fn, request_id, outcome.logs, time.monotonic() - started)
     _save_logs(fn, worker.log_stream, outcome.logs)
     return outcome

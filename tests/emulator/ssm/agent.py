@@ -71,6 +71,7 @@ _processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
 class _Launch:
     at: float  # time.monotonic() at launch
     never_registers: bool
+    wall: float  # time.time() at launch (for timelines)
 
 
 def registration_delay() -> float:
@@ -124,6 +125,16 @@ def registered(instance: Any) -> bool:
     return time.monotonic() - launch.at >= clock.real_seconds(registration_delay())
 
 
+def launch_times(instance_id: str) -> tuple[float, float | None] | None:
+    """(when RunInstances launched the instance, when its agent registers or registered, None if it never does),
+    as epoch seconds, for timelines; None for an instance the local cloud did not launch."""
+    launch = _launches.get(instance_id)
+    if launch is None:
+        return None
+    registers = None if launch.never_registers else launch.wall + clock.real_seconds(registration_delay())
+    return launch.wall, registers
+
+
 def online(instance: Any) -> bool:
     return instance._state.name == "running" and registered(instance)
 
@@ -153,7 +164,7 @@ def run_instances(original: Callable[..., Any]) -> Callable[..., Any]:
                 )
         with lock:
             for instance in reservation.instances:
-                _launches[instance.id] = _Launch(time.monotonic(), faults.take_unregistered_launch())
+                _launches[instance.id] = _Launch(time.monotonic(), faults.take_unregistered_launch(), time.time())
         return reservation
 
     return run_instances
