@@ -86,6 +86,7 @@ module "orchestrator" {
   alarm_actions                    = var.alarm_actions
   log_retention_days               = var.log_retention_days
   log_kms_key_arn                  = var.log_kms_key_arn
+  tracing_enabled                  = var.tracing_enabled
   lambda_runtime                   = var.lambda_runtime
   lambda_zip_path                  = "${path.module}/lambda_src/dist/ec2_action.zip"
   lambda_layer_zip_path            = "${path.module}/lambda_src/dist/xray_layer.zip"

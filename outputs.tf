@@ -20,7 +20,7 @@ output "state_machine_arn" {
 }
 
 output "lambda_function_names" {
-  description = "Names of the Lambda functions, keyed by function (poll, validate, report, acquire, check_instance, run_command, command_event, release, reap)."
+  description = "Names of the Lambda functions, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap)."
   value       = module.orchestrator.function_names
 }
 

@@ -341,6 +341,17 @@ variable "log_retention_days" {
   }
 }
 
+variable "tracing_enabled" {
+  description = "Trace jobs with AWS X-Ray: the state machine and every function (Active tracing, with each AWS call as a subsegment). Off by default: the X-Ray SDK adds about a quarter of a second to every cold start of a function, on the path from the STARTED event to the launch."
+  type        = bool
+  default     = false
+
+  validation {
+    condition     = var.tracing_enabled != null
+    error_message = "tracing_enabled must be true or false."
+  }
+}
+
 variable "log_kms_key_arn" {
   description = "KMS key ARN encrypting every log group the module creates, or null. Its key policy must allow the CloudWatch Logs service principal of this Region."
   type        = string

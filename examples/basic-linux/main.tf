@@ -254,10 +254,11 @@ module "ec2_action" {
       instance_type     = var.instance_type
     }
   }
-  subnet_ids            = [aws_subnet.private.id]
-  artifact_bucket_arns  = [aws_s3_bucket.artifacts.arn]
-  artifact_kms_key_arns = [aws_kms_key.artifacts.arn]
-  tags                  = local.tags
+  subnet_ids                       = [aws_subnet.private.id]
+  artifact_bucket_arns             = [aws_s3_bucket.artifacts.arn]
+  artifact_kms_key_arns            = [aws_kms_key.artifacts.arn]
+  ssm_registration_timeout_minutes = var.ssm_registration_timeout_minutes
+  tags                             = local.tags
 }
 
 # --- The pipeline: S3 source -> build on EC2 ------------------------------------------------------------------------

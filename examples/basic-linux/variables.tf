@@ -60,3 +60,14 @@ variable "vpc_cidr_block" {
   type        = string
   default     = "10.42.0.0/16"
 }
+
+variable "ssm_registration_timeout_minutes" {
+  description = "How long a new builder may take to come Online in Systems Manager before its job fails (the module's variable of the same name)."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = var.ssm_registration_timeout_minutes >= 1 && var.ssm_registration_timeout_minutes <= 60 && floor(var.ssm_registration_timeout_minutes) == var.ssm_registration_timeout_minutes
+    error_message = "ssm_registration_timeout_minutes must be a whole number from 1 to 60."
+  }
+}

@@ -1,4 +1,6 @@
-"""AWS clients: created lazily, once per container, with standard retries; boto3/botocore are traced by X-Ray."""
+"""AWS clients: created lazily, once per container, with standard retries. With tracing on (the module's
+tracing_enabled), boto3/botocore calls are traced by X-Ray; the SDK is imported only then, because loading it (it
+creates its own X-Ray clients) costs about a quarter of a second of every cold start."""
 
 from __future__ import annotations
 
@@ -8,25 +10,35 @@ import os
 from typing import Any
 
 import boto3
-from aws_xray_sdk.core import patch, xray_recorder
 from botocore.config import Config
-
-xray_recorder.configure(context_missing="IGNORE_ERROR")
-# Without an active trace (tracing off, the local cloud) the recorder warns on every call that it has no segment;
-# IGNORE_ERROR means exactly that this is fine, so only its errors are kept.
-logging.getLogger("aws_xray_sdk.core.recorder").setLevel(logging.ERROR)
-patch(["boto3", "botocore"])
 
 _CLIENT_CONFIG = Config(retries={"mode": "standard"})
 
 
 @functools.cache
+def _trace_if_enabled() -> None:
+    from .config import load
+
+    if not load().tracing:
+        return
+    from aws_xray_sdk.core import patch, xray_recorder
+
+    xray_recorder.configure(context_missing="IGNORE_ERROR")
+    # Without an active trace (the local cloud) the recorder warns on every call that it has no segment;
+    # IGNORE_ERROR means exactly that this is fine, so only its errors are kept.
+    logging.getLogger("aws_xray_sdk.core.recorder").setLevel(logging.ERROR)
+    patch(["boto3", "botocore"])
+
+
+@functools.cache
 def client(service: str) -> Any:
+    _trace_if_enabled()
     return boto3.client(service, config=_CLIENT_CONFIG)
 
 
 @functools.cache
 def table(name: str) -> Any:
+    _trace_if_enabled()
     return boto3.resource("dynamodb", config=_CLIENT_CONFIG).Table(name)
 
 

@@ -49,6 +49,7 @@ class Config:
     ssm_registration_timeout_seconds: int
     poll_function_name: str
     orphan_grace_seconds: int
+    tracing: bool  # X-Ray: the functions load the SDK and trace their AWS calls only then
 
     @property
     def partition(self) -> str:
@@ -93,6 +94,7 @@ def parse(text: str) -> Config:
         ssm_registration_timeout_seconds=int(raw["ssm_registration_timeout_seconds"]),
         poll_function_name=raw["poll_function_name"],
         orphan_grace_seconds=int(raw["orphan_grace_seconds"]),
+        tracing=bool(raw.get("tracing", False)),
     )
 
 

@@ -146,12 +146,13 @@ def _update(
 
 
 def mark_continued(job_id: str) -> dict[str, Any] | None:
-    """Before J1 is closed with a continuation token: J1 no longer needs an answer. None if J1 was not open."""
+    """Before J1 is closed with a continuation token: J1 no longer needs an answer. None if J1 was not open, or its
+    answer is already claimed (a build that ended before its Details link was published: the link is moot)."""
     return _update(
         job_id,
         "SET continued = :true REMOVE open_job_id, open_job_nonce",
         {":true": True, ":j1": job_id},
-        "open_job_id = :j1",
+        "open_job_id = :j1 AND attribute_not_exists(reported_to)",
     )
 
 
@@ -191,6 +192,19 @@ def store_result(job_id: str, result: Result) -> dict[str, Any]:
     return item
 
 
+def store_result_and_claim_report(job_id: str, result: Result) -> dict[str, Any] | None:
+    """Store the build's result and, in the same write, claim the right to answer the open job with it (reported_to
+    takes open_job_id's value): the whole item for the caller that then answers `reported_to`. None when there is no
+    open job to answer yet (its continuation job is not claimed) or it was answered: then store_result."""
+    return _update(
+        job_id,
+        "SET #result = :r, reported_to = open_job_id REMOVE task_token",
+        {":r": result},
+        "attribute_exists(open_job_id) AND attribute_not_exists(reported_to)",
+        {"#result": "result"},
+    )
+
+
 def store_result_if_absent(job_id: str, result: Result) -> dict[str, Any] | None:
     """The reaper's result for a build that never reported: never replaces a result or follows an answer.
     The whole item, or None when the build stored a result (or was answered) meanwhile."""
@@ -209,26 +223,14 @@ def unclaim_report(job_id: str, open_job_id: str) -> None:
     _update(job_id, "REMOVE reported_to", {":j": open_job_id}, "reported_to = :j")
 
 
-def set_instance(job_id: str, instance_id: str) -> None:
-    _update(job_id, "SET instance_id = :i", {":i": instance_id})
-
-
-def await_command(job_id: str, task_token: str, instance_id: str, plugin_name: str) -> None:
-    """Store the task token before the command is sent, so that no command can end unseen."""
+def await_command(job_id: str, task_token: str, instance_id: str, plugin_name: str, awaited_at: float) -> None:
+    """Store the task token before the command is sent, so that no command can end unseen. `awaited_at` (epoch
+    seconds, just before SendCommand) tells this attempt's command from an older attempt's (command_for)."""
     _update(
         job_id,
-        "SET task_token = :t, instance_id = :i, plugin_name = :p REMOVE command_id",
-        {":t": task_token, ":i": instance_id, ":p": plugin_name},
+        "SET task_token = :t, instance_id = :i, plugin_name = :p, awaited_at = :a",
+        {":t": task_token, ":i": instance_id, ":p": plugin_name, ":a": Decimal(str(round(awaited_at, 3)))},
     )
-
-
-def set_command(job_id: str, task_token: str, command_id: str) -> None:
-    _update(job_id, "SET command_id = :c", {":c": command_id, ":t": task_token}, "task_token = :t")
-
-
-def clear_task_token(job_id: str, task_token: str) -> None:
-    """The token was delivered (or is dead): forget it, unless a newer attempt already replaced it."""
-    _update(job_id, "REMOVE task_token", {":t": task_token}, "task_token = :t")
 
 
 def _scan(request: dict[str, Any]) -> list[dict[str, Any]]:
@@ -254,11 +256,12 @@ def pending() -> list[dict[str, Any]]:
 
 
 def unanswered() -> list[dict[str, Any]]:
-    """Items the reaper must look at: no result stored, never answered."""
+    """Items the reaper must look at: jobs (claimed; not the learned registration times) with no result stored, never
+    answered."""
     return _scan(
         {
-            "FilterExpression": "attribute_not_exists(#result) AND attribute_not_exists(reported_to) "
-            "AND attribute_not_exists(abandoned)",
+            "FilterExpression": "attribute_exists(claimed_at) AND attribute_not_exists(#result) "
+            "AND attribute_not_exists(reported_to) AND attribute_not_exists(abandoned)",
             "ExpressionAttributeNames": {"#result": "result"},
         }
     )

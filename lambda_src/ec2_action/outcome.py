@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import aws, jobs, log, text
+from . import aws, log, text
 from .config import load
 
 TERMINAL = frozenset({"Success", "Failed", "TimedOut", "Cancelled"})
@@ -118,8 +118,35 @@ def _reason(exc: Exception) -> str:
     return text.clean(reason or type(exc).__name__)[:REASON_CHARS]
 
 
+# SendCommand's RequestedDateTime comes from SSM's clock, awaited_at from the Lambda's: this much apart still counts as
+# the same attempt (a retried attempt comes seconds later, after the state machine's Retry interval).
+CLOCK_TOLERANCE_SECONDS = 1.0
+
+
+def is_current(command: dict[str, Any], item: dict[str, Any]) -> bool:
+    """Whether a command (ListCommands' shape) came from the item's latest RunBuildCommand attempt, not an older one."""
+    awaited_at = float(item.get("awaited_at") or 0)
+    return bool(command["RequestedDateTime"].timestamp() >= awaited_at - CLOCK_TOLERANCE_SECONDS)
+
+
+def awaited_command(item: dict[str, Any]) -> str | None:
+    """The id of the command the item's task token awaits, found on its instance (the sweep's way, when the event
+    that names it was lost): this module's document, the job's id as its comment, sent by the latest attempt."""
+    commands = aws.client("ssm").list_commands(InstanceId=item["instance_id"])["Commands"]
+    ours = [
+        command
+        for command in commands
+        if command.get("DocumentName") == load().document_name
+        and command.get("Comment") == item["job_id"]
+        and is_current(command, item)
+    ]
+    newest = max(ours, key=lambda command: command["RequestedDateTime"], default=None)
+    return newest["CommandId"] if newest else None
+
+
 def deliver(item: dict[str, Any], command_id: str) -> bool:
-    """If the item's command has ended, complete its task token; True when the execution received the outcome."""
+    """If the item's command has ended, complete its task token; True when the execution received the outcome. The
+    token stays in the item until the report stores the result: a second delivery meets a closed task, harmlessly."""
     output = read(command_id, item["instance_id"], item["plugin_name"])
     if output is None:
         return False
@@ -132,7 +159,6 @@ def deliver(item: dict[str, Any], command_id: str) -> bool:
             raise
         log.warning("the task no longer waits for this command", error=aws.error_code(exc), command_id=command_id)
         delivered = False
-    jobs.clear_task_token(item["job_id"], token)
     if delivered:
         log.info(
             "command outcome delivered",

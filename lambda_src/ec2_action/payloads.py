@@ -1,5 +1,6 @@
 """The shapes the steps pass one another (DESIGN.md, "Lambda functions"): the job (the state machine's input `job`),
-the build spec (validate's output, `$.build`) and the result (the jobs table's `result`, what a job is answered)."""
+the build spec and the instance (acquire's output, `$.build` and `$.instance`) and the result (the jobs table's
+`result`, what a job is answered)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class Job(TypedDict):
 
 
 class BuildSpec(TypedDict):
-    """What validate makes of a job: the action's defaults applied, every guardrail passed."""
+    """What acquire makes of a job (buildspec): the action's defaults applied, every guardrail passed."""
 
     image_id: str
     instance_type: str
@@ -56,6 +57,15 @@ class BuildSpec(TypedDict):
     command: str
     working_directory: str
     output_artifact_path: str
+
+
+class Instance(TypedDict):
+    """The job's build instance, as acquire launched it."""
+
+    instance_id: str
+    subnet_id: str
+    launched_at: str  # EC2's LaunchTime, ISO 8601
+    launched_epoch: float  # acquire's clock when RunInstances returned (epoch seconds)
 
 
 class Result(TypedDict):

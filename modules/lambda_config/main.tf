@@ -33,5 +33,6 @@ locals {
     ssm_registration_timeout_seconds = var.ssm_registration_timeout_minutes * 60
     poll_function_name               = var.poll_function_name
     orphan_grace_seconds             = var.orphan_grace_minutes * 60
+    tracing                          = var.tracing_enabled
   }
 }

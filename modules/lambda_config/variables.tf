@@ -175,3 +175,9 @@ variable "orphan_grace_minutes" {
     error_message = "orphan_grace_minutes must not be negative."
   }
 }
+
+variable "tracing_enabled" {
+  description = "Whether the functions trace their AWS calls with the X-Ray SDK (loaded only then)."
+  type        = bool
+  default     = false
+}

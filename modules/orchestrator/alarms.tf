@@ -2,16 +2,16 @@
 # where failing is never part of the normal flow (e.g. the poller crashing on every run), and executions that timed
 # out or were aborted. Failed executions are not alarmed: builds fail legitimately.
 #
-# validate, acquire, check_instance and run_command get no Errors alarm: they raise errors by design (invalid job
-# configuration, no capacity, a builder still booting) that the state machine retries or reports to the job, so
-# their Errors metric counts normal operation.
+# acquire, wait_online and run_command get no Errors alarm: they raise when a build cannot go on for a reason the job's
+# answer explains (invalid job configuration, no capacity, a builder that never registers or goes away), which the
+# state machine retries or reports. Waiting is never an error: on a healthy day every function's Errors metric is 0.
 
 locals {
   # The reaper's metric namespace (METRIC_NAMESPACE in lambda_src/ec2_action/handlers/reap.py, kept equal by
   # tests/test_shared_constants.py).
   metric_namespace           = "CodePipelineEc2Action"
   alarm_period_seconds       = 300
-  functions_with_flow_errors = ["validate", "acquire", "check_instance", "run_command"]
+  functions_with_flow_errors = ["acquire", "wait_online", "run_command"]
 
   alarms = merge(
     {

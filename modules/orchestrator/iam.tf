@@ -93,10 +93,11 @@ locals {
         Resource = [local.state_machine_arn]
       },
       {
-        # GetCommandInvocation supports no resource-level permissions.
+        # Neither call supports resource-level permissions; they read only. ListCommands finds the command a build
+        # awaits when its status-change event was lost.
         Sid      = "ReadCommandResults"
         Effect   = "Allow"
-        Action   = ["ssm:GetCommandInvocation"]
+        Action   = ["ssm:GetCommandInvocation", "ssm:ListCommands"]
         Resource = ["*"]
       },
       local.read_build_output_statement,
@@ -108,15 +109,6 @@ locals {
       },
     ]
 
-    validate = [
-      {
-        Sid      = "InspectImages"
-        Effect   = "Allow"
-        Action   = ["ec2:DescribeImages"]
-        Resource = ["*"]
-      },
-    ]
-
     report = [
       {
         Sid      = "AnswerJobs"
@@ -125,11 +117,18 @@ locals {
         Resource = ["*"]
       },
       {
-        # Wakes the poller at once to pick up the continuation job.
+        # Wakes the poller when a build ends before its continuation job was taken.
         Sid      = "WakePoller"
         Effect   = "Allow"
         Action   = ["lambda:InvokeFunction"]
         Resource = [local.function_arns.poll]
+      },
+      {
+        # Finds the command of a build that timed out (its output's log location).
+        Sid      = "FindTimedOutCommand"
+        Effect   = "Allow"
+        Action   = ["ssm:ListCommands"]
+        Resource = ["*"]
       },
       {
         Sid      = "TrackJobs"
@@ -140,6 +139,13 @@ locals {
     ]
 
     acquire = [
+      {
+        # Validation reads the job's AMI (owner, state, root device) before anything launches.
+        Sid      = "InspectImages"
+        Effect   = "Allow"
+        Action   = ["ec2:DescribeImages"]
+        Resource = ["*"]
+      },
       {
         # New instances, volumes and network interfaces must carry this stack's tag: release and run_command
         # can act on tagged instances only. Launching is allowed with this stack's launch template only (IMDSv2,
@@ -186,7 +192,7 @@ locals {
       },
       {
         # Image ARNs carry no account. Only images of the allowed owners, and with allowed_image_ids only those
-        # images (the validate function checks the same first, with a message a person can act on).
+        # images (the acquire function checks the same first, with a message a person can act on).
         Sid    = "LaunchAllowedImages"
         Effect = "Allow"
         Action = ["ec2:RunInstances"]
@@ -215,22 +221,25 @@ locals {
           StringEquals = { "iam:PassedToService" = "ec2.amazonaws.com" }
         }
       },
-      {
-        # Records the instance on the job, so that the sweep and the logs can name it.
-        Sid      = "TrackJobs"
-        Effect   = "Allow"
-        Action   = ["dynamodb:UpdateItem"]
-        Resource = [local.jobs_table_arn]
-      },
     ]
 
-    check_instance = [
+    wait_online = [
       {
         # Both calls support no resource-level permissions; they read only.
         Sid      = "ReadInstanceState"
         Effect   = "Allow"
         Action   = ["ssm:DescribeInstanceInformation", "ec2:DescribeInstances"]
         Resource = ["*"]
+      },
+      {
+        # The learned registration times only: items whose key starts with registration# (registration.py).
+        Sid      = "LearnRegistrationTimes"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+        Resource = [local.jobs_table_arn]
+        Condition = {
+          "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["registration#*"] }
+        }
       },
     ]
 
@@ -274,10 +283,10 @@ locals {
         Resource = [local.state_machine_arn]
       },
       {
-        # Finds the task token stored by run_command and removes it once delivered.
+        # Finds the task token stored by run_command.
         Sid      = "TrackJobs"
         Effect   = "Allow"
-        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Action   = ["dynamodb:GetItem"]
         Resource = [local.jobs_table_arn]
       },
     ]
@@ -344,7 +353,7 @@ locals {
         Sid      = "InvokeJobSteps"
         Effect   = "Allow"
         Action   = ["lambda:InvokeFunction"]
-        Resource = flatten([for key in ["validate", "report", "acquire", "check_instance", "run_command", "release"] : [local.function_arns[key], "${local.function_arns[key]}:*"]])
+        Resource = flatten([for key in ["acquire", "wait_online", "run_command", "release", "report"] : [local.function_arns[key], "${local.function_arns[key]}:*"]])
       },
       {
         # Log delivery and X-Ray APIs support no resource-level permissions (Step Functions logging requirements).

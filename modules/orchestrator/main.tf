@@ -10,15 +10,14 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
 
   functions = {
-    poll           = { timeout = 120, description = "Polls CodePipeline for jobs of this stack's action types and starts one execution per job; also the sweep." }
-    validate       = { timeout = 30, description = "Applies defaults and guardrails to a job and returns its build spec." }
-    report         = { timeout = 60, description = "Publishes the execution link (continuation) and answers the open CodePipeline job." }
-    acquire        = { timeout = 120, description = "Launches the job's tagged builder instance." }
-    check_instance = { timeout = 30, description = "Reports whether the builder is Online in Systems Manager." }
-    run_command    = { timeout = 60, description = "Sends the build command and stores the task token." }
-    command_event  = { timeout = 60, description = "Turns the SSM command's status-change event into the task's result." }
-    release        = { timeout = 120, description = "Terminates every instance tagged with the job's id." }
-    reap           = { timeout = 300, description = "Marks, then terminates, builder instances no live job owns; fails acknowledged jobs whose execution ended unreported." }
+    poll          = { timeout = 120, description = "Polls CodePipeline for jobs of this stack's action types, starts one execution per job and publishes its Details link; also the sweep." }
+    acquire       = { timeout = 120, description = "Validates a job (defaults, guardrails, the AMI), then launches its tagged builder instance." }
+    wait_online   = { timeout = 900, description = "Waits until the builder is Online in Systems Manager (learned registration time, checks every second around it)." }
+    run_command   = { timeout = 60, description = "Stores the task token and sends the build command." }
+    command_event = { timeout = 60, description = "Turns the SSM command's status-change event into the task's result." }
+    release       = { timeout = 120, description = "Terminates the job's builder instance (every instance tagged with the job's id if its id is unknown)." }
+    report        = { timeout = 60, description = "Answers the open CodePipeline job with the build's result, exactly once." }
+    reap          = { timeout = 300, description = "Marks, then terminates, builder instances no live job owns; fails acknowledged jobs whose execution ended unreported." }
   }
   function_names = { for key in keys(local.functions) : key => "${var.name_prefix}-${replace(key, "_", "-")}" }
 
@@ -73,6 +72,7 @@ module "lambda_config" {
   ssm_registration_timeout_minutes = var.ssm_registration_timeout_minutes
   poll_function_name               = local.function_names.poll
   orphan_grace_minutes             = var.orphan_grace_minutes
+  tracing_enabled                  = var.tracing_enabled
 }
 
 resource "aws_dynamodb_table" "jobs" {
@@ -132,6 +132,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_116:Step Functions invokes most synchronously (a DLQ never fires); for the async ones (poll, command_event, reap) the schedules are the retry: the sweep recovers lost events.
   #checkov:skip=CKV_AWS_117:The functions call only AWS APIs: a VPC would need NAT or endpoints and ENIs, and protects nothing here.
   #checkov:skip=CKV_AWS_173:EC2_ACTION_CONFIG holds names and ids, no secret; Lambda encrypts it at rest with its AWS managed key.
+  #checkov:skip=CKV_AWS_50:X-Ray tracing is the tracing_enabled variable's choice, off by default (the SDK adds about 250 ms to every cold start).
   #checkov:skip=CKV_AWS_272:The zip is built from this repository at apply time (make build, reproducible); code signing needs a Signer profile and signed S3 objects.
   for_each = local.functions
 
@@ -154,7 +155,7 @@ resource "aws_lambda_function" "this" {
   }
 
   tracing_config {
-    mode = "Active"
+    mode = var.tracing_enabled ? "Active" : "PassThrough"
   }
 
   tags = var.tags
@@ -186,26 +187,16 @@ locals {
   # Retry budgets of the state machine. Capacity: 30 s, 60 s, 120 s, then the job fails with the capacity error.
   capacity_retry_interval_seconds = 30
   capacity_retry_max_attempts     = 3
-  # WaitForSsmOnline retries every 5 s, growing by 1.5 up to 60 s, for at least ssm_registration_timeout_minutes.
-  ssm_retry_interval_seconds = 5
-  ssm_retry_delays           = [for attempt in range(100) : min(local.ssm_retry_interval_seconds * pow(1.5, attempt), 60)]
-  ssm_retry_max_attempts = 1 + length([
-    for attempts in range(1, 100) : attempts
-    if sum(slice(local.ssm_retry_delays, 0, attempts)) < var.ssm_registration_timeout_minutes * 60
-  ])
 
   state_machine_definition = templatefile("${path.module}/../../asl/build-job.asl.json", {
     partition                       = local.partition
-    validate_function_arn           = aws_lambda_function.this["validate"].arn
-    report_function_arn             = aws_lambda_function.this["report"].arn
     acquire_function_arn            = aws_lambda_function.this["acquire"].arn
-    check_instance_function_arn     = aws_lambda_function.this["check_instance"].arn
+    wait_online_function_arn        = aws_lambda_function.this["wait_online"].arn
     run_command_function_arn        = aws_lambda_function.this["run_command"].arn
     release_function_arn            = aws_lambda_function.this["release"].arn
+    report_function_arn             = aws_lambda_function.this["report"].arn
     capacity_retry_interval_seconds = local.capacity_retry_interval_seconds
     capacity_retry_max_attempts     = local.capacity_retry_max_attempts
-    ssm_retry_interval_seconds      = local.ssm_retry_interval_seconds
-    ssm_retry_max_attempts          = local.ssm_retry_max_attempts
   })
 }
 
@@ -224,7 +215,7 @@ resource "aws_sfn_state_machine" "job" {
   }
 
   tracing_configuration {
-    enabled = true
+    enabled = var.tracing_enabled
   }
 
   tags = var.tags

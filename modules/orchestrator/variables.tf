@@ -62,12 +62,12 @@ variable "build_log_group_name" {
 }
 
 variable "allowed_image_ids" {
-  description = "AMI IDs jobs may use (checked by the validate function); empty: any AMI of an allowed owner."
+  description = "AMI IDs jobs may use (checked by the acquire function before it launches); empty: any AMI of an allowed owner."
   type        = list(string)
 }
 
 variable "allowed_image_owners" {
-  description = "AMI owners jobs may use (checked by the validate function)."
+  description = "AMI owners jobs may use (checked by the acquire function before it launches)."
   type        = list(string)
 }
 
@@ -144,6 +144,11 @@ variable "lambda_zip_path" {
 variable "lambda_layer_zip_path" {
   description = "Path of the X-Ray SDK layer zip (built by `make build`)."
   type        = string
+}
+
+variable "tracing_enabled" {
+  description = "Active X-Ray tracing of the state machine and the functions (the functions load the X-Ray SDK only then)."
+  type        = bool
 }
 
 variable "permissions_boundary_arn" {

@@ -9,6 +9,9 @@ import pytest
 
 # AWS waits (Step Functions Wait/Retry, SSM registration, timeouts) run 20x faster; builds run in real time.
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
+# The registration window is waited for inside the wait_online function, in its own (real) time: the shortest window
+# keeps the never-registers row to a minute.
+E2E_VARIABLES = {"ssm_registration_timeout_minutes": 1}
 
 from emulator import server
 from harness.deployment import Deployment
@@ -23,7 +26,7 @@ def local_cloud() -> Iterator[server.LocalCloud]:
 
 @pytest.fixture(scope="session")
 def deployment(local_cloud: server.LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    applied = Deployment.apply(local_cloud, tmp_path_factory.mktemp("basic-linux"))
+    applied = Deployment.apply(local_cloud, tmp_path_factory.mktemp("basic-linux"), variables=E2E_VARIABLES)
     yield applied
     applied.destroy()
 

@@ -29,15 +29,14 @@ from harness.matrix import (
 )
 
 LAMBDA_STEPS = {  # Lambda key -> the state machine step a permanent crash is reported as
-    "validate": "ValidateJob",
     "acquire": "AcquireInstance",
-    "check_instance": "WaitForSsmOnline",
+    "wait_online": "WaitForSsmOnline",
     "run_command": "RunBuildCommand",
 }
 
 
 def _crash_once_rows() -> list[Row]:
-    keys = ("poll", "validate", "report", "acquire", "check_instance", "run_command", "command_event", "release")
+    keys = ("poll", "acquire", "wait_online", "run_command", "command_event", "release", "report")
     rows = []
     for key in keys:
         # command_event gets the command's end only (the rule filters terminal statuses): its asynchronous retry or
@@ -61,12 +60,14 @@ def kill_poll_after(service: str, operation: str) -> Hook:
 
 
 def _poller_dies_rows() -> list[Row]:
-    """The poll function dies at each point between PollForJobs and StartExecution (its timeout under load, a crash):
-    the sweep finishes what it began, and the job runs once."""
+    """The poll function dies at each point from PollForJobs to the Details link (its timeout under load, a crash):
+    the sweep finishes what it began, the job runs once and is answered once."""
     points = (
         ("codepipeline", "PollForJobs", "having polled the job, before recording it"),
         ("dynamodb", "UpdateItem", "having recorded (claimed) the job, before acknowledging it"),
         ("codepipeline", "AcknowledgeJob", "having acknowledged the job, before starting its execution"),
+        ("stepfunctions", "StartExecution", "having started the execution, before publishing its Details link"),
+        ("codepipeline", "PutJobSuccessResult", "having published the Details link, before taking the continuation job"),
     )
     return [
         Row(
@@ -101,7 +102,7 @@ def _crash_always_rows() -> list[Row]:
                 FAILED,
                 "JobFailed",
                 f"The {step} step failed: {faults.CRASH_ERROR_TYPE}",
-                may_launch=key in ("check_instance", "run_command"),
+                may_launch=key in ("wait_online", "run_command"),
                 inject=crash(key, None),
             )
         )

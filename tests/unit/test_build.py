@@ -42,16 +42,7 @@ def test_entries_are_sorted_with_fixed_times_and_modes(tmp_path: Path) -> None:
 def test_every_handler_module_is_packaged() -> None:
     with zipfile.ZipFile(ROOT / "lambda_src" / "dist" / "ec2_action.zip") as archive:
         names = set(archive.namelist())
-    for handler in (
-        "poll",
-        "validate",
-        "report",
-        "acquire",
-        "check_instance",
-        "run_command",
-        "command_event",
-        "release",
-    ):
+    for handler in ("poll", "acquire", "wait_online", "run_command", "command_event", "release", "report", "reap"):
         assert f"ec2_action/handlers/{handler}.py" in names
 
 

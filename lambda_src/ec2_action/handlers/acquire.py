@@ -1,18 +1,21 @@
-"""acquire (AcquireInstance): launch the build instance, tagged, trying each subnet in turn on capacity errors."""
+"""acquire (AcquireInstance): validate the job (buildspec: defaults, guardrails, the AMI), then launch its build
+instance, tagged, trying each subnet in turn on capacity errors. One step, so that nothing waits between the two:
+the state machine's input `job` comes back with its `build` spec and its `instance`."""
 
 from __future__ import annotations
 
 import hashlib
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, jobs, log, tags
+from .. import aws, buildspec, log, tags
 from ..config import Config, load
 from ..errors import InstanceLaunchFailed, NoCapacity
-from ..payloads import BuildSpec, Job
+from ..payloads import BuildSpec, Instance, Job
 
 CAPACITY_ERRORS = frozenset(
     {
@@ -28,11 +31,16 @@ CAPACITY_ERRORS = frozenset(
 SHUTDOWN_GRACE_MINUTES = 30
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     job: Job = event["job"]
-    build: BuildSpec = event["build"]
     log.reset(job_id=job["id"], execution_arn=event.get("execution_arn"))
     config = load()
+    build = buildspec.validated(config, job, context)
+    return {"job": job, "build": build, "instance": launch(config, job, build)}
+
+
+def launch(config: Config, job: Job, build: BuildSpec) -> Instance:
+    """Launch the job's instance in the first subnet with capacity; NoCapacity if none has any."""
     lifetime_minutes = self_shutdown_minutes(build, config)
     deadline = datetime.now(UTC) + timedelta(minutes=lifetime_minutes)
     errors: list[str] = []
@@ -46,12 +54,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             log.warning("no capacity in subnet", subnet_id=subnet_id, error=code)
             errors.append(f"{subnet_id} ({code})")
             continue
-        jobs.set_instance(job["id"], instance["InstanceId"])
         log.info("instance launched", instance_id=instance["InstanceId"], subnet_id=subnet_id)
         return {
             "instance_id": instance["InstanceId"],
             "subnet_id": subnet_id,
             "launched_at": instance["LaunchTime"].astimezone(UTC).isoformat(),
+            # This clock's reading when RunInstances returned: the registration wait measures from it.
+            "launched_epoch": round(time.time(), 3),
         }
     raise NoCapacity(f"no capacity for instance type {build['instance_type']} in subnets {', '.join(errors)}")
 

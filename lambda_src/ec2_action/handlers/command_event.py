@@ -23,8 +23,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, bool]:
         log.info("no build awaits this command; ignored")
         return {"delivered": False}
     log.bind(job_id=item["job_id"], execution_arn=item.get("execution_arn"))
-    # command_id is stored after SendCommand returns; a fast command may end before that.
-    if item.get("command_id", command_id) != command_id:
-        log.info("an older command of this build; ignored", awaited=item.get("command_id"))
+    if not outcome.is_current(commands[0], item):
+        log.info("an older command of this build (a retried attempt sent another); ignored")
         return {"delivered": False}
     return {"delivered": outcome.deliver(item, command_id)}

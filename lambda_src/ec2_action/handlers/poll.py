@@ -1,8 +1,12 @@
 """poll: take CodePipeline jobs of our action types and start (or continue) their builds; sweep what events missed.
 
 Triggers: the STARTED event of an action of ours (polls only that type), a schedule (polls every type, then sweeps),
-and the report function's asynchronous wake-up `{"poll": "continuation"}` (polls every type, no sweep: a burst of
-builds must not start a sweep per build).
+and the report function's asynchronous wake-up `{"poll": "continuation"}` when a build ends before its continuation
+job was taken (polls every type, no sweep: a burst of builds must not start a sweep per build).
+
+Once a build's execution has started, the poller closes its first job with a continuation token (the console's
+Details link then opens the execution) and polls again: the continuation job CodePipeline creates for it is usually
+there already, and is claimed and acknowledged by the same invocation, so the final report can answer it at once.
 
 Every step from PollForJobs to StartExecution can be the last one a dying poller takes, so the order makes each
 crash point recoverable (DESIGN.md, "Jobs and continuation"): the job is recorded in the jobs table (the claim, with
@@ -56,6 +60,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
 
     summary: dict[str, list[str]] = {
         "started": [],
+        "linked": [],
         "continued": [],
         "resumed": [],
         "delivered": [],
@@ -93,6 +98,7 @@ def _poll(config: Config, type_id: ActionTypeId, limit: int, context: Any, summa
         if not fresh:
             return
         random.shuffle(fresh)
+        continued = len(summary["linked"])
         for job in fresh:
             if taken >= limit or not _time_left(context):
                 return
@@ -102,6 +108,10 @@ def _poll(config: Config, type_id: ActionTypeId, limit: int, context: Any, summa
                 taken += _take(config, job, summary)
             except Exception as exc:  # one bad job must not stop the others; its record lets the sweep go on
                 log.error("cannot handle the job now; the sweep goes on with it", error=repr(exc))
+        # A batch smaller than asked for emptied the queue: poll again only for what this batch itself created
+        # (the continuation jobs of the builds it started).
+        if len(found) < BATCH_SIZE and len(summary["linked"]) == continued:
+            return
 
 
 def _take(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -> bool:
@@ -133,6 +143,24 @@ def _start(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -
         return False
     if _start_execution(config, job_id, execution_input):
         summary["started"].append(job_id)
+    if _publish_details_link(job_id, execution_arn):
+        summary["linked"].append(job_id)
+    return True
+
+
+def _publish_details_link(job_id: str, execution_arn: str) -> bool:
+    """Close the first job with a continuation token (the execution's ARN), so that the console's Details link opens
+    the execution; True if this call did. Best effort: if it fails, the first job stays open and the final report
+    answers it (no link, same result)."""
+    if jobs.mark_continued(job_id) is None:  # already continued, or answered: nothing to publish
+        return False
+    try:
+        codepipeline.put_continuation(job_id, execution_arn, "Build running on EC2: the Details link opens it.")
+    except ClientError as exc:
+        jobs.undo_continued(job_id)
+        log.warning("cannot publish the Details link; the first job is answered at the end", error=aws.error_code(exc))
+        return False
+    log.info("Details link published (continuation)")
     return True
 
 
@@ -217,7 +245,8 @@ def _resume_item(config: Config, item: dict[str, Any], summary: dict[str, list[s
 
 def _sweep_item(config: Config, item: dict[str, Any], summary: dict[str, list[str]]) -> None:
     try:
-        if item.get("task_token") and item.get("command_id") and outcome.deliver(item, item["command_id"]):
+        command_id = outcome.awaited_command(item) if item.get("task_token") and item.get("instance_id") else None
+        if command_id and outcome.deliver(item, command_id):
             summary["delivered"].append(item["job_id"])
         answered = codepipeline.answer_open_job(item)
         if answered:
@@ -244,4 +273,6 @@ def _resume(config: Config, item: dict[str, Any]) -> bool:
         jobs.abandon(item["job_id"], status)
         return False
     log.warning("the job was claimed but its execution never started (its poller stopped); starting it now")
-    return _start_execution(config, item["job_id"], item["execution_input"])
+    started = _start_execution(config, item["job_id"], item["execution_input"])
+    _publish_details_link(item["job_id"], item["execution_arn"])
+    return started

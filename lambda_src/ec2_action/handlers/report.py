@@ -1,5 +1,9 @@
-"""report: mode "continue" (PublishDetailsLink) closes the first job with a continuation token; mode "final"
-(ReportResult) derives the build's result from the whole state and answers the open job exactly once."""
+"""report (ReportResult): derive the build's result from the whole state and answer the open job exactly once.
+
+The open job is the continuation job when the poller has taken it (the usual case), else the first job. The result
+is stored and the answer claimed in one write; when no open job can be answered yet (the continuation job is still
+in CodePipeline's queue), the result waits in the jobs table and the poller is woken to take that job and answer it.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +12,26 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, codepipeline, jobs, log, messages
+from .. import aws, codepipeline, jobs, log, messages, outcome
 from ..config import load
 from ..payloads import Result
+from .run_command import plugin_name
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if event.get("mode") == "continue":
-        _continue(event["job"]["id"], event["execution_arn"])
-        return {}
     return _final(event.get("state") or event, event["execution_arn"])
 
 
-def _continue(job_id: str, execution_arn: str) -> None:
-    log.reset(job_id=job_id, execution_arn=execution_arn)
-    if jobs.mark_continued(job_id) is None:
-        item = jobs.get(job_id) or {}
-        if not item.get("continued"):
-            raise LookupError(f"job {job_id} is not open in the jobs table; cannot publish its continuation")
-        log.info("continuation already recorded (a retried call)")
-    try:
-        codepipeline.put_continuation(job_id, execution_arn, "Build running on EC2: the Details link opens it.")
-    except ClientError as exc:
-        if aws.error_code(exc) == "InvalidJobStateException":
-            log.info("the first job is already closed (an earlier attempt published the continuation)")
-            return
-        jobs.undo_continued(job_id)
-        raise
-    log.info("continuation published")
-    # Taking the continuation job now, while the build runs, lets the final report answer it the moment the build
-    # ends instead of waiting for the next sweep.
-    _wake_poller()
-
-
-def result_of(state: dict[str, Any], item: dict[str, Any]) -> Result:
+def result_of(state: dict[str, Any]) -> Result:
     config = load()
     console = messages.Console(aws.region(), config.partition)
     build = state.get("build")
     instance_id = (state.get("instance") or {}).get("instance_id", "")
     note = messages.release_warning(state["release_error"], instance_id) if state.get("release_error") else ""
     if state.get("error"):
-        if item.get("command_id") and item.get("plugin_name"):
-            prefix = f"{item['command_id']}/{item['instance_id']}/{item['plugin_name']}"
+        command_id = _failed_command(state, instance_id)
+        if command_id and build:
+            prefix = f"{command_id}/{instance_id}/{plugin_name(build['platform'])}"
             note += messages.log_location(console, config.build_log_group, prefix) + "\n"
         # The state machine records the step whose Catch fired (asl/build-job.asl.json, the <Step>Failed states).
         step = state.get("failed_step", "")
@@ -61,16 +43,44 @@ def result_of(state: dict[str, Any], item: dict[str, Any]) -> Result:
     return messages.command_result(state["command"], build, console, note)
 
 
+def _failed_command(state: dict[str, Any], instance_id: str) -> str | None:
+    """The build command of a build that failed in or after RunBuildCommand (e.g. its timeout), if one was sent."""
+    if (state.get("command") or {}).get("command_id"):
+        return str(state["command"]["command_id"])
+    if state.get("failed_step") != "RunBuildCommand" or not instance_id:
+        return None
+    item = jobs.get(state["job"]["id"]) or {}
+    return outcome.awaited_command(item) if item.get("instance_id") == instance_id else None
+
+
 def _final(state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
     job_id = state["job"]["id"]
     log.reset(job_id=job_id, execution_arn=execution_arn)
-    result = result_of(state, jobs.get(job_id) or {})
-    item = jobs.store_result(job_id, result)
+    result = result_of(state)
+    claimed = jobs.store_result_and_claim_report(job_id, result)
     log.info("result stored", succeeded=result["succeeded"], failure_type=result["failure_type"])
-    reported_to = codepipeline.answer_open_job(item) or item.get("reported_to")
-    if not reported_to and not item.get("open_job_id"):
-        _wake_poller()
+    if claimed is not None:
+        reported_to = _answer_claimed(claimed, result, execution_arn)
+    else:  # no open job yet, or already answered (a retried report): the item says which
+        item = jobs.store_result(job_id, result)
+        reported_to = codepipeline.answer_open_job(item) or item.get("reported_to")
+        if not reported_to and not item.get("open_job_id"):
+            _wake_poller()
     return {"succeeded": result["succeeded"], "message": result["message"], "reported_to": reported_to}
+
+
+def _answer_claimed(item: dict[str, Any], result: Result, execution_arn: str) -> str | None:
+    """Answer the job this report claimed; on failure give the claim back, for a retry or the sweep."""
+    open_job_id: str = item["reported_to"]
+    try:
+        answered = codepipeline.put_result(open_job_id, result, execution_arn, item.get("open_job_nonce"))
+    except Exception:
+        jobs.unclaim_report(job_id=item["job_id"], open_job_id=open_job_id)
+        raise
+    if not answered:  # closed by someone else meanwhile: give the claim back; the sweep looks at the item again
+        jobs.unclaim_report(job_id=item["job_id"], open_job_id=open_job_id)
+        return None
+    return open_job_id
 
 
 def _wake_poller() -> None:

@@ -1,7 +1,9 @@
-"""run_command (RunBuildCommand, task token): send the build document; command_event completes the task."""
+"""run_command (RunBuildCommand, task token): store the token, send the build document; command_event completes the
+task (the command's comment is the job id, which leads it to the token)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -49,7 +51,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     log.reset(job_id=job["id"], instance_id=instance_id)
     config = load()
     plugin = plugin_name(build["platform"])
-    jobs.await_command(job["id"], token, instance_id, plugin)
+    jobs.await_command(job["id"], token, instance_id, plugin, time.time())
     try:
         response = aws.client("ssm").send_command(
             DocumentName=config.document_name,
@@ -64,6 +66,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             raise InstanceNotReady(f"Systems Manager cannot reach instance {instance_id} yet: {exc}") from exc
         raise
     command_id = response["Command"]["CommandId"]
-    jobs.set_command(job["id"], token, command_id)
     log.info("build command sent", command_id=command_id, plugin=plugin)
     return {"command_id": command_id}

@@ -1,4 +1,5 @@
-"""validate (ValidateJob): apply the action's defaults, check the guardrails and the AMI, output the build spec."""
+"""The build spec: the action's defaults applied to a job, every guardrail and the AMI checked (acquire's first half,
+before anything launches)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, guardrails, log
-from ..config import Config, load
-from ..errors import InvalidJobConfiguration
-from ..payloads import BuildSpec, Job
+from . import aws, guardrails, log
+from .config import Config
+from .errors import InvalidJobConfiguration
+from .payloads import BuildSpec, Job
 
 ARTIFACT_TRANSFER_SECONDS = 900
 
 
-def handler(event: dict[str, Any], context: Any) -> BuildSpec:
-    job: Job = event["job"]
-    log.reset(job_id=job["id"])
-    config = load()
+def validated(config: Config, job: Job, context: Any) -> BuildSpec:
+    """The job's build spec; InvalidJobConfiguration lists every problem found."""
     try:
         build = _build_spec(config, job, _own_account(context))
     except InvalidJobConfiguration as exc:

@@ -1,0 +1,71 @@
+"""wait_online (WaitForSsmOnline): wait, inside this invocation, until the build instance is Online in Systems
+Manager (registration: learned per AMI and instance type, checked every second around the expected time).
+
+Waiting is not an error: the output says `online`, and the state machine invokes the function again only when a
+registration outlasts one invocation. InstanceNotReady when the registration window ends, InstanceLost when the
+instance goes away meanwhile: both end the build.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import log, registration
+from ..config import load
+from ..errors import InstanceLost, InstanceNotReady
+
+# Left of the invocation's time when the wait gives up its turn (the next invocation goes on).
+RESERVED_SECONDS = 15.0
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    instance = event["instance"]
+    build = event["build"]
+    instance_id = instance["instance_id"]
+    log.reset(job_id=event.get("job_id"), instance_id=instance_id)
+    config = load()
+    launched = float(instance.get("launched_epoch") or time.time())
+    previous = registration.learned(build["image_id"], build["instance_type"])
+    waiting = registration.Waiting(
+        launched=launched,
+        deadline=launched + config.ssm_registration_timeout_seconds,
+        expected=previous.seconds if previous else None,
+    )
+    try:
+        outcome = registration.wait(instance_id, waiting, lambda: _time_left(context))
+    except registration.Lost as exc:
+        raise InstanceLost(str(exc)) from exc
+    if outcome.online and outcome.info is not None:
+        online_at = time.time()
+        seconds = waiting.registration_seconds(online_at)
+        learned = registration.learn(build["image_id"], build["instance_type"], seconds, previous, online_at)
+        info = outcome.info
+        log.info(
+            "instance online",
+            checks=outcome.checks,
+            waited_seconds=round(outcome.waited, 2),
+            registration_seconds=round(seconds, 1),
+            expected_seconds=previous.seconds if previous else None,
+            learned=learned,
+            platform=info.get("PlatformType"),
+            agent=info.get("AgentVersion"),
+        )
+        return {
+            "online": True,
+            "checks": outcome.checks,
+            "platform_type": info.get("PlatformType", ""),
+            "agent_version": info.get("AgentVersion", ""),
+        }
+    if time.time() >= waiting.deadline:
+        raise InstanceNotReady(
+            f"instance {instance_id} is {outcome.last_state or 'unknown'}; Systems Manager status: not Online "
+            f"after {outcome.checks} checks"
+        )
+    log.info("still waiting for Systems Manager; the next invocation goes on", checks=outcome.checks)
+    return {"online": False, "checks": outcome.checks}
+
+
+def _time_left(context: Any) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return (remaining() / 1000 - RESERVED_SECONDS) if remaining else 600.0
