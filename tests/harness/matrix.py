@@ -226,7 +226,7 @@ def _expect(problems: list[str], what: str, actual: Any, expected: Any) -> None:
 
 
 def crash(key: str, times: int | None) -> Hook:
-    """The Lambda `key` (e.g. "check_instance") crashes `times` times (None: always)."""
+    """The Lambda `key` (e.g. "wait_online") crashes `times` times (None: always)."""
     return lambda run: faults.crash_lambda(run.function_name(key), times)
 
 

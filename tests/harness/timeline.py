@@ -29,7 +29,7 @@ class JobFigures:
     registration_to_readiness_seen: float | None  # agent registered -> the build command sent
     command_end_to_reported: float | None
     state_transitions: int
-    registration_checks: int  # WaitForSsmOnline attempts: they grow with boot time, not with build length
+    registration_checks: int  # the Systems Manager checks WaitForSsmOnline made (its output's `checks`)
     command_seconds: float | None
 
 
@@ -82,15 +82,14 @@ def _history(deployment: Deployment, execution_arn: str) -> list[dict[str, Any]]
     return sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
 
 
-def task_attempts(deployment: Deployment, execution_arn: str, state_name: str) -> int:
-    """How many times the execution ran the task of state_name (1 + its retries)."""
-    attempts, inside = 0, False
+def registration_checks(deployment: Deployment, execution_arn: str) -> int:
+    """The Systems Manager checks the execution's WaitForSsmOnline invocations reported (`$.ssm.checks`)."""
+    checks = 0
     for event in _history(deployment, execution_arn):
-        if event["type"].endswith("StateEntered"):
-            inside = event["stateEnteredEventDetails"]["name"] == state_name
-        elif inside and event["type"].endswith("Scheduled"):
-            attempts += 1
-    return attempts
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") == "WaitForSsmOnline" and details.get("output"):
+            checks += int((json.loads(details["output"]).get("ssm") or {}).get("checks", 0))
+    return checks
 
 
 def state_history(deployment: Deployment, execution_arn: str) -> list[Moment]:
@@ -138,7 +137,7 @@ def _difference(later: float | None, earlier: float | None) -> float | None:
 
 
 def figures(deployment: Deployment, run: PipelineRun, transitions: int) -> JobFigures:
-    checks = sum(task_attempts(deployment, e["executionArn"], "WaitForSsmOnline") for e in run.state_machine_executions)
+    checks = sum(registration_checks(deployment, e["executionArn"]) for e in run.state_machine_executions)
     event_time = started_event_time(run)
     invocation = command_invocation(deployment, run)
     start, end = _command_window(invocation)

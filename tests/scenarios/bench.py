@@ -181,6 +181,7 @@ ROWS = (
     ("registration_to_readiness_seen_seconds", "SSM registration -> command sent (s)"),
     ("command_end_to_reported_seconds", "command end -> job answered (s)"),
     ("state_transitions_per_job", "state transitions per job"),
+    ("ssm_registration_checks_per_job", "SSM registration checks per job"),
     ("lambda_invocations_per_job", "Lambda invocations per job"),
     ("lambda_cold_starts", "  cold starts (whole scenario)"),
     ("lambda_errors_per_job", "Lambda errors per job (all jobs succeeded)"),
