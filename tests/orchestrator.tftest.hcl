@@ -15,27 +15,15 @@ mock_provider "aws" {
 }
 
 override_resource {
-  target          = aws_lambda_function.this["validate"]
-  override_during = plan
-  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-validate" }
-}
-
-override_resource {
-  target          = aws_lambda_function.this["report"]
-  override_during = plan
-  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report" }
-}
-
-override_resource {
   target          = aws_lambda_function.this["acquire"]
   override_during = plan
   values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-acquire" }
 }
 
 override_resource {
-  target          = aws_lambda_function.this["check_instance"]
+  target          = aws_lambda_function.this["wait_online"]
   override_during = plan
-  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-check-instance" }
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-wait-online" }
 }
 
 override_resource {
@@ -48,6 +36,12 @@ override_resource {
   target          = aws_lambda_function.this["release"]
   override_during = plan
   values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-release" }
+}
+
+override_resource {
+  target          = aws_lambda_function.this["report"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report" }
 }
 
 variables {
@@ -96,6 +90,7 @@ variables {
   lambda_runtime                   = "python3.12"
   lambda_zip_path                  = "lambda_src/dist/ec2_action.zip"
   lambda_layer_zip_path            = "lambda_src/dist/xray_layer.zip"
+  tracing_enabled                  = false
   permissions_boundary_arn         = null
   tags                             = { Team = "platform" }
 }
@@ -271,6 +266,20 @@ run "iam_is_scoped_to_this_stack" {
     ]))
     error_message = "A function may use a DynamoDB table other than the jobs table."
   }
+  # wait_online reads and writes the learned registration times only (items registration#<ami>#<type>), never a job.
+  assert {
+    condition = jsonencode([
+      for statement in jsondecode(output.lambda_policies.wait_online).Statement : {
+        actions   = sort(flatten([statement.Action]))
+        condition = try(statement.Condition, null)
+      }
+      if anytrue([for action in flatten([statement.Action]) : startswith(action, "dynamodb:")])
+      ]) == jsonencode([{
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+        condition = { "ForAllValues:StringLike" = { "dynamodb:LeadingKeys" = ["registration#*"] } }
+    }])
+    error_message = "wait_online may use DynamoDB beyond GetItem and PutItem of the registration# items."
+  }
   assert {
     condition = alltrue([
       for statement in jsondecode(output.lambda_policies.report).Statement :
@@ -317,18 +326,16 @@ run "state_machine_renders_valid_json_naming_our_functions" {
   }
 
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.job.definition).StartAt == "ValidateJob"
-    error_message = "The rendered definition is not the job state machine."
+    condition     = jsondecode(aws_sfn_state_machine.job.definition).StartAt == "AcquireInstance"
+    error_message = "The rendered definition is not the job state machine, or does not start by acquiring the instance."
   }
   assert {
     condition = [
-      for state in ["ValidateJob", "PublishDetailsLink", "AcquireInstance", "WaitForSsmOnline", "ReleaseInstance", "ReportResult"] :
+      for state in ["AcquireInstance", "WaitForSsmOnline", "ReleaseInstance", "ReportResult"] :
       jsondecode(aws_sfn_state_machine.job.definition).States[state].Resource
       ] == [
-      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-validate",
-      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report",
       "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-acquire",
-      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-check-instance",
+      "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-wait-online",
       "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-release",
       "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report",
     ]
@@ -341,23 +348,58 @@ run "state_machine_renders_valid_json_naming_our_functions" {
     )
     error_message = "RunBuildCommand does not invoke run_command with a task token."
   }
-  # 15 minutes of registration wait: 5 s growing by 1.5 to 60 s needs 20 attempts (about 940 s).
+  # Every Task state, by the function it invokes: the five steps, nothing else.
   assert {
-    condition     = jsondecode(aws_sfn_state_machine.job.definition).States.WaitForSsmOnline.Retry[1].MaxAttempts == 20
-    error_message = "WaitForSsmOnline's retry budget does not cover ssm_registration_timeout_minutes."
+    condition = sort([
+      for name, state in jsondecode(aws_sfn_state_machine.job.definition).States :
+      "${name}=${try(state.Parameters.FunctionName, state.Resource)}" if state.Type == "Task"
+      ]) == tolist([
+      "AcquireInstance=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-acquire",
+      "ReleaseInstance=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-release",
+      "ReportResult=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report",
+      "RunBuildCommand=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-run-command",
+      "WaitForSsmOnline=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-wait-online",
+    ])
+    error_message = "The state machine's Task states are not exactly acquire, wait_online, run_command, release and report."
+  }
+  # Waiting for SSM happens inside wait_online (waiting is no error): a registration that outlasts the window
+  # (InstanceNotReady) or an instance that went away (InstanceLost) ends the build at once, never retried; a wait
+  # longer than one invocation goes on through IsInstanceOnline, back to WaitForSsmOnline.
+  assert {
+    condition = alltrue([
+      for error in ["InstanceNotReady", "InstanceLost"] :
+      concat([
+        for retrier in jsondecode(aws_sfn_state_machine.job.definition).States.WaitForSsmOnline.Retry : retrier.MaxAttempts
+        if contains(retrier.ErrorEquals, error) || contains(retrier.ErrorEquals, "States.ALL")
+      ], [0])[0] == 0
+    ])
+    error_message = "WaitForSsmOnline retries InstanceNotReady or InstanceLost (the first retrier matching it, if any, must have MaxAttempts 0)."
+  }
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Next == "WaitForSsmOnline" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForSsmOnline.ResultPath == "$.ssm" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForSsmOnline.Next == "IsInstanceOnline" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.IsInstanceOnline.Type == "Choice" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.IsInstanceOnline.Choices == [
+        { Variable = "$.ssm.online", BooleanEquals = true, Next = "RunBuildCommand" }
+      ] &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.IsInstanceOnline.Default == "WaitForSsmOnline"
+    )
+    error_message = "IsInstanceOnline must go on to RunBuildCommand when $.ssm.online, else back to WaitForSsmOnline."
   }
   assert {
     condition = (
       aws_sfn_state_machine.job.type == "STANDARD" &&
-      aws_sfn_state_machine.job.tracing_configuration[0].enabled &&
+      !aws_sfn_state_machine.job.tracing_configuration[0].enabled &&
       aws_sfn_state_machine.job.logging_configuration[0].level == "ERROR" &&
       !aws_sfn_state_machine.job.logging_configuration[0].include_execution_data
     )
-    error_message = "The state machine must be STANDARD, traced, and log errors without execution data."
+    error_message = "The state machine must be STANDARD, untraced without tracing_enabled, and log errors without execution data."
   }
   assert {
     condition = jsondecode(aws_iam_role_policy.state_machine.policy).Statement[0].Resource == flatten([
-      for name in ["validate", "report", "acquire", "check-instance", "run-command", "release"] : [
+      for name in ["acquire", "wait-online", "run-command", "release", "report"] : [
         "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-${name}",
         "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-${name}:*",
       ]
@@ -400,11 +442,23 @@ run "functions_share_one_small_configuration" {
       function.handler == "ec2_action.handlers.${key}.handler" &&
       one(function.architectures) == "arm64" &&
       function.runtime == "python3.12" &&
-      function.tracing_config[0].mode == "Active" &&
+      function.tracing_config[0].mode == "PassThrough" &&
       one(keys(function.environment[0].variables)) == "EC2_ACTION_CONFIG" &&
       function.function_name == "ci-build-${replace(key, "_", "-")}"
     ])
-    error_message = "A function's handler, architecture, runtime, tracing or environment is wrong."
+    error_message = "A function's handler, architecture, runtime, tracing (PassThrough without tracing_enabled) or environment is wrong."
+  }
+  assert {
+    condition = (
+      jsondecode(output.lambda_config_json).tracing == false &&
+      sort(keys(aws_lambda_function.this)) == sort(["poll", "acquire", "wait_online", "run_command", "command_event", "release", "report", "reap"])
+    )
+    error_message = "The functions are not poll, acquire, wait_online, run_command, command_event, release, report and reap, or they trace without tracing_enabled."
+  }
+  # wait_online waits for SSM registration inside one invocation: it gets Lambda's longest timeout.
+  assert {
+    condition     = aws_lambda_function.this["wait_online"].timeout == 900
+    error_message = "wait_online's timeout must be 900 seconds."
   }
   assert {
     condition = alltrue([
@@ -420,6 +474,34 @@ run "functions_share_one_small_configuration" {
       aws_dynamodb_table.jobs.server_side_encryption[0].enabled
     )
     error_message = "The jobs table needs TTL on expires_at, PITR and SSE."
+  }
+}
+
+run "tracing_enabled_traces_the_functions_and_the_state_machine" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  variables {
+    tracing_enabled = true
+  }
+
+  assert {
+    condition = length(aws_lambda_function.this) == 8 && alltrue([
+      for key, function in aws_lambda_function.this : function.tracing_config[0].mode == "Active"
+    ])
+    error_message = "With tracing_enabled every function must trace Active."
+  }
+  assert {
+    condition     = aws_sfn_state_machine.job.tracing_configuration[0].enabled
+    error_message = "With tracing_enabled the state machine must be traced."
+  }
+  # The functions load the X-Ray SDK only when their configuration says so.
+  assert {
+    condition     = jsondecode(output.lambda_config_json).tracing == true
+    error_message = "With tracing_enabled, EC2_ACTION_CONFIG must say tracing: true."
   }
 }
 

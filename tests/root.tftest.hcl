@@ -40,8 +40,48 @@ run "plans_with_defaults" {
     error_message = "Log groups must follow the name prefix."
   }
   assert {
-    condition     = length(output.lambda_function_names) == 9 && output.reaper_function_name == "ci-build-reap"
-    error_message = "The module runs nine functions, the reaper among them."
+    condition     = length(output.lambda_function_names) == 8 && output.reaper_function_name == "ci-build-reap"
+    error_message = "The module runs eight functions, the reaper among them."
+  }
+}
+
+# The functions' configuration holds the builder's ids: fixed here, so that it is known at plan time.
+run "tracing_is_off_by_default" {
+  command = plan
+  override_resource {
+    target          = module.builder.aws_launch_template.builder
+    override_during = plan
+    values          = { id = "lt-0123456789abcdef0" }
+  }
+  override_resource {
+    target          = module.builder.aws_security_group.builder
+    override_during = plan
+    values          = { id = "sg-0123456789abcdef0" }
+  }
+  assert {
+    condition     = jsondecode(module.orchestrator.lambda_config_json).tracing == false
+    error_message = "Tracing must be off by default."
+  }
+}
+
+run "tracing_enabled_reaches_the_functions" {
+  command = plan
+  variables {
+    tracing_enabled = true
+  }
+  override_resource {
+    target          = module.builder.aws_launch_template.builder
+    override_during = plan
+    values          = { id = "lt-0123456789abcdef0" }
+  }
+  override_resource {
+    target          = module.builder.aws_security_group.builder
+    override_during = plan
+    values          = { id = "sg-0123456789abcdef0" }
+  }
+  assert {
+    condition     = jsondecode(module.orchestrator.lambda_config_json).tracing == true
+    error_message = "tracing_enabled must reach the functions' configuration."
   }
 }
 
@@ -222,6 +262,7 @@ run "rejects_bad_scalar_inputs" {
     log_retention_days                = 10
     log_kms_key_arn                   = "alias/logs"
     lambda_runtime                    = "python3.9"
+    tracing_enabled                   = null
     iam_role_permissions_boundary_arn = "boundary"
     tags                              = { "ec2-action:stack" = "other" }
   }
@@ -247,6 +288,7 @@ run "rejects_bad_scalar_inputs" {
     var.log_retention_days,
     var.log_kms_key_arn,
     var.lambda_runtime,
+    var.tracing_enabled,
     var.iam_role_permissions_boundary_arn,
     var.tags,
   ]

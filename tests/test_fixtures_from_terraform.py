@@ -75,6 +75,7 @@ def test_every_key_terraform_renders_is_one_the_lambdas_read() -> None:
     assert [action.version for action in parsed.actions] == ["2", "1"]
     assert parsed.actions[0].defaults == {"InstanceType": "t3.large", "TimeoutMinutes": 60, "RootVolumeGiB": 30}
     assert parsed.ssm_registration_timeout_seconds == 900 and parsed.orphan_grace_seconds == 1800
+    assert parsed.tracing is False  # tracing_enabled's default: the functions load no X-Ray SDK
 
 
 def test_a_key_added_to_the_renderer_only_is_caught(tmp_path: Path) -> None:
@@ -119,12 +120,12 @@ def test_the_design_example_is_what_terraform_renders() -> None:
 
 def test_a_design_example_without_a_rendered_key_is_caught() -> None:
     design = (REPO_ROOT / "DESIGN.md").read_text()
-    line = '  "orphan_grace_seconds": 1800\n'
-    assert line in design
+    line = '  "tracing": false\n'  # the example's last key
+    assert ",\n" + line + "}" in design
     edited = design.replace(",\n" + line, "\n").replace('"RootVolumeGiB": 30', '"RootVolumeGiB": 50')
     drift = design_drift(edited)
-    assert set(drift) == {"orphan_grace_seconds", "actions"}
-    assert drift["orphan_grace_seconds"] == (None, 1800)
+    assert set(drift) == {"tracing", "actions"}
+    assert drift["tracing"] == (None, False)
 
 
 # --- The SSM document ----------------------------------------------------------------------------------------------

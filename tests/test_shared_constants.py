@@ -6,12 +6,16 @@ constant the Lambda code uses.
 
 from __future__ import annotations
 
+import fnmatch
+import importlib
 import re
 from typing import Any
 
-from ec2_action import messages, tags
+from ec2_action import messages, registration, tags
 from ec2_action.handlers import acquire, reap
 from test_terraform_static import REPO_ROOT, parsed
+
+HANDLERS_DIR = REPO_ROOT / "lambda_src" / "ec2_action" / "handlers"
 
 
 def terraform_local(module: str, name: str) -> Any:
@@ -76,3 +80,28 @@ def test_the_reaper_waits_out_a_poller_that_may_still_start_the_job() -> None:
     may run (its Lambda timeout), so a poller that claimed the job has started its execution or died by then."""
     poll_timeout = terraform_local("orchestrator", "functions")["poll"]["timeout"]
     assert poll_timeout < reap.MIN_JOB_AGE_SECONDS
+
+
+def test_every_function_terraform_deploys_is_a_handler_module_and_every_handler_is_deployed() -> None:
+    """Each function's handler is ec2_action.handlers.<key>.handler (modules/orchestrator): a key without its module
+    fails only at invocation, a module without its key is never deployed."""
+    functions = terraform_local("orchestrator", "functions")
+    modules = {path.stem for path in HANDLERS_DIR.glob("*.py") if path.stem != "__init__"}
+    assert set(functions) == modules
+    assert all(callable(importlib.import_module(f"ec2_action.handlers.{key}").handler) for key in functions)
+
+
+def test_wait_online_may_read_and_write_the_registration_items_and_no_job() -> None:
+    """registration.py keeps the learned registration times in the jobs table, keyed registration#<ami>#<type>;
+    wait_online's policy (iam.tf) allows GetItem and PutItem only of keys its LeadingKeys patterns match."""
+    statements = terraform_local("orchestrator", "function_statements")["wait_online"]
+    [learn] = [statement for statement in statements if statement["Sid"] == "LearnRegistrationTimes"]
+    assert learn["Action"] == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    patterns = learn["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert not any(set("[]") & set(pattern) for pattern in patterns)  # fnmatch reads [...], IAM's StringLike does not
+
+    def allowed(key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+
+    assert allowed(registration.key("ami-0123456789abcdef0", "t3.large"))
+    assert not allowed("0b6f1f5e-0c4e-4c39-9a3a-1d2e3f4a5b6c")  # a CodePipeline job id: a job's item
