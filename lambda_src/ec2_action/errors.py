@@ -14,7 +14,8 @@ class InstanceLaunchFailed(Exception):
 
 
 class InstanceNotReady(Exception):
-    """The instance is not Online in Systems Manager yet; retried until the registration window ends."""
+    """The instance did not come Online in Systems Manager within the registration window (wait_online), or Systems
+    Manager could not reach it yet when the command was sent (run_command: retried)."""
 
 
 class InstanceLost(Exception):

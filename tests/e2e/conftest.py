@@ -9,12 +9,13 @@ import pytest
 
 # AWS waits (Step Functions Wait/Retry, SSM registration, timeouts) run 20x faster; builds run in real time.
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
-# The registration window is waited for inside the wait_online function, in its own (real) time: the shortest window
-# keeps the never-registers row to a minute.
-E2E_VARIABLES = {"ssm_registration_timeout_minutes": 1}
 
 from emulator import server
 from harness.deployment import Deployment
+
+# The registration window is waited for inside the wait_online function, in its own (real) time: the shortest window
+# keeps the never-registers row to a minute.
+E2E_VARIABLES = {"ssm_registration_timeout_minutes": 1}
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,7 @@ def _poller_dies_rows() -> list[Row]:
         ("dynamodb", "UpdateItem", "having recorded (claimed) the job, before acknowledging it"),
         ("codepipeline", "AcknowledgeJob", "having acknowledged the job, before starting its execution"),
         ("stepfunctions", "StartExecution", "having started the execution, before publishing its Details link"),
-        ("codepipeline", "PutJobSuccessResult", "having published the Details link, before taking the continuation job"),
+        ("codepipeline", "PutJobSuccessResult", "having published the Details link, before taking its continuation"),
     )
     return [
         Row(

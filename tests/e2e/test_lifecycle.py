@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_plan_after_apply_shows_no_changes(deployment: Deployment) -> None:
-    assert deployment.terraform.plan_changes({"region": deployment.cloud.region}) == ""
+    assert deployment.terraform.plan_changes(deployment.variables) == ""
 
 
 def _leftovers(deployment: Deployment, prefix: str) -> dict[str, list[str]]:
@@ -69,4 +69,4 @@ def test_a_second_stack_applies_beside_the_first_and_destroys_without_leftovers(
 
     assert second.resources() == []
     assert _leftovers(second_deployment, prefix) == {}
-    assert deployment.terraform.plan_changes({"region": local_cloud.region}) == "", "the first stack was touched"
+    assert deployment.terraform.plan_changes(deployment.variables) == "", "the first stack was touched"

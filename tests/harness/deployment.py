@@ -85,6 +85,7 @@ class Deployment:
     cloud: server.LocalCloud
     terraform: TerraformRoot
     outputs: dict[str, Any]
+    variables: dict[str, Any] = field(default_factory=dict)  # what it was applied with (region included)
 
     @classmethod
     def apply(
@@ -96,8 +97,9 @@ class Deployment:
     ) -> Deployment:
         terraform = TerraformRoot(example, work_dir, env=cloud.env())
         terraform.init()
-        terraform.apply({"region": cloud.region, **(variables or {})})
-        return cls(cloud, terraform, terraform.outputs())
+        applied_with = {"region": cloud.region, **(variables or {})}
+        terraform.apply(applied_with)
+        return cls(cloud, terraform, terraform.outputs(), applied_with)
 
     def client(self, service: str) -> Any:
         """A client of the test itself: its requests are not the deployed system's, the benchmark leaves them out."""
@@ -234,7 +236,7 @@ class Deployment:
         return unzip(self.output_artifact_zip(run))
 
     def destroy(self) -> None:
-        self.terraform.destroy({"region": self.cloud.region})
+        self.terraform.destroy(self.variables)
 
 
 def unique_name(prefix: str) -> str:
