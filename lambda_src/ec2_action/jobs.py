@@ -244,15 +244,30 @@ def _scan(request: dict[str, Any]) -> list[dict[str, Any]]:
         request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
-def pending() -> list[dict[str, Any]]:
-    """Items the sweep must look at: a task token still awaited, or a stored result the open job has not received."""
-    return _scan(
+_PENDING = (
+    "attribute_exists(task_token) OR (attribute_exists(#result) AND attribute_exists(open_job_id) "
+    "AND attribute_not_exists(reported_to))"
+)
+
+
+def is_unstarted(item: dict[str, Any], claimed_before: int) -> bool:
+    """The item of a job claimed before that time whose execution may not have started (_UNSTARTED, in Python)."""
+    started = ("continued", "instance_id", "result", "reported_to", "abandoned")
+    return int(item.get("claimed_at", claimed_before)) < claimed_before and not any(key in item for key in started)
+
+
+def sweep_items(claimed_before: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What the sweep looks at, read with one scan: (jobs claimed before that time whose execution may not have
+    started, items with a task token still awaited or a stored result the open job has not received)."""
+    items = _scan(
         {
-            "FilterExpression": "attribute_exists(task_token) OR (attribute_exists(#result) AND "
-            "attribute_exists(open_job_id) AND attribute_not_exists(reported_to))",
+            "FilterExpression": f"(({_UNSTARTED}) AND claimed_at < :before) OR {_PENDING}",
             "ExpressionAttributeNames": {"#result": "result"},
+            "ExpressionAttributeValues": {":before": claimed_before},
         }
     )
+    unstarted = [item for item in items if is_unstarted(item, claimed_before)]
+    return unstarted, [item for item in items if not is_unstarted(item, claimed_before)]
 
 
 def unanswered() -> list[dict[str, Any]]:
@@ -263,16 +278,5 @@ def unanswered() -> list[dict[str, Any]]:
             "FilterExpression": "attribute_exists(claimed_at) AND attribute_not_exists(#result) "
             "AND attribute_not_exists(reported_to) AND attribute_not_exists(abandoned)",
             "ExpressionAttributeNames": {"#result": "result"},
-        }
-    )
-
-
-def unstarted(claimed_before: int) -> list[dict[str, Any]]:
-    """Items of jobs claimed before that time whose execution may not have started (the sweep checks each)."""
-    return _scan(
-        {
-            "FilterExpression": f"({_UNSTARTED}) AND claimed_at < :before",
-            "ExpressionAttributeNames": {"#result": "result"},
-            "ExpressionAttributeValues": {":before": claimed_before},
         }
     )

@@ -55,10 +55,16 @@ def learned(image_id: str, instance_type: str) -> Learned | None:
     return Learned(float(item["seconds"]), int(item.get("observed_at", 0)))
 
 
-def learn(image_id: str, instance_type: str, seconds: float, previous: Learned | None, now: float) -> bool:
-    """Store a registration time if it differs from the learned one (or that one is old); True if written."""
-    if previous and abs(previous.seconds - seconds) < RELEARN_DIFFERENCE and now - previous.observed_at < RELEARN_AGE:
-        return False
+def learn(
+    image_id: str, instance_type: str, seconds: float, previous: Learned | None, now: float, bounded: bool = True
+) -> bool:
+    """Store a registration time if it differs from the learned one by RELEARN_DIFFERENCE (or that one is old); True
+    if written. An estimate that is only an upper bound (`bounded` False: the first check already saw the instance
+    Online, e.g. a wait that started late under load) may lower the learned time, never raise it."""
+    if previous and now - previous.observed_at < RELEARN_AGE:
+        moved = previous.seconds - seconds if not bounded else abs(previous.seconds - seconds)
+        if moved < RELEARN_DIFFERENCE:
+            return False
     aws.table(load().jobs_table).put_item(
         Item={
             "job_id": key(image_id, instance_type),
@@ -94,6 +100,12 @@ class Waiting:
         if now >= self.fine_until:
             self.interval = min(self.interval * GROWTH, MAX_INTERVAL)
         return min(now + self.interval, self.deadline)
+
+    @property
+    def bounded(self) -> bool:
+        """Whether a check missed before one saw the instance Online (the registration time is then known to within
+        a check interval, not only bounded from above)."""
+        return self.last_negative is not None
 
     def registration_seconds(self, online_at: float) -> float:
         """The registration time to learn: midway between the last check that missed and the one that saw it; when

@@ -224,8 +224,8 @@ def _sweep(config: Config, context: Any, summary: dict[str, list[str]]) -> None:
     commands, answer stored results that the open job lacks. It goes on only while the invocation has time left;
     the next sweep takes what this one did not reach."""
     claimed_before = int(time.time()) - RESUME_AFTER_SECONDS
-    work = [(_resume_item, item) for item in jobs.unstarted(claimed_before)]
-    work += [(_sweep_item, item) for item in jobs.pending()]
+    unstarted, pending = jobs.sweep_items(claimed_before)
+    work = [(_resume_item, item) for item in unstarted] + [(_sweep_item, item) for item in pending]
     for done, (step, item) in enumerate(work):
         if not _time_left(context):
             log.reset()

@@ -39,7 +39,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if outcome.online and outcome.info is not None:
         online_at = time.time()
         seconds = waiting.registration_seconds(online_at)
-        learned = registration.learn(build["image_id"], build["instance_type"], seconds, previous, online_at)
+        learned = registration.learn(
+            build["image_id"], build["instance_type"], seconds, previous, online_at, waiting.bounded
+        )
         info = outcome.info
         log.info(
             "instance online",
