@@ -32,6 +32,11 @@ MAX_LOG_PAGES = 3
 REASON_CHARS = 300
 
 
+def plugin_name(platform: str) -> str:
+    """The build document's step that runs on this platform (the other one is skipped by its precondition)."""
+    return "BuildOnWindows" if platform == "Windows" else "BuildOnLinux"
+
+
 class EmptyLogStream(Exception):
     """The output's log stream exists but returned no events."""
 

@@ -15,7 +15,6 @@ from botocore.exceptions import ClientError
 from .. import aws, codepipeline, jobs, log, messages, outcome
 from ..config import load
 from ..payloads import Result
-from .run_command import plugin_name
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -31,7 +30,7 @@ def result_of(state: dict[str, Any]) -> Result:
     if state.get("error"):
         command_id = _failed_command(state, instance_id)
         if command_id and build:
-            prefix = f"{command_id}/{instance_id}/{plugin_name(build['platform'])}"
+            prefix = f"{command_id}/{instance_id}/{outcome.plugin_name(build['platform'])}"
             note += messages.log_location(console, config.build_log_group, prefix) + "\n"
         # The state machine records the step whose Catch fired (asl/build-job.asl.json, the <Step>Failed states).
         step = state.get("failed_step", "")

@@ -11,14 +11,10 @@ from botocore.exceptions import ClientError
 from .. import aws, jobs, log
 from ..config import load
 from ..errors import InstanceNotReady
+from ..outcome import plugin_name
 from ..payloads import BuildSpec, Job
 
 DELIVERY_TIMEOUT_SECONDS = 600
-
-
-def plugin_name(platform: str) -> str:
-    """The document step that runs on this platform (the other one is skipped by its precondition)."""
-    return "BuildOnWindows" if platform == "Windows" else "BuildOnLinux"
 
 
 def document_parameters(job: Job, build: BuildSpec) -> dict[str, list[str]]:
