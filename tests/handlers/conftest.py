@@ -242,7 +242,7 @@ def make_job(**overrides: Any) -> dict[str, Any]:
 
 
 def build_spec(image_id: str, **overrides: Any) -> dict[str, Any]:
-    """A build spec as validate outputs it."""
+    """A build spec as acquire outputs it (buildspec.validated)."""
     spec = {
         "image_id": image_id,
         "instance_type": "t3.large",

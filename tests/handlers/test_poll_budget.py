@@ -1,6 +1,7 @@
 """poll's work per invocation is bounded: the report's wake-up never sweeps, a sweep stops within its time left, and
 a fresh claim is left to the poller that holds it."""
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -49,7 +50,9 @@ def test_the_sweep_leaves_a_fresh_claim_to_its_poller_and_resumes_it_once_stale(
     assert started_executions(cloud) == []
 
     claimed_at = cloud.item(job_id)["claimed_at"]
-    monkeypatch.setattr(poll.time, "time", lambda: claimed_at + poll.RESUME_AFTER_SECONDS + 1)
+    # The poller's clock only (the time module itself is shared with the local cloud's threads).
+    later = SimpleNamespace(time=lambda: float(claimed_at) + poll.RESUME_AFTER_SECONDS + 1)
+    monkeypatch.setattr(poll, "time", later)
     assert poll.handler(SCHEDULE, cloud.context)["resumed"] == [job_id]
     assert started_executions(cloud) == [job_id]
 

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from conftest import ACCOUNT, ACTION, STACK, Cloud, Pipeline
-from test_poll import SCHEDULE, STARTED
+from test_poll import SCHEDULE, STARTED, PollerDied, die_at
 
+from ec2_action import aws, jobs, registration
 from ec2_action import codepipeline as cp_helpers
-from ec2_action import jobs
-from ec2_action.handlers import poll, reap, report
+from ec2_action.handlers import poll, reap
 
 INTERVAL = timedelta(minutes=5)  # the default reaper schedule
 GRACE = timedelta(seconds=1800)  # conftest's orphan_grace_seconds
@@ -128,7 +128,8 @@ def test_orphan_is_marked_then_terminated_on_a_later_pass_and_counted(
 
 
 def test_live_jobs_instance_is_never_touched(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
-    # acquire launched the instance but has not written instance_id to the item yet: legitimacy comes from the tag
+    # acquire launched the instance (it writes nothing to the item; run_command writes instance_id later):
+    # legitimacy comes from the tag
     job_id, _ = start_job(cloud)
     instance_id = launch(cloud, job_id)
     assert "instance_id" not in cloud.item(job_id)
@@ -211,10 +212,17 @@ def test_unknown_instances_are_reaped_and_other_stacks_left_alone(
 
 
 def started_build(cloud: Cloud, pipeline: Pipeline) -> tuple[str, str]:
-    """A build the poller started from a real pipeline job: (job id, execution ARN)."""
+    """A build the poller started from a real pipeline job (its continuation job taken): (job id, execution ARN)."""
     job_id = pipeline.start()
     poll.handler(STARTED, cloud.context)
     return job_id, cloud.item(job_id)["execution_arn"]
+
+
+def open_job(cloud: Cloud, job_id: str) -> str:
+    """The job the build answers: the continuation job the poller took."""
+    open_job_id: str = cloud.item(job_id)["open_job_id"]
+    assert open_job_id != job_id
+    return open_job_id
 
 
 def failures(pipeline: Pipeline, job_id: str) -> list[Any]:
@@ -225,6 +233,7 @@ def test_aborted_execution_gets_exactly_one_failure_naming_aborted(
     cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id, execution_arn = started_build(cloud, pipeline)
+    continuation = open_job(cloud, job_id)
     instance_id = launch(cloud, job_id)
     stop(cloud, execution_arn)
     later = datetime.now(UTC) + timedelta(minutes=10)
@@ -235,20 +244,24 @@ def test_aborted_execution_gets_exactly_one_failure_naming_aborted(
     assert described(cloud, instance_id)[0] == "terminated"
     for minutes in (5, 10):  # further passes send nothing more
         reap_pass(cloud, monkeypatch, later + timedelta(minutes=minutes))
-    [result] = pipeline.results(job_id)
+    assert failures(pipeline, job_id) == []  # the first job was closed by the Details link
+    [result] = pipeline.results(continuation)
     assert (result.kind, result.failure_type) == ("failure", "JobFailed")
     assert result.message.startswith(f"The execution {execution_arn} ended with status ABORTED without reporting")
     assert result.external_execution_id == execution_arn
-    assert cloud.item(job_id)["reported_to"] == job_id
+    assert cloud.item(job_id)["reported_to"] == continuation
     assert reaped_sum(cloud) == 1
 
 
 def test_aborted_after_the_continuation_stores_the_result_for_the_poller(
     cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job_id, execution_arn = started_build(cloud, pipeline)
-    job = json.loads(cloud.client("stepfunctions").describe_execution(executionArn=execution_arn)["input"])["job"]
-    report.handler({"mode": "continue", "job": job, "execution_arn": execution_arn}, cloud.context)
+    job_id = pipeline.start()
+    # The poller published the Details link and died before it took the continuation job.
+    die_at("after-call.codepipeline.PutJobSuccessResult", aws.client("codepipeline"))
+    with pytest.raises(PollerDied):
+        poll.handler(STARTED, cloud.context)
+    execution_arn = cloud.item(job_id)["execution_arn"]
     continuation = pipeline.continuation_of(job_id)
     stop(cloud, execution_arn)
 
@@ -284,14 +297,16 @@ def test_job_already_answered_is_not_answered_twice(
     cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job_id, execution_arn = started_build(cloud, pipeline)
+    continuation = open_job(cloud, job_id)
     result = {"succeeded": False, "message": "The build failed with exit code 2.", "failure_type": "JobFailed"}
-    assert cp_helpers.answer_open_job(jobs.store_result(job_id, result)) == job_id  # what ReportResult does
+    assert jobs.store_result_and_claim_report(job_id, result) is not None  # what ReportResult does
+    assert cp_helpers.put_result(continuation, result, execution_arn)
     stop(cloud, execution_arn)
 
     summary = reap_pass(cloud, monkeypatch, datetime.now(UTC) + timedelta(minutes=10))
 
     assert summary["failed_jobs"] == []
-    [answer] = pipeline.results(job_id)
+    [answer] = pipeline.results(continuation)
     assert answer.message == "The build failed with exit code 2."
 
 
@@ -299,4 +314,22 @@ def test_running_job_is_not_answered(cloud: Cloud, pipeline: Pipeline, monkeypat
     job_id, _ = started_build(cloud, pipeline)
 
     assert reap_pass(cloud, monkeypatch, datetime.now(UTC) + timedelta(hours=2))["failed_jobs"] == []
-    assert pipeline.results(job_id) == []
+    assert failures(pipeline, job_id) == [] and pipeline.results(open_job(cloud, job_id)) == []
+
+
+def test_learned_registration_times_in_the_jobs_table_are_not_jobs(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """wait_online's items (registration#<ami>#<type>) share the table: no pass judges them."""
+    registration.learn(cloud.linux_ami, "t3.large", 42.0, None, datetime.now(UTC).timestamp())
+    key = f"registration#{cloud.linux_ami}#t3.large"
+    item = cloud.item(key)
+
+    for days in (0, 1, 29):
+        assert reap_pass(cloud, monkeypatch, datetime.now(UTC) + timedelta(days=days))["failed_jobs"] == []
+
+    assert cloud.item(key) == item
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line for line in logged if line["level"] == "ERROR"] == []
+    assert poll.handler(SCHEDULE, cloud.context)["resumed"] == []  # nor are they unstarted jobs for the sweep
+    assert cloud.item(key) == item

@@ -1,18 +1,24 @@
-"""report: the details link (continuation) and the one final answer, whatever order the two last steps come in."""
+"""report (ReportResult): the one answer of a build, to the open job (the continuation job the poller took, else the
+first job), whatever order the build's end and the continuation job come in."""
 
 import json
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT, REGION, STACK, Cloud, Pipeline, build_spec
-from test_poll import SCHEDULE, STARTED
+from conftest import ACCOUNT, REGION, STACK, Agent, Cloud, Pipeline, build_spec, wait_for
+from test_poll import SCHEDULE, STARTED, PollerDied, die_at
+from test_run_command import online_instance
 
-from ec2_action.handlers import poll, report
+from ec2_action import aws, jobs
+from ec2_action import codepipeline as cp_helpers
+from ec2_action.config import load
+from ec2_action.handlers import poll, report, run_command
 from emulator import faults
 
 
 def started_build(cloud: Cloud, pipeline: Pipeline) -> tuple[dict[str, Any], str]:
-    """A build the poller started: (the state machine's input job, execution ARN)."""
+    """A build the poller started (its Details link published, its continuation job taken): (the state machine's
+    input job, execution ARN)."""
     job_id = pipeline.start()
     poll.handler(STARTED, cloud.context)
     execution_arn = cloud.item(job_id)["execution_arn"]
@@ -20,12 +26,22 @@ def started_build(cloud: Cloud, pipeline: Pipeline) -> tuple[dict[str, Any], str
     return json.loads(described["input"])["job"], execution_arn
 
 
-def publish_link(cloud: Cloud, job: dict[str, Any], execution_arn: str) -> dict[str, Any]:
-    return report.handler({"mode": "continue", "job": job, "execution_arn": execution_arn}, cloud.context)
+def started_build_whose_continuation_is_queued(cloud: Cloud, pipeline: Pipeline) -> tuple[dict[str, Any], str]:
+    """A build whose poller published the Details link and died before it polled again: the continuation job waits
+    in CodePipeline's queue, unclaimed."""
+    job_id = pipeline.start()
+    die_at("after-call.codepipeline.PutJobSuccessResult", aws.client("codepipeline"))
+    with pytest.raises(PollerDied):
+        poll.handler(STARTED, cloud.context)
+    item = cloud.item(job_id)
+    assert item["continued"] is True and "open_job_id" not in item
+    described = cloud.client("stepfunctions").describe_execution(executionArn=item["execution_arn"])
+    return json.loads(described["input"])["job"], item["execution_arn"]
 
 
 def final(cloud: Cloud, state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
-    return report.handler({"mode": "final", "execution_arn": execution_arn, "state": state}, cloud.context)
+    """ReportResult's Parameters (asl/build-job.asl.json)."""
+    return report.handler({"execution_arn": execution_arn, "state": state}, cloud.context)
 
 
 def succeeded_state(cloud: Cloud, job: dict[str, Any]) -> dict[str, Any]:
@@ -43,86 +59,118 @@ def succeeded_state(cloud: Cloud, job: dict[str, Any]) -> dict[str, Any]:
     return {
         "job": job,
         "build": build_spec(cloud.linux_ami),
-        "instance": {"instance_id": "i-0123456789abcdef0", "subnet_id": "subnet-1", "launched_at": "now"},
-        "ssm": {"ping_status": "Online"},
+        "instance": {
+            "instance_id": "i-0123456789abcdef0",
+            "subnet_id": "subnet-1",
+            "launched_at": "now",
+            "launched_epoch": 1.0,
+        },
+        "ssm": {"online": True, "checks": 2, "platform_type": "Linux", "agent_version": "3.3.2746.0"},
         "command": command,
         "release": {"terminated": ["i-0123456789abcdef0"]},
     }
 
 
-def test_continue_closes_the_first_job_with_the_execution_as_token(cloud: Cloud, pipeline: Pipeline) -> None:
+class Calls:
+    """The jobs table's and Lambda's API calls the report makes (botocore events; the calls go through)."""
+
+    def __init__(self) -> None:
+        self.made: list[tuple[str, dict[str, Any]]] = []
+        aws.table(load().jobs_table).meta.client.meta.events.register("before-parameter-build.dynamodb", self.record)
+        aws.client("lambda").meta.events.register("before-parameter-build.lambda", self.record)
+
+    def record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.made.append((model.name, params))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.made]
+
+
+def test_the_result_is_stored_and_the_continuation_job_claimed_in_one_write(cloud: Cloud, pipeline: Pipeline) -> None:
     job, execution_arn = started_build(cloud, pipeline)
-
-    assert publish_link(cloud, job, execution_arn) == {}
-
-    [result] = pipeline.results(job["id"])
-    assert (result.kind, result.continuation_token) == ("success", execution_arn)
-    assert (result.external_execution_id, result.percent_complete) == (execution_arn, 0)
-    item = cloud.item(job["id"])
-    assert item["continued"] is True and "open_job_id" not in item
-    assert pipeline.continuation_of(job["id"])
-
-
-def test_retried_continue_after_success_sends_nothing_more(cloud: Cloud, pipeline: Pipeline) -> None:
-    job, execution_arn = started_build(cloud, pipeline)
-    publish_link(cloud, job, execution_arn)
-    publish_link(cloud, job, execution_arn)  # Step Functions retried a call that had worked
-    assert len(pipeline.results(job["id"])) == 1
-
-
-@pytest.mark.parametrize("order", ["continuation job first", "result first"])
-def test_continuation_race_gives_exactly_one_report(cloud: Cloud, pipeline: Pipeline, order: str) -> None:
-    job, execution_arn = started_build(cloud, pipeline)
-    publish_link(cloud, job, execution_arn)
     continuation = pipeline.continuation_of(job["id"])
-    state = succeeded_state(cloud, job)
+    calls = Calls()
 
-    if order == "continuation job first":
-        assert poll.handler(SCHEDULE, cloud.context)["continued"] == [continuation]
-        assert pipeline.results(continuation) == []
-        reported = final(cloud, state, execution_arn)
-        assert reported["reported_to"] == continuation
-    else:
-        reported = final(cloud, state, execution_arn)
-        assert reported["reported_to"] is None  # the continuation job has not been picked up yet
-        summary = poll.handler(SCHEDULE, cloud.context)
-        assert summary["continued"] == [continuation] and summary["answered"] == [continuation]
+    reported = final(cloud, succeeded_state(cloud, job), execution_arn)
 
-    assert reported["succeeded"] is True
-    for _ in range(2):  # a retried ReportResult and another sweep change nothing
-        final(cloud, state, execution_arn)
-        poll.handler(SCHEDULE, cloud.context)
+    assert reported["reported_to"] == continuation and reported["succeeded"] is True
+    assert calls.names() == ["UpdateItem"]  # one write to the jobs table; then the answer
+    item = cloud.item(job["id"])
+    assert item["reported_to"] == continuation and item["result"]["succeeded"] is True
     [result] = pipeline.results(continuation)
     assert result.kind == "success" and result.external_execution_id == execution_arn
     assert result.summary.startswith("Build succeeded on instance i-0123456789abcdef0")
     assert "all 12 tests passed" in result.summary
+
+
+def test_a_result_before_the_continuation_job_waits_for_the_poller_which_is_woken(
+    cloud: Cloud, pipeline: Pipeline
+) -> None:
+    job, execution_arn = started_build_whose_continuation_is_queued(cloud, pipeline)
+    calls = Calls()
+
+    reported = final(cloud, succeeded_state(cloud, job), execution_arn)
+
+    assert reported["reported_to"] is None  # nothing to answer yet: the result waits in the jobs table
+    assert cloud.item(job["id"])["result"]["succeeded"] is True and "reported_to" not in cloud.item(job["id"])
+    [invoke] = [params for name, params in calls.made if name == "Invoke"]  # the poller is woken at once
+    assert invoke["FunctionName"] == cloud.settings["poll_function_name"] and invoke["InvocationType"] == "Event"
+    assert json.loads(invoke["Payload"]) == cp_helpers.CONTINUATION_WAKE_UP
+
+    summary = poll.handler(cp_helpers.CONTINUATION_WAKE_UP, cloud.context)  # the woken poller
+
+    continuation = pipeline.continuation_of(job["id"])
+    assert summary["continued"] == summary["answered"] == [continuation]
+    [result] = pipeline.results(continuation)
+    assert result.kind == "success" and result.external_execution_id == execution_arn
+    assert cloud.item(job["id"])["reported_to"] == continuation
+
+
+@pytest.mark.parametrize("order", ["continuation job first", "result first"])
+def test_a_retried_report_and_later_sweeps_answer_nothing_more(cloud: Cloud, pipeline: Pipeline, order: str) -> None:
+    if order == "continuation job first":
+        job, execution_arn = started_build(cloud, pipeline)
+        final(cloud, succeeded_state(cloud, job), execution_arn)
+    else:
+        job, execution_arn = started_build_whose_continuation_is_queued(cloud, pipeline)
+        final(cloud, succeeded_state(cloud, job), execution_arn)
+        poll.handler(SCHEDULE, cloud.context)
+    continuation = pipeline.continuation_of(job["id"])
+
+    for _ in range(2):  # a retried ReportResult and another sweep change nothing
+        assert final(cloud, succeeded_state(cloud, job), execution_arn)["reported_to"] == continuation
+        summary = poll.handler(SCHEDULE, cloud.context)
+        assert summary["answered"] == summary["continued"] == []
+
+    [result] = pipeline.results(continuation)
+    assert result.kind == "success"
     assert cloud.item(job["id"])["reported_to"] == continuation
     execution = pipeline.client.list_pipeline_executions(pipelineName="app")["pipelineExecutionSummaries"][0]
     assert execution["status"] in ("InProgress", "Succeeded")  # the runner thread finishes it asynchronously
 
 
-def test_invalid_configuration_answers_the_first_job(cloud: Cloud, pipeline: Pipeline) -> None:
+def test_invalid_configuration_is_a_configuration_error(cloud: Cloud, pipeline: Pipeline) -> None:
     job, execution_arn = started_build(cloud, pipeline)
     cause = {"errorMessage": "ImageId 'ami-x' is not an AMI id", "errorType": "InvalidJobConfiguration"}
-    state = {"job": job, "error": {"Error": "InvalidJobConfiguration", "Cause": json.dumps(cause)}, "release": {}}
+    error = {"Error": "InvalidJobConfiguration", "Cause": json.dumps(cause)}
+    state = {"job": job, "error": error, "failed_step": "AcquireInstance", "release": {}}
 
     reported = final(cloud, state, execution_arn)
 
+    continuation = pipeline.continuation_of(job["id"])
     assert reported == {
         "succeeded": False,
         "message": "The action's configuration is invalid:\nImageId 'ami-x' is not an AMI id",
-        "reported_to": job["id"],
+        "reported_to": continuation,
     }
-    [result] = pipeline.results(job["id"])
+    [result] = pipeline.results(continuation)
     assert (result.kind, result.failure_type) == ("failure", "ConfigurationError")
     assert result.external_execution_id == execution_arn
 
 
 def test_failed_build_reports_exit_code_and_log(cloud: Cloud, pipeline: Pipeline) -> None:
     job, execution_arn = started_build(cloud, pipeline)
-    publish_link(cloud, job, execution_arn)
     continuation = pipeline.continuation_of(job["id"])
-    poll.handler(SCHEDULE, cloud.context)
     state = succeeded_state(cloud, job)
     state["command"].update(status="Failed", response_code=2, stderr_tail="make: *** [test] Error 2\n")
 
@@ -133,6 +181,29 @@ def test_failed_build_reports_exit_code_and_log(cloud: Cloud, pipeline: Pipeline
     assert result.failure_type == "JobFailed"
     assert result.message.startswith("The build failed with exit code 2 on instance i-0123456789abcdef0")
     assert "BuildOnLinux/stdout" in result.message and result.message.rstrip().endswith("Error 2")
+
+
+def test_a_build_stopped_in_run_build_command_points_to_its_commands_log(
+    cloud: Cloud, pipeline: Pipeline, agent: Agent
+) -> None:
+    """The task timed out (States.Timeout): no command output in the state, so the report finds the command the
+    task awaited on the instance (ListCommands) and names its log."""
+    job, execution_arn = started_build(cloud, pipeline)
+    instance = online_instance(cloud, job)
+    build = build_spec(cloud.linux_ami, command="echo still building")
+    run = {"task_token": "token", "job": job, "build": build, "instance": instance}
+    command_id = run_command.handler(run, cloud.context)["command_id"]
+    agent.final_event(command_id)
+    state = {"job": job, "build": build, "instance": instance, "error": {"Error": "States.Timeout", "Cause": ""},
+             "failed_step": "RunBuildCommand"}  # fmt: skip
+
+    message = final(cloud, state, execution_arn)["message"]
+
+    prefix = f"{command_id}/{instance['instance_id']}/BuildOnLinux"
+    assert message.startswith(
+        f"Full log: CloudWatch Logs group {cloud.settings['build_log_group']}, stream {prefix}/stdout"
+    )
+    assert "The build exceeded its timeout of 60 minutes (TimeoutMinutes) plus 15 minutes" in message
 
 
 @pytest.mark.parametrize(
@@ -161,9 +232,7 @@ def test_log_link_opens_the_console_of_the_modules_partition(
 @pytest.mark.parametrize(
     ("state_keys", "step"),
     [
-        ((), "ValidateJob"),
-        (("build",), "PublishDetailsLink"),
-        (("build",), "AcquireInstance"),
+        ((), "AcquireInstance"),
         (("build", "instance"), "WaitForSsmOnline"),
         (("build", "instance"), "RunBuildCommand"),  # the step's retries ran out before the command was sent
         (("build", "instance", "ssm"), "RunBuildCommand"),
@@ -190,13 +259,26 @@ def test_an_execution_that_recorded_no_step_still_reports_its_error(cloud: Cloud
 
 def test_sweep_answers_a_result_that_could_not_be_sent(cloud: Cloud, pipeline: Pipeline) -> None:
     job, execution_arn = started_build(cloud, pipeline)
+    continuation = pipeline.continuation_of(job["id"])
     state = {"job": job, "error": {"Error": "InvalidJobConfiguration", "Cause": "bad"}}
     faults.inject_api_error("codepipeline", "PutJobFailureResult", "ThrottlingException", "Rate exceeded", times=None)
     with pytest.raises(Exception, match="Rate exceeded"):
         final(cloud, state, execution_arn)  # Step Functions gives up: ReportFailed
-    assert "reported_to" not in cloud.item(job["id"])
+    item = cloud.item(job["id"])
+    assert "reported_to" not in item and item["result"]["failure_type"] == "ConfigurationError"  # claim given back
 
     faults.clear()  # the throttling is over
-    assert poll.handler(SCHEDULE, cloud.context)["answered"] == [job["id"]]
-    [result] = pipeline.results(job["id"])
+    assert poll.handler(SCHEDULE, cloud.context)["answered"] == [continuation]
+    [result] = pipeline.results(continuation)
     assert result.failure_type == "ConfigurationError"
+
+
+def test_the_report_clears_the_task_token(cloud: Cloud, pipeline: Pipeline) -> None:
+    """The token stays in the item after its delivery (outcome.deliver) until the result is stored."""
+    job, execution_arn = started_build(cloud, pipeline)
+    jobs.await_command(job["id"], "token", "i-0123456789abcdef0", "BuildOnLinux", 1.0)
+
+    final(cloud, succeeded_state(cloud, job), execution_arn)
+
+    assert "task_token" not in cloud.item(job["id"])
+    wait_for(lambda: pipeline.results(pipeline.continuation_of(job["id"])), what="the answer")

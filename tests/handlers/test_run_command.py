@@ -1,44 +1,48 @@
 """run_command against the local cloud's SSM Agent: the command really runs the deployed document's Linux step."""
 
+import time
 from typing import Any
 
 import pytest
-from conftest import Agent, Cloud, build_spec, make_job, wait_for
+from conftest import Agent, Cloud, build_spec, make_job
 
 from ec2_action import jobs
 from ec2_action.errors import InstanceNotReady
-from ec2_action.handlers import acquire, check_instance, run_command
+from ec2_action.handlers import acquire, run_command, wait_online
 
 
 def online_instance(cloud: Cloud, job: dict[str, Any]) -> dict[str, Any]:
-    """A launched build instance (acquire), Online in Systems Manager (check_instance)."""
+    """The job's build instance, launched (acquire) and Online in Systems Manager (wait_online); the tests' builds
+    take their command and spec from build_spec, so acquire validates a runnable configuration of the job."""
     jobs.claim(
         job["id"], "1", f"arn:aws:states:us-east-1:123456789012:execution:m:{job['id']}", "{}", job["action"], "app"
     )
-    spec = build_spec(cloud.linux_ami, root_device_name="/dev/sda1")
-    instance = acquire.handler({"job": job, "build": spec, "execution_arn": "arn"}, cloud.context)
-
-    def online() -> bool:
-        try:
-            return check_instance.handler({"instance_id": instance["instance_id"]}, cloud.context)["ping_status"]
-        except InstanceNotReady:
-            return False
-
-    wait_for(online, what="the instance to come Online")
-    return instance
+    runnable = {**job, "configuration": {"Command": "true", "ImageId": cloud.linux_ami}}
+    state = acquire.handler({"job": runnable, "execution_arn": "arn"}, cloud.context)
+    event = {"job_id": job["id"], "build": state["build"], "instance": state["instance"]}
+    assert wait_online.handler(event, cloud.context)["online"] is True
+    return state["instance"]
 
 
-def test_sends_the_build_and_remembers_the_token_and_command(cloud: Cloud, agent: Agent) -> None:
+def test_sends_the_build_after_storing_the_token_and_the_attempts_time(cloud: Cloud, agent: Agent) -> None:
     job = make_job(input_artifact=None, configuration={})
     instance = online_instance(cloud, job)
     build = build_spec(cloud.linux_ami, command="echo built in $PWD; echo $PipelineName", command_timeout_seconds=120)
     event = {"task_token": "token-1", "job": job, "build": build, "instance": instance}
 
+    before = time.time()
     command_id = run_command.handler(event, cloud.context)["command_id"]
 
     item = cloud.item(job["id"])
-    assert (item["task_token"], item["command_id"], item["plugin_name"]) == ("token-1", command_id, "BuildOnLinux")
+    assert (item["task_token"], item["instance_id"], item["plugin_name"]) == (
+        "token-1",
+        instance["instance_id"],
+        "BuildOnLinux",
+    )
+    assert "command_id" not in item  # the command is found by its comment (the job id), not stored
     command = cloud.client("ssm").list_commands(CommandId=command_id)["Commands"][0]
+    # awaited_at: just before SendCommand; tells this attempt's command from an older attempt's (outcome.is_current)
+    assert before - 0.001 <= item["awaited_at"] <= command["RequestedDateTime"].timestamp() + 1
     assert command["Comment"] == job["id"]
     assert command["DocumentName"] == cloud.settings["document_name"]
     assert command["InstanceIds"] == [instance["instance_id"]]
@@ -81,4 +85,5 @@ def test_unregistered_instance_is_not_ready_and_the_token_is_kept(cloud: Cloud, 
     with pytest.raises(InstanceNotReady, match=instance_id):
         run_command.handler(event, cloud.context)
     item = cloud.item(job["id"])
-    assert item["task_token"] == "token-2" and "command_id" not in item
+    assert item["task_token"] == "token-2" and item["instance_id"] == instance_id
+    assert cloud.client("ssm").list_commands(InstanceId=instance_id)["Commands"] == []

@@ -110,7 +110,7 @@ def lambda_error(name: str, message: str) -> dict:
 
 def test_invalid_configuration_is_a_configuration_error() -> None:
     result = messages.step_failure(
-        "ValidateJob", lambda_error("InvalidJobConfiguration", "ImageId 'x' is not an AMI id"), None, {}, 900
+        "AcquireInstance", lambda_error("InvalidJobConfiguration", "ImageId 'x' is not an AMI id"), None, {}, 900
     )
     assert result["failure_type"] == "ConfigurationError"
     assert result["message"] == "The action's configuration is invalid:\nImageId 'x' is not an AMI id"
@@ -118,12 +118,15 @@ def test_invalid_configuration_is_a_configuration_error() -> None:
 
 def test_registration_timeout_says_what_to_check() -> None:
     state = {"instance": {"instance_id": "i-0abc"}}
-    error = lambda_error("InstanceNotReady", "instance i-0abc is running; Systems Manager status: not registered")
+    # wait_online's error at the end of the registration window
+    error = lambda_error(
+        "InstanceNotReady", "instance i-0abc is running; Systems Manager status: not Online after 95 checks"
+    )
     result = messages.step_failure("WaitForSsmOnline", error, BUILD, state, 900)
     message = result["message"]
     assert result["failure_type"] == "JobFailed"
     assert "Instance i-0abc did not come Online in Systems Manager within 900 seconds" in message
-    for hint in ("SSM Agent", "NAT gateway", "VPC", "ssm-agent policy", "not registered"):
+    for hint in ("SSM Agent", "NAT gateway", "VPC", "ssm-agent policy", "not Online after 95 checks"):
         assert hint in message
 
 

@@ -1,13 +1,19 @@
+"""buildspec.validated (acquire's first half): the action's defaults applied, every guardrail and the AMI checked
+against the cloud, before anything launches."""
+
 import pytest
 from conftest import Cloud, make_job
 
+from ec2_action import buildspec, config
 from ec2_action.errors import InvalidJobConfiguration
-from ec2_action.handlers import validate
+
+
+def validated(cloud: Cloud, job: dict) -> dict:
+    return buildspec.validated(config.load(), job, cloud.context)
 
 
 def run(cloud: Cloud, **configuration: str) -> dict:
-    job = make_job(configuration={"Command": "make test", **configuration})
-    return validate.handler({"job": job}, cloud.context)
+    return validated(cloud, make_job(configuration={"Command": "make test", **configuration}))
 
 
 def test_linux_job_gets_the_action_defaults_and_the_ami_root_device(cloud: Cloud) -> None:
@@ -89,8 +95,8 @@ def test_output_artifact_needs_a_path_and_a_path_needs_an_artifact(cloud: Cloud)
         output_artifact={"name": "BuildOutput", "bucket": "artifacts-bucket", "key": "app/Build/out.zip"},
     )
     with pytest.raises(InvalidJobConfiguration, match=r"OutputArtifactPath is missing.*'BuildOutput'"):
-        validate.handler({"job": job}, cloud.context)
+        validated(cloud, job)
     job["configuration"]["OutputArtifactPath"] = "dist"
-    assert validate.handler({"job": job}, cloud.context)["output_artifact_path"] == "dist"
+    assert validated(cloud, job)["output_artifact_path"] == "dist"
     with pytest.raises(InvalidJobConfiguration, match=r"OutputArtifactPath is set but the action declares no output"):
         run(cloud, ImageId=cloud.linux_ami, OutputArtifactPath="dist")
