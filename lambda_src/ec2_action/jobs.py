@@ -225,7 +225,7 @@ def unclaim_report(job_id: str, open_job_id: str) -> None:
 
 def await_command(job_id: str, task_token: str, instance_id: str, plugin_name: str, awaited_at: float) -> None:
     """Store the task token before the command is sent, so that no command can end unseen. `awaited_at` (epoch
-    seconds, just before SendCommand) tells this attempt's command from an older attempt's (command_for)."""
+    seconds, just before SendCommand) tells this attempt's command from an older attempt's (outcome.is_current)."""
     _update(
         job_id,
         "SET task_token = :t, instance_id = :i, plugin_name = :p, awaited_at = :a",
@@ -244,9 +244,11 @@ def _scan(request: dict[str, Any]) -> list[dict[str, Any]]:
         request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
+# A task token still awaited; a stored result the open job has not received; or a stored result with no open job
+# because the first job was marked continued but the continuation never published (its poller died in between).
 _PENDING = (
-    "attribute_exists(task_token) OR (attribute_exists(#result) AND attribute_exists(open_job_id) "
-    "AND attribute_not_exists(reported_to))"
+    "attribute_exists(task_token) OR (attribute_exists(#result) AND attribute_not_exists(reported_to) "
+    "AND (attribute_exists(open_job_id) OR attribute_exists(continued)))"
 )
 
 
@@ -258,7 +260,7 @@ def is_unstarted(item: dict[str, Any], claimed_before: int) -> bool:
 
 def sweep_items(claimed_before: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """What the sweep looks at, read with one scan: (jobs claimed before that time whose execution may not have
-    started, items with a task token still awaited or a stored result the open job has not received)."""
+    started, items with a task token still awaited or a stored result no job has received)."""
     items = _scan(
         {
             "FilterExpression": f"(({_UNSTARTED}) AND claimed_at < :before) OR {_PENDING}",

@@ -296,11 +296,6 @@ def test_a_poller_dying_at_any_point_leaves_a_job_the_sweep_starts_once(
     assert "artifactCredentials" not in item["execution_input"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: after jobs.mark_continued the first job is no longer the item's open job, and nothing "
-    "publishes the continuation or answers the first job if the poller dies before PutJobSuccessResult",
-)
 def test_a_poller_dying_between_recording_the_continuation_and_publishing_it_leaves_a_job_that_is_answered(
     cloud: Cloud, pipeline: Pipeline
 ) -> None:

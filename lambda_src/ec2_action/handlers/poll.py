@@ -248,11 +248,25 @@ def _sweep_item(config: Config, item: dict[str, Any], summary: dict[str, list[st
         command_id = outcome.awaited_command(item) if item.get("task_token") and item.get("instance_id") else None
         if command_id and outcome.deliver(item, command_id):
             summary["delivered"].append(item["job_id"])
+        if "result" in item and not item.get("open_job_id") and not item.get("reported_to"):
+            item = _reopen_unpublished_continuation(item)
         answered = codepipeline.answer_open_job(item)
         if answered:
             summary["answered"].append(answered)
     except Exception as exc:  # the next sweep tries again
         log.error("sweep failed for this job", error=repr(exc))
+
+
+def _reopen_unpublished_continuation(item: dict[str, Any]) -> dict[str, Any]:
+    """A build ended with no open job to answer: its first job was marked continued, and either its continuation
+    job is still to be taken (the sweep's poll takes it) or the continuation was never published (the poller died
+    between the mark and PutJobSuccessResult). Acknowledging the first job again tells them apart: still InProgress
+    means it was never closed, so it is the job to answer again."""
+    if codepipeline.acknowledge(item["job_id"], item["nonce"]) != "InProgress":
+        return item
+    log.warning("the first job was marked continued but never closed (its poller stopped); answering it")
+    jobs.undo_continued(item["job_id"])
+    return jobs.get(item["job_id"]) or item
 
 
 def _resume(config: Config, item: dict[str, Any]) -> bool:
@@ -274,5 +288,5 @@ def _resume(config: Config, item: dict[str, Any]) -> bool:
         return False
     log.warning("the job was claimed but its execution never started (its poller stopped); starting it now")
     started = _start_execution(config, item["job_id"], item["execution_input"])
-    _publish_details_link(item["job_id"], item["execution_arn"])
+    _publish_details_link(item["job_id"], item["execution_arn"])  # its continuation job: the next poll takes it
     return started
