@@ -214,6 +214,33 @@ def test_send_task_failure_reaches_catch_with_error_and_cause(aws, functions):
     assert json.loads(result["output"]) == {"Error": "BuildFailed", "Cause": "exit status 2"}
 
 
+def test_a_second_answer_right_after_the_first_is_refused(aws, functions):
+    """AWS closes a token as soon as it accepts an answer: a duplicate (a redelivered event, the sweep) that comes
+    before the execution has moved on is refused all the same, and the first answer is the task's output."""
+    wait = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "callback", "Payload": {"token.$": "$$.Task.Token"}},
+        "End": True,
+    }
+    machine = _machine(aws, "twice", {"StartAt": "Wait", "States": {"Wait": wait}})
+    execution = aws["sfn"].start_execution(stateMachineArn=machine, name="T1")["executionArn"]
+    deadline = time.monotonic() + 10
+    while not (submitted := _events(aws, execution, "TaskSubmitted")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    token = json.loads(submitted[0]["taskSubmittedEventDetails"]["output"])["Payload"]["token"]
+
+    aws["sfn"].send_task_success(taskToken=token, output='{"answer": "first"}')
+    with pytest.raises(ClientError) as error:
+        aws["sfn"].send_task_success(taskToken=token, output='{"answer": "second"}')
+
+    assert error.value.response["Error"]["Code"] == "TaskTimedOut"
+    result = _wait(aws, execution)
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"]) == {"answer": "first"}
+
+
 def test_aws_sdk_tasks_use_the_apis_member_names(aws):
     task = {
         "Type": "Task",

@@ -1,7 +1,8 @@
 """Step Functions in the emulator (backend side): task tokens, definition checks, billed transitions.
 
-- A task token is closed once its task ends (success, failure, timeout): SendTaskSuccess/Failure/Heartbeat on it
-  answer TaskTimedOut, as AWS does; SendTaskFailure keeps its cause.
+- A task token is closed once its task ends (success, failure, timeout), and as soon as SendTaskSuccess/Failure
+  was accepted for it (moto's interpreter would take a second answer until it consumed the first): a later
+  SendTaskSuccess/Failure/Heartbeat on it answers TaskTimedOut, as AWS does; SendTaskFailure keeps its cause.
 - ValidateStateMachineDefinition and ListStateMachineVersions (both called by Terraform's aws_sfn_state_machine);
   CreateStateMachine/UpdateStateMachine reject definitions whose transitions name missing states.
 - `transitions(execution_arn)`: billed state transitions of an execution, from its history.
@@ -13,9 +14,13 @@ operations in ``responses``.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+
+_answered_lock = threading.Lock()
+_answered_tokens: set[str] = set()
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Task tokens
@@ -29,21 +34,28 @@ def _all_executions(backend: Any) -> Iterator[Any]:
                 yield execution
 
 
-def _deliver(backend: Any, token: str, deliver: Any) -> None:
-    """Find the execution holding `token` and apply deliver(pool) to it; AWS's errors for closed or unknown tokens."""
+def _deliver(backend: Any, token: str, deliver: Any, answers: bool = True) -> None:
+    """Find the execution holding `token` and apply deliver(pool) to it; AWS's errors for closed or unknown tokens.
+    `answers`: a success or failure, after which the token is closed."""
     from moto.core.exceptions import AWSError
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackNotifyConsumerError
 
+    closed = AWSError("Task Timed Out: 'Provided task does not exist anymore'", "TaskTimedOut")
     for execution in _all_executions(backend):
         pool = execution.exec_worker.env.callback_pool_manager
         if pool.get(token) is None:
             continue
-        try:
-            if deliver(pool):
-                return
-        except CallbackNotifyConsumerError:
-            pass
-        raise AWSError("Task Timed Out: 'Provided task does not exist anymore'", "TaskTimedOut")
+        with _answered_lock:
+            if token in _answered_tokens:
+                raise closed
+            try:
+                if deliver(pool):
+                    if answers:
+                        _answered_tokens.add(token)
+                    return
+            except CallbackNotifyConsumerError:
+                pass
+        raise closed
     raise AWSError("Invalid Token: 'Invalid token'", "InvalidToken")
 
 
@@ -62,7 +74,7 @@ def send_task_failure(self: Any, task_token: str, error: str | None = None, caus
 
 
 def send_task_heartbeat(self: Any, task_token: str) -> None:
-    _deliver(self, task_token, lambda pool: pool.heartbeat(callback_id=task_token))
+    _deliver(self, task_token, lambda pool: pool.heartbeat(callback_id=task_token), answers=False)
 
 
 STOP_SETTLE_SECONDS = 5.0
