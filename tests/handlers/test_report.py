@@ -14,6 +14,7 @@ from ec2_action import codepipeline as cp_helpers
 from ec2_action.config import load
 from ec2_action.handlers import poll, report, run_command
 from emulator import faults
+from harness.matrix import SDK_ATTEMPTS
 
 
 def started_build(cloud: Cloud, pipeline: Pipeline) -> tuple[dict[str, Any], str]:
@@ -124,6 +125,31 @@ def test_a_result_before_the_continuation_job_waits_for_the_poller_which_is_woke
     [result] = pipeline.results(continuation)
     assert result.kind == "success" and result.external_execution_id == execution_arn
     assert cloud.item(job["id"])["reported_to"] == continuation
+
+
+def test_an_execution_of_the_previous_definition_asking_for_its_link_keeps_its_first_job_open(
+    cloud: Cloud, pipeline: Pipeline
+) -> None:
+    """Executions in flight during an upgrade run the definition they started with, whose PublishDetailsLink step
+    invoked the report with mode "continue": the report leaves the first job open (no link), and the build's final
+    report answers that job."""
+    job_id = pipeline.start()
+    # Started as the previous definition's poller did: no link published (J1 stays the open job).
+    faults.inject_api_error(
+        "codepipeline", "PutJobSuccessResult", "ThrottlingException", "Rate exceeded", times=SDK_ATTEMPTS
+    )
+    poll.handler(STARTED, cloud.context)
+    execution_arn = cloud.item(job_id)["execution_arn"]
+    described = cloud.client("stepfunctions").describe_execution(executionArn=execution_arn)
+    job = json.loads(described["input"])["job"]
+
+    assert report.handler({"mode": "continue", "job": job, "execution_arn": execution_arn}, cloud.context) == {}
+    assert pipeline.results(job_id) == [] and "continued" not in cloud.item(job_id)
+
+    reported = final(cloud, succeeded_state(cloud, job), execution_arn)
+    assert reported["reported_to"] == job_id
+    [result] = pipeline.results(job_id)
+    assert result.kind == "success"
 
 
 @pytest.mark.parametrize("order", ["continuation job first", "result first"])
