@@ -11,6 +11,7 @@ read are the last lines of the returned beginning shown, and the task output say
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -147,6 +148,37 @@ def awaited_command(item: dict[str, Any]) -> str | None:
     ]
     newest = max(ours, key=lambda command: command["RequestedDateTime"], default=None)
     return newest["CommandId"] if newest else None
+
+
+def ended_commands(items: list[dict[str, Any]]) -> dict[str, str]:
+    """The ended commands the items' task tokens await, by job id: one paginated ListCommands of this module's
+    document (ended ones, sent since the oldest item began to wait) for all of them, so that the sweep's cost does
+    not grow with the number of builds running or with how long they run. No call when no item awaits a command."""
+    awaited = {item["job_id"]: item for item in items if item.get("task_token") and item.get("instance_id")}
+    if not awaited:
+        return {}
+    since = min(float(item.get("awaited_at") or item.get("created_at") or 0) for item in awaited.values())
+    filters = [
+        {"key": "DocumentName", "value": load().document_name},
+        {"key": "ExecutionStage", "value": "Complete"},
+        {"key": "InvokedAfter", "value": _iso(since - CLOCK_TOLERANCE_SECONDS)},
+    ]
+    found: dict[str, dict[str, Any]] = {}
+    for page in aws.client("ssm").get_paginator("list_commands").paginate(Filters=filters):
+        for command in page["Commands"]:
+            item = awaited.get(command.get("Comment", ""))
+            if item is None or item["instance_id"] not in command.get("InstanceIds", []):
+                continue
+            newest = found.get(item["job_id"])
+            if is_current(command, item) and (
+                newest is None or command["RequestedDateTime"] > newest["RequestedDateTime"]
+            ):
+                found[item["job_id"]] = command
+    return {job_id: command["CommandId"] for job_id, command in found.items()}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(max(epoch, 0), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def deliver(item: dict[str, Any], command_id: str) -> bool:

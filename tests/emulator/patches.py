@@ -185,8 +185,11 @@ OVERRIDES: list[Override] = [
         {
             "send_command": "SendCommand: Online instances only, parameters checked; the agent runs the document",
             "get_command_invocation": "GetCommandInvocation: per-step status and output as the agent reports them",
+            "list_commands": "ListCommands: Filters (InvokedAfter/Before, Status, ExecutionStage, DocumentName), "
+            "MaxResults and NextToken, the status the agent reports",
         },
-        "moto records the command and never runs it; its invocation has no real status or output",
+        "moto records the command and never runs it; its invocation has no real status or output, and its "
+        "ListCommands ignores Filters and paging",
     ),
     *_operations(
         SSM_RESPONSE, "ssm.responses", ADDS,

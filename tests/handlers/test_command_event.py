@@ -9,7 +9,7 @@ from conftest import Agent, Cloud, build_spec, make_job, wait_for
 from test_poll import SCHEDULE
 from test_run_command import online_instance
 
-from ec2_action import jobs, outcome
+from ec2_action import aws, jobs, outcome
 from ec2_action.handlers import command_event, poll, run_command
 
 
@@ -109,6 +109,34 @@ def test_lost_event_is_delivered_by_the_sweep(cloud: Cloud, agent: Agent, task_t
     assert (output["command_id"], output["status"]) == (command_id, "Success")
     # The token stays until the report: the next sweep meets a closed task and delivers nothing again.
     assert poll.handler(SCHEDULE, cloud.context)["delivered"] == []
+
+
+def test_the_sweep_reads_ended_commands_with_one_call_however_many_builds_run(
+    cloud: Cloud, agent: Agent, task_token, pipeline
+) -> None:
+    """A sweep's cost must not grow with the builds running or their length: one ListCommands for all of them, and
+    GetCommandInvocation only for a command that ended."""
+    running = [send_build(cloud, task_token, "sleep 30") for _ in range(3)]
+    job, command_id, arn = send_build(cloud, task_token, "echo done")
+    agent.final_event(command_id)  # and EventBridge loses it
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    ssm = aws.client("ssm")
+    ssm.meta.events.register("before-call.ssm", record)
+    try:
+        summary = poll.handler(SCHEDULE, cloud.context)
+    finally:
+        ssm.meta.events.unregister("before-call.ssm", record)
+
+    assert summary["delivered"] == [job["id"]]
+    assert calls == ["ListCommands", "GetCommandInvocation"]
+    assert json.loads(finished(cloud, arn)["output"])["command_id"] == command_id
+    assert all(execution(cloud, other)["status"] == "RUNNING" for _, _, other in running)
+    for _, other_command, _ in running:
+        cloud.client("ssm").cancel_command(CommandId=other_command)
 
 
 def test_the_event_of_a_closed_task_delivers_nothing(cloud: Cloud, agent: Agent, task_token) -> None:

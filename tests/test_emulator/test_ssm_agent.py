@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -219,6 +220,33 @@ def test_exit_code_and_skipped_step(aws):
     with pytest.raises(ClientError) as error:
         aws["ssm"].get_command_invocation(CommandId=command_id, InstanceId=instance_id)
     assert error.value.response["Error"]["Code"] == "InvalidPluginName"  # two steps: PluginName is required
+
+
+def test_list_commands_filters_by_stage_document_and_time_and_pages(aws):
+    [instance_id] = _registered(aws)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ended = [_send(aws, instance_id, Value="v", ExitCode=str(code)) for code in (0, 3)]
+    for command_id in ended:
+        _result(aws, command_id, instance_id)
+    running = _send(aws, instance_id, Value="v", Sleep="30")
+    ours = {"key": "DocumentName", "value": "probe"}
+    since = {"key": "InvokedAfter", "value": before.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+    def listed(*filters: dict[str, str], **extra: Any) -> list[str]:
+        pages = aws["ssm"].get_paginator("list_commands").paginate(Filters=list(filters), **extra)
+        return [command["CommandId"] for page in pages for command in page["Commands"]]
+
+    assert set(listed(ours, since, {"key": "ExecutionStage", "value": "Complete"})) == set(ended)
+    assert listed(ours, since, {"key": "ExecutionStage", "value": "Executing"}) == [running]
+    assert listed(ours, since, {"key": "Status", "value": "Failed"}) == [ended[1]]
+    assert listed(ours, {"key": "InvokedAfter", "value": "2999-01-01T00:00:00Z"}) == []
+    first = aws["ssm"].list_commands(Filters=[ours, since], MaxResults=1)
+    assert len(first["Commands"]) == 1 and first["NextToken"]
+    assert set(listed(ours, since, PaginationConfig={"PageSize": 1})) == {*ended, running}
+    with pytest.raises(ClientError) as error:
+        aws["ssm"].list_commands(Filters=[{"key": "Colour", "value": "blue"}])
+    assert error.value.response["Error"]["Code"] == "InvalidFilterKey"
+    aws["ssm"].cancel_command(CommandId=running)
 
 
 def test_execution_timeout_is_enforced_in_aws_time(aws):

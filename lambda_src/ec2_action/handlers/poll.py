@@ -18,6 +18,7 @@ each invocation takes a bounded number of jobs, well inside its timeout.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -225,7 +226,14 @@ def _sweep(config: Config, context: Any, summary: dict[str, list[str]]) -> None:
     the next sweep takes what this one did not reach."""
     claimed_before = int(time.time()) - RESUME_AFTER_SECONDS
     unstarted, pending = jobs.sweep_items(claimed_before)
-    work = [(_resume_item, item) for item in unstarted] + [(_sweep_item, item) for item in pending]
+    try:
+        ended = outcome.ended_commands(pending)
+    except ClientError as exc:  # the next sweep tries again; answering stored results goes on meanwhile
+        log.error("cannot list the ended build commands now", error=aws.error_code(exc) or repr(exc))
+        ended = {}
+    work = [(_resume_item, item) for item in unstarted] + [
+        (functools.partial(_sweep_item, ended=ended), item) for item in pending
+    ]
     for done, (step, item) in enumerate(work):
         if not _time_left(context):
             log.reset()
@@ -243,9 +251,9 @@ def _resume_item(config: Config, item: dict[str, Any], summary: dict[str, list[s
         log.error("cannot start the claimed job's execution now", error=repr(exc))
 
 
-def _sweep_item(config: Config, item: dict[str, Any], summary: dict[str, list[str]]) -> None:
+def _sweep_item(config: Config, item: dict[str, Any], summary: dict[str, list[str]], ended: dict[str, str]) -> None:
     try:
-        command_id = outcome.awaited_command(item) if item.get("task_token") and item.get("instance_id") else None
+        command_id = ended.get(item["job_id"])
         if command_id and outcome.deliver(item, command_id):
             summary["delivered"].append(item["job_id"])
         if "result" in item and not item.get("open_job_id") and not item.get("reported_to"):

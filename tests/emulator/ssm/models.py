@@ -282,6 +282,62 @@ def _invocation_view(command: Any, invocation: Invocation, details: bool) -> dic
     return view
 
 
+COMMAND_FILTER_KEYS = ("InvokedAfter", "InvokedBefore", "Status", "ExecutionStage", "DocumentName")
+COMMAND_STATUSES = ("Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling")
+EXECUTION_STAGES = {"Executing": False, "Complete": True}
+
+
+def _requested(command: Any) -> dt.datetime:
+    return command.requested_date_time.replace(tzinfo=dt.UTC)
+
+
+def _filter_time(key: str, value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise error("InvalidFilterValue", f"The value {value} of filter key {key} is not a valid date.") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _command_matches(command: Any, key: str, value: str) -> bool:
+    if key == "InvokedAfter":
+        return _requested(command) >= _filter_time(key, value)
+    if key == "InvokedBefore":
+        return _requested(command) <= _filter_time(key, value)
+    if key == "Status":
+        if value not in COMMAND_STATUSES:
+            raise error("InvalidFilterValue", f"{value} is not a valid value for filter key Status.")
+        return bool(command.status == value)
+    if key == "ExecutionStage":
+        if value not in EXECUTION_STAGES:
+            raise error("InvalidFilterValue", f"{value} is not a valid value for filter key ExecutionStage.")
+        return (command.status in FINISHED) == EXECUTION_STAGES[value]
+    return bool(command.document_name == value)
+
+
+def list_commands(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """ListCommands with its Filters (every filter must match), MaxResults (1-50, default 50) and NextToken."""
+    command_id, instance_id = params.get("CommandId"), params.get("InstanceId")
+    filters = params.get("Filters") or []
+    for item in filters:
+        if item.get("key") not in COMMAND_FILTER_KEYS:
+            raise error("InvalidFilterKey", f"{item.get('key')} is not a valid filter key for ListCommands.")
+    size = int(params.get("MaxResults") or 50)
+    if not 1 <= size <= 50:
+        raise error("ValidationException", f"MaxResults {size} is outside the range 1-50.")
+    if command_id:
+        commands = [_command(backend, command_id)]
+    else:
+        commands = [c for c in backend._commands if instance_id in (None, *c.instance_ids)]
+    with lock:
+        found = [c for c in commands if all(_command_matches(c, f["key"], f["value"]) for f in filters)]
+        start = int(params.get("NextToken") or 0)
+        result: dict[str, Any] = {"Commands": [c.response_object() for c in found[start : start + size]]}
+    if start + size < len(found):
+        result["NextToken"] = str(start + size)
+    return result
+
+
 def list_command_invocations(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
     command_id, instance_id = params.get("CommandId"), params.get("InstanceId")
     commands = [_command(backend, command_id)] if command_id else backend._commands

@@ -30,6 +30,10 @@ def list_command_invocations(self: Any) -> Any:
     return ActionResult(models.list_command_invocations(self.ssm_backend, json.loads(self.body or "{}")))
 
 
+def list_commands(self: Any) -> Any:
+    return ActionResult(models.list_commands(self.ssm_backend, json.loads(self.body or "{}")))
+
+
 def cancel_command(self: Any) -> Any:
     models.cancel_command(self.ssm_backend, self._get_param("CommandId"), self._get_param("InstanceIds") or [])
     return EmptyResult()
@@ -39,6 +43,7 @@ OPERATIONS = (
     send_command,
     describe_instance_information,
     get_command_invocation,
+    list_commands,
     list_command_invocations,
     cancel_command,
 )
