@@ -18,6 +18,7 @@ from urllib.parse import parse_qs
 
 _lock = threading.Lock()
 _requests: Counter[str] = Counter()
+_scheduled: Counter[str] = Counter()  # of which made by invocations an EventBridge schedule started (sweep, reaper)
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 # The User-Agent app id of the tests' own clients (harness.deployment): their requests observe, they are not counted.
 OBSERVER_APP_ID = "localcloud-observer"
@@ -61,12 +62,18 @@ def counting_requests(original: Any) -> Any:
     """moto's WSGI dispatcher, counting every request but those of its own /moto-api and of the tests' clients."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
+    from emulator.awslambda import runtime
+
     def __call__(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Any:
-        observer = f"app/{OBSERVER_APP_ID}" in environ.get("HTTP_USER_AGENT", "")
+        user_agent = environ.get("HTTP_USER_AGENT", "")
+        observer = f"app/{OBSERVER_APP_ID}" in user_agent
         if not (observer or environ.get("PATH_INFO", "").startswith("/moto-api")):
             name = operation(environ)
+            caller = runtime.calling_worker(user_agent)
             with _lock:
                 _requests[name] += 1
+                if caller is not None and caller.scheduled:
+                    _scheduled[name] += 1
         return original(self, environ, start_response)
 
     return __call__
@@ -76,6 +83,13 @@ def requests() -> Counter[str]:
     """Requests per `service:Operation` since the process started (take differences around what you measure)."""
     with _lock:
         return Counter(_requests)
+
+
+def scheduled_requests() -> Counter[str]:
+    """Of requests(), those made by Lambda invocations that an EventBridge schedule started (the sweep, the reaper):
+    they cost per minute, whatever runs, not per job."""
+    with _lock:
+        return Counter(_scheduled)
 
 
 def by_service(counts: Counter[str]) -> Counter[str]:

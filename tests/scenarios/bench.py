@@ -69,6 +69,7 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
     cold_before = Counter(lambda_runtime.cold_starts())
     timeouts_before = Counter(lambda_runtime.timeouts())
     requests_before = metrics.requests()
+    scheduled_before = metrics.scheduled_requests()
     started = time.time()
     executions = [(pipeline, deployment.start(pipeline)) for pipeline in pipelines]
     with ThreadPoolExecutor(max_workers=min(jobs, 16)) as pool:
@@ -81,6 +82,7 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
     timeouts = Counter(lambda_runtime.timeouts()) - timeouts_before
     codepipeline_jobs = [job for run in runs for job in run.jobs]
     requests = metrics.requests() - requests_before
+    scheduled = metrics.scheduled_requests() - scheduled_before
     succeeded = sum(run.status == "Succeeded" for run in runs)
 
     per_job = [timeline.figures(deployment, run, _transitions(run)) for run in runs]
@@ -107,6 +109,8 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
         "lambda_errors_per_job": round(sum(errors.values()) / jobs, 2) if succeeded == jobs else None,
         "lambda_errors_by_function": dict(sorted(errors.items())),
         "api_requests_per_job": round(sum(requests.values()) / jobs, 1),
+        "api_requests_per_job_without_schedules": round(sum((requests - scheduled).values()) / jobs, 1),
+        "scheduled_api_requests": dict(sorted(scheduled.items())),
         "api_requests_per_job_by_service": _per_job(metrics.by_service(requests), jobs),
         "api_requests_per_job_by_operation": _per_job(requests, jobs),
         "acknowledgements_per_codepipeline_job": round(
@@ -191,6 +195,7 @@ ROWS = (
     ("lambda_errors_per_job", "Lambda errors per job (all jobs succeeded)"),
     ("api_requests_per_job", "AWS API requests per job"),
     ("api_requests_per_job_by_service", "  by service"),
+    ("api_requests_per_job_without_schedules", "  without the schedules' (sweep, reaper)"),
     ("acknowledgements_per_codepipeline_job", "AcknowledgeJob calls per CodePipeline job"),
     ("poll_invocations_timed_out", "poll invocations timed out"),
     ("wall_seconds", "wall time of the scenario (s)"),

@@ -175,3 +175,25 @@ def test_event_invocations_run_in_the_background_and_are_counted(cloud, aws, fun
     while lambda_runtime.invocations().get("probe", 0) == before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lambda_runtime.invocations()["probe"] == before + 1
+
+
+def test_cold_starts_errors_and_the_requests_of_scheduled_invocations_are_counted(cloud, aws, function):
+    from emulator import metrics
+
+    lambda_runtime.shutdown()  # every execution environment stopped: the next invocation starts cold
+    before = {
+        "cold": lambda_runtime.cold_starts().get("probe", 0),
+        "errors": lambda_runtime.errors().get("probe", 0),
+        "scheduled": metrics.scheduled_requests()["sqs:ListQueues"],
+        "all": metrics.requests()["sqs:ListQueues"],
+    }
+    scheduled = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}, "n": 1}
+
+    _invoke(cloud, aws, {"n": 1})  # cold, lists the queues
+    _invoke(cloud, aws, scheduled)  # warm, lists the queues for a schedule
+    _invoke(cloud, aws, {"n": 2, "raise": True})  # warm, fails before any request
+
+    assert lambda_runtime.cold_starts()["probe"] - before["cold"] == 1
+    assert lambda_runtime.errors()["probe"] - before["errors"] == 1
+    assert metrics.requests()["sqs:ListQueues"] - before["all"] == 2
+    assert metrics.scheduled_requests()["sqs:ListQueues"] - before["scheduled"] == 1

@@ -173,6 +173,7 @@ class _Worker:
         self.marker = f"\x1e{secrets.token_hex(16)}:"
         self.worker_id = f"lw{secrets.token_hex(8)}"
         self.served = 0  # invocations; the first one is a cold start
+        self.scheduled = False  # whether the invocation it serves now came from an EventBridge schedule
         self.function_name = spec.function_name
         self.log_stream = f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
         env = dict(spec.env, AWS_LAMBDA_LOG_STREAM_NAME=self.log_stream, AWS_SDK_UA_APP_ID=self.worker_id)
@@ -325,6 +326,15 @@ def _error(error_type: str, message: str) -> str:
     return json.dumps({"errorMessage": message, "errorType": error_type})
 
 
+def _is_scheduled(event: str) -> bool:
+    """Whether an invocation's event is what an EventBridge schedule sends."""
+    try:
+        parsed = json.loads(event)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and parsed.get("detail-type") == "Scheduled Event"
+
+
 def run(fn: Any, event: str) -> _Outcome:
     """Invoke moto LambdaFunction `fn` with the JSON text `event` in a warm worker."""
     from emulator import faults
@@ -340,6 +350,7 @@ def run(fn: Any, event: str) -> _Outcome:
     if not worker.served:
         _count(_cold_starts, fn.function_name)
     worker.served += 1
+    worker.scheduled = _is_scheduled(event)
     timeout = float(fn.timeout)
     request = {
         "request_id": request_id,
