@@ -62,7 +62,8 @@ def learn(
     if written. An estimate that is only an upper bound (`bounded` False: the first check already saw the instance
     Online, e.g. a wait that started late under load) may lower the learned time, never raise it."""
     if previous and now - previous.observed_at < RELEARN_AGE:
-        moved = previous.seconds - seconds if not bounded else abs(previous.seconds - seconds)
+        lowered_by = previous.seconds - seconds
+        moved = abs(lowered_by) if bounded else lowered_by  # an upper bound only ever lowers the learned time
         if moved < RELEARN_DIFFERENCE:
             return False
     aws.table(load().jobs_table).put_item(

@@ -227,3 +227,30 @@ def test_a_learned_time_is_rewritten_only_when_it_moved_or_is_a_day_old(
 
     expected = registration.Learned(seconds, int(LAUNCHED) + later) if written else previous
     assert registration.learned("ami-1", "t3.large") == expected
+
+
+@pytest.mark.parametrize(
+    ("seconds", "written"),
+    [
+        (45.0, False),  # a late first check says only "Online by 45 s": it must not push the learned 30 s later
+        (31.5, False),
+        (28.5, True),  # "Online by 28.5 s" is news: the learned time comes down
+    ],
+)
+def test_a_time_known_only_as_an_upper_bound_may_lower_the_learned_time_never_raise_it(
+    table: Any, seconds: float, written: bool
+) -> None:
+    registration.learn("ami-1", "t3.large", 30.0, None, LAUNCHED)
+    previous = registration.learned("ami-1", "t3.large")
+
+    assert registration.learn("ami-1", "t3.large", seconds, previous, LAUNCHED + 60, bounded=False) is written
+
+    assert registration.learned("ami-1", "t3.large").seconds == (seconds if written else 30.0)
+
+
+def test_a_wait_whose_first_check_sees_the_instance_knows_only_an_upper_bound(world: World) -> None:
+    waiting = registration.Waiting(launched=LAUNCHED, deadline=LAUNCHED + 900, expected=None)
+    assert not waiting.bounded
+    waiting.last_negative = LAUNCHED + 5
+    assert waiting.bounded
+    assert waiting.registration_seconds(LAUNCHED + 6) == pytest.approx(5.5)
