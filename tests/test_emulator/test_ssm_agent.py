@@ -233,14 +233,16 @@ def test_list_commands_filters_by_stage_document_and_time_and_pages(aws):
     since = {"key": "InvokedAfter", "value": before.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def listed(*filters: dict[str, str], **extra: Any) -> list[str]:
-        pages = aws["ssm"].get_paginator("list_commands").paginate(Filters=list(filters), **extra)
+        # This test's instance only: the module's other tests send the same document.
+        paginator = aws["ssm"].get_paginator("list_commands")
+        pages = paginator.paginate(InstanceId=instance_id, Filters=list(filters), **extra)
         return [command["CommandId"] for page in pages for command in page["Commands"]]
 
     assert set(listed(ours, since, {"key": "ExecutionStage", "value": "Complete"})) == set(ended)
     assert listed(ours, since, {"key": "ExecutionStage", "value": "Executing"}) == [running]
     assert listed(ours, since, {"key": "Status", "value": "Failed"}) == [ended[1]]
     assert listed(ours, {"key": "InvokedAfter", "value": "2999-01-01T00:00:00Z"}) == []
-    first = aws["ssm"].list_commands(Filters=[ours, since], MaxResults=1)
+    first = aws["ssm"].list_commands(InstanceId=instance_id, Filters=[ours, since], MaxResults=1)
     assert len(first["Commands"]) == 1 and first["NextToken"]
     assert set(listed(ours, since, PaginationConfig={"PageSize": 1})) == {*ended, running}
     with pytest.raises(ClientError) as error:
