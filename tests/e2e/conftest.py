@@ -12,10 +12,7 @@ os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
 
 from emulator import server
 from harness.deployment import Deployment
-
-# The registration window is waited for inside the wait_online function, in its own (real) time: the shortest window
-# keeps the never-registers row to a minute.
-E2E_VARIABLES = {"ssm_registration_timeout_minutes": 1}
+from harness.matrix import DEPLOYMENT_VARIABLES
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +24,7 @@ def local_cloud() -> Iterator[server.LocalCloud]:
 
 @pytest.fixture(scope="session")
 def deployment(local_cloud: server.LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    applied = Deployment.apply(local_cloud, tmp_path_factory.mktemp("basic-linux"), variables=E2E_VARIABLES)
+    applied = Deployment.apply(local_cloud, tmp_path_factory.mktemp("basic-linux"), variables=DEPLOYMENT_VARIABLES)
     yield applied
     applied.destroy()
 

@@ -37,6 +37,9 @@ QUEUED_WINDOW_SECONDS = 12.0  # four sweeps at the e2e time scale
 RUN_TIMEOUT_SECONDS = 240.0
 BUILD_SUCCEEDED = "Build succeeded on instance"
 SDK_ATTEMPTS = 3  # the Lambdas' botocore clients use standard retries: 3 attempts, 5xx and throttling retried
+# What the matrices' deployment is applied with: the registration window is waited for inside the wait_online
+# function, in its own (real) time, so the shortest window keeps the never-registers row to a minute.
+DEPLOYMENT_VARIABLES = {"ssm_registration_timeout_minutes": 1}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def main() -> int:
     )
     try:
         with tempfile.TemporaryDirectory(prefix="ec2-action-faults-") as work:
-            deployment = Deployment.apply(cloud, Path(work))
+            deployment = Deployment.apply(cloud, Path(work), variables=matrix.DEPLOYMENT_VARIABLES)
             results = run_matrix(deployment, "Fault matrix", fault_rows.FAULT_ROWS)
             results += run_matrix(deployment, "Bad-input matrix", bad_input_rows.BAD_INPUT_ROWS)
             deployment.destroy()
