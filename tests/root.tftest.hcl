@@ -15,6 +15,19 @@ mock_provider "aws" {
   }
 }
 
+# The functions' configuration holds the builder's ids: fixed for every run, so that it is known at plan time.
+override_resource {
+  target          = module.builder.aws_launch_template.builder
+  override_during = plan
+  values          = { id = "lt-0123456789abcdef0" }
+}
+
+override_resource {
+  target          = module.builder.aws_security_group.builder
+  override_during = plan
+  values          = { id = "sg-0123456789abcdef0" }
+}
+
 variables {
   name_prefix = "ci-build"
   actions = {
@@ -45,19 +58,8 @@ run "plans_with_defaults" {
   }
 }
 
-# The functions' configuration holds the builder's ids: fixed here, so that it is known at plan time.
 run "tracing_is_off_by_default" {
   command = plan
-  override_resource {
-    target          = module.builder.aws_launch_template.builder
-    override_during = plan
-    values          = { id = "lt-0123456789abcdef0" }
-  }
-  override_resource {
-    target          = module.builder.aws_security_group.builder
-    override_during = plan
-    values          = { id = "sg-0123456789abcdef0" }
-  }
   assert {
     condition     = jsondecode(module.orchestrator.lambda_config_json).tracing == false
     error_message = "Tracing must be off by default."
@@ -68,16 +70,6 @@ run "tracing_enabled_reaches_the_functions" {
   command = plan
   variables {
     tracing_enabled = true
-  }
-  override_resource {
-    target          = module.builder.aws_launch_template.builder
-    override_during = plan
-    values          = { id = "lt-0123456789abcdef0" }
-  }
-  override_resource {
-    target          = module.builder.aws_security_group.builder
-    override_during = plan
-    values          = { id = "sg-0123456789abcdef0" }
   }
   assert {
     condition     = jsondecode(module.orchestrator.lambda_config_json).tracing == true

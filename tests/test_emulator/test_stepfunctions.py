@@ -151,6 +151,15 @@ def _events(aws: dict[str, Any], execution_arn: str, kind: str) -> list[dict[str
     return [e for e in aws["sfn"].get_execution_history(executionArn=execution_arn)["events"] if e["type"] == kind]
 
 
+def _submitted_token(aws: dict[str, Any], execution_arn: str) -> str:
+    """The task token the execution's waitForTaskToken task handed to its function (once the task was submitted)."""
+    deadline = time.monotonic() + 10
+    while not (submitted := _events(aws, execution_arn, "TaskSubmitted")):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return str(json.loads(submitted[0]["taskSubmittedEventDetails"]["output"])["Payload"]["token"])
+
+
 def _machine(aws: dict[str, Any], name: str, definition: dict[str, Any]) -> str:
     return aws["sfn"].create_state_machine(name=name, definition=json.dumps(definition), roleArn=aws["role"])[
         "stateMachineArn"
@@ -201,11 +210,7 @@ def test_send_task_failure_reaches_catch_with_error_and_cause(aws, functions):
     }
     machine = _machine(aws, "fails", {"StartAt": "Wait", "States": {"Wait": wait, "Caught": {"Type": "Succeed"}}})
     execution = aws["sfn"].start_execution(stateMachineArn=machine, name="F1")["executionArn"]
-    deadline = time.monotonic() + 10
-    while not (submitted := _events(aws, execution, "TaskSubmitted")):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    token = json.loads(submitted[0]["taskSubmittedEventDetails"]["output"])["Payload"]["token"]
+    token = _submitted_token(aws, execution)
 
     aws["sfn"].send_task_failure(taskToken=token, error="BuildFailed", cause="exit status 2")
 
@@ -225,11 +230,7 @@ def test_a_second_answer_right_after_the_first_is_refused(aws, functions):
     }
     machine = _machine(aws, "twice", {"StartAt": "Wait", "States": {"Wait": wait}})
     execution = aws["sfn"].start_execution(stateMachineArn=machine, name="T1")["executionArn"]
-    deadline = time.monotonic() + 10
-    while not (submitted := _events(aws, execution, "TaskSubmitted")):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    token = json.loads(submitted[0]["taskSubmittedEventDetails"]["output"])["Payload"]["token"]
+    token = _submitted_token(aws, execution)
 
     aws["sfn"].send_task_success(taskToken=token, output='{"answer": "first"}')
     with pytest.raises(ClientError) as error:
