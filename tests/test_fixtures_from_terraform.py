@@ -50,6 +50,9 @@ DESIGN_VARIABLES: dict[str, Any] = {
     "ssm_registration_timeout_minutes": 15,
     "poll_function_name": "ec2-build-poll",
     "orphan_grace_minutes": 30,
+    "pool_table_name": "ec2-build-pool",
+    "keeper_function_name": "ec2-build-keeper",
+    "launch_template_version": "1",
 }  # fmt: skip
 
 
@@ -120,12 +123,12 @@ def test_the_design_example_is_what_terraform_renders() -> None:
 
 def test_a_design_example_without_a_rendered_key_is_caught() -> None:
     design = (REPO_ROOT / "DESIGN.md").read_text()
-    line = '  "tracing": false\n'  # the example's last key
+    line = '  "launch_template_version": "1"\n'  # the example's last key
     assert ",\n" + line + "}" in design
     edited = design.replace(",\n" + line, "\n").replace('"RootVolumeGiB": 30', '"RootVolumeGiB": 50')
     drift = design_drift(edited)
-    assert set(drift) == {"tracing", "actions"}
-    assert drift["tracing"] == (None, False)
+    assert set(drift) == {"launch_template_version", "actions"}
+    assert drift["launch_template_version"] == (None, "1")
 
 
 # --- The SSM document ----------------------------------------------------------------------------------------------

@@ -14,15 +14,53 @@ from .payloads import ActionTypeId
 ENV_VAR = "EC2_ACTION_CONFIG"
 
 
+STRATEGIES = ("ephemeral", "warm", "stopped")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window overriding a pool's minimum (e.g. 3 ready on weekdays 07-19): days "Mon".."Sun", hours in the
+    pool's timezone, from_hour inclusive, to_hour exclusive."""
+
+    days: tuple[str, ...]
+    from_hour: int
+    to_hour: int
+    min_ready: int
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """A warm or stopped action's pool: how many ready instances to keep, and when an instance retires."""
+
+    min_ready: int
+    schedule: tuple[Window, ...]
+    timezone: str
+    hibernate: bool
+    max_builds: int
+    max_age_hours: int
+    max_idle_minutes: int
+    reset_command: str
+
+
 @dataclass(frozen=True)
 class ActionType:
-    """One served action type: a version of an action. The versions of an action share its defaults."""
+    """One served action type: a version of an action. The versions of an action share its defaults and its
+    capacity: `key` (the action's key in the module's `actions`) names the pool, the cap and the queue they share."""
 
     category: str
     owner: str
     provider: str
     version: str
     defaults: dict[str, Any]
+    key: str
+    strategy: str  # one of STRATEGIES
+    cap: int  # max_concurrent_builds: builds running or instances held, any strategy
+    pool: PoolSettings | None  # None for ephemeral
+
+    @property
+    def pooled(self) -> bool:
+        """Whether instances of this action outlive their builds (warm or stopped)."""
+        return self.pool is not None
 
     @property
     def type_id(self) -> ActionTypeId:
@@ -50,6 +88,9 @@ class Config:
     poll_function_name: str
     orphan_grace_seconds: int
     tracing: bool  # X-Ray: the functions load the SDK and trace their AWS calls only then
+    pool_table: str  # the registry: instances, leases, the capacity queue
+    keeper_function_name: str
+    launch_template_version: str  # part of a pool's configuration: a new version rotates the pools
 
     @property
     def partition(self) -> str:
@@ -60,6 +101,36 @@ class Config:
         """The served action type matching a job's actionTypeId (or an event's `type`), of any served version."""
         wanted = {key: str(type_id.get(key, "")) for key in ("category", "owner", "provider", "version")}
         return next((action for action in self.actions if action.type_id == wanted), None)
+
+    def actions_by_key(self) -> dict[str, ActionType]:
+        """One action type per action key (its versions share the pool, the cap and the queue), in key order."""
+        found: dict[str, ActionType] = {}
+        for action in self.actions:
+            found.setdefault(action.key, action)
+        return found
+
+
+def _pool(raw: Mapping[str, Any] | None) -> PoolSettings | None:
+    if raw is None:
+        return None
+    return PoolSettings(
+        min_ready=int(raw.get("min", 0)),
+        schedule=tuple(
+            Window(
+                days=tuple(window["days"]),
+                from_hour=int(window["from"]),
+                to_hour=int(window["to"]),
+                min_ready=int(window["min"]),
+            )
+            for window in raw.get("schedule") or ()
+        ),
+        timezone=str(raw.get("tz") or "UTC"),
+        hibernate=bool(raw.get("hibernate", False)),
+        max_builds=int(raw.get("max_builds", 50)),
+        max_age_hours=int(raw.get("max_age_h", 168)),
+        max_idle_minutes=int(raw.get("idle_min", 10)),
+        reset_command=str(raw.get("reset") or ""),
+    )
 
 
 def parse(text: str) -> Config:
@@ -72,6 +143,10 @@ def parse(text: str) -> Config:
             provider=a["provider"],
             version=str(version),
             defaults={k: v for k, v in (a.get("defaults") or {}).items() if v is not None},
+            key=a["key"],
+            strategy=a.get("strategy") or "ephemeral",
+            cap=int(a.get("cap", 10)),
+            pool=_pool(a.get("pool")) if a.get("strategy", "ephemeral") != "ephemeral" else None,
         )
         for a in raw["actions"]
         for version in a["versions"]
@@ -95,6 +170,9 @@ def parse(text: str) -> Config:
         poll_function_name=raw["poll_function_name"],
         orphan_grace_seconds=int(raw["orphan_grace_seconds"]),
         tracing=bool(raw.get("tracing", False)),
+        pool_table=raw["pool_table"],
+        keeper_function_name=raw["keeper_function_name"],
+        launch_template_version=str(raw["launch_template_version"]),
     )
 
 

@@ -16,6 +16,27 @@ locals {
           TimeoutMinutes = var.actions[key].timeout_minutes
           RootVolumeGiB  = var.actions[key].root_volume_size_gib
         }
+        # Capacity (DESIGN.md, "Instance pools"), in short keys: the configuration must stay under 3,500 bytes.
+        key      = key
+        strategy = var.actions[key].strategy
+        cap      = var.actions[key].max_concurrent_builds
+        pool = var.actions[key].strategy == "ephemeral" ? null : {
+          min = var.actions[key].pool.min_ready
+          schedule = [
+            for window in var.actions[key].pool.schedule : {
+              days = window.days
+              from = window.from_hour
+              to   = window.to_hour
+              min  = window.min_ready
+            }
+          ]
+          tz         = var.actions[key].pool.timezone
+          hibernate  = var.actions[key].pool.hibernate
+          max_builds = var.actions[key].pool.max_builds
+          max_age_h  = var.actions[key].pool.max_age_hours
+          idle_min   = var.actions[key].pool.max_idle_minutes
+          reset      = var.actions[key].pool.reset_command
+        }
       }
     ]
     state_machine_arn                = var.state_machine_arn
@@ -34,5 +55,8 @@ locals {
     poll_function_name               = var.poll_function_name
     orphan_grace_seconds             = var.orphan_grace_minutes * 60
     tracing                          = var.tracing_enabled
+    pool_table                       = var.pool_table_name
+    keeper_function_name             = var.keeper_function_name
+    launch_template_version          = var.launch_template_version
   }
 }

@@ -9,20 +9,54 @@ variable "name_prefix" {
 }
 
 variable "actions" {
-  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null); `versions` lists every served version, the current one first."
+  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null); `versions` lists every served version, the current one first. `strategy`, `max_concurrent_builds` and `pool` are the action's capacity (the root module validates them; the defaults here are the root's, so a caller that predates pools keeps today's behaviour)."
   type = map(object({
-    category             = string
-    provider             = string
-    versions             = list(string)
-    image_id             = string
-    instance_type        = string
-    timeout_minutes      = number
-    root_volume_size_gib = number
+    category              = string
+    provider              = string
+    versions              = list(string)
+    image_id              = string
+    instance_type         = string
+    timeout_minutes       = number
+    root_volume_size_gib  = number
+    strategy              = optional(string, "ephemeral")
+    max_concurrent_builds = optional(number, 10)
+    pool = optional(object({
+      min_ready = optional(number, 0)
+      schedule = optional(list(object({
+        days      = list(string)
+        from_hour = number
+        to_hour   = number
+        min_ready = number
+      })), [])
+      timezone         = optional(string, "UTC")
+      hibernate        = optional(bool, false)
+      max_builds       = optional(number, 50)
+      max_age_hours    = optional(number, 168)
+      max_idle_minutes = optional(number, 10)
+      reset_command    = optional(string, "")
+    }), {})
   }))
 
   validation {
     condition     = length(var.actions) > 0 && alltrue([for action in values(var.actions) : length(action.versions) > 0])
     error_message = "Serve at least one action, each with at least one version."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : contains(["ephemeral", "warm", "stopped"], action.strategy)])
+    error_message = "Each action's strategy must be ephemeral, warm or stopped."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : action.max_concurrent_builds >= 1 && action.max_concurrent_builds <= 500 && floor(action.max_concurrent_builds) == action.max_concurrent_builds])
+    error_message = "Each action's max_concurrent_builds must be a whole number from 1 to 500 (a cap of 0 would queue every job forever)."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : action.strategy == "ephemeral" || (
+      action.pool.min_ready <= action.max_concurrent_builds && alltrue([for window in action.pool.schedule : window.min_ready <= action.max_concurrent_builds])
+    )])
+    error_message = "A pool's minimum (min_ready and every schedule window's) cannot exceed its cap, max_concurrent_builds."
   }
 }
 
@@ -180,4 +214,34 @@ variable "tracing_enabled" {
   description = "Whether the functions trace their AWS calls with the X-Ray SDK (loaded only then)."
   type        = bool
   default     = false
+}
+
+variable "pool_table_name" {
+  description = "Name of the DynamoDB registry table of instances, leases and the capacity queue (`pool_table` in the configuration)."
+  type        = string
+
+  validation {
+    condition     = length(var.pool_table_name) > 0
+    error_message = "pool_table_name must not be empty."
+  }
+}
+
+variable "keeper_function_name" {
+  description = "Name of the pool keeper function (release nudges it when a pool member retired and the pool is below its minimum)."
+  type        = string
+
+  validation {
+    condition     = length(var.keeper_function_name) > 0
+    error_message = "keeper_function_name must not be empty."
+  }
+}
+
+variable "launch_template_version" {
+  description = "The builders' launch template version instances are launched with (its latest version); part of a pool's configuration, so a new version rotates the pools."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[1-9][0-9]*$", var.launch_template_version))
+    error_message = "launch_template_version must be a launch template version number (1, 2, ...)."
+  }
 }

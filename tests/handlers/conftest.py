@@ -66,6 +66,9 @@ CONFIG_VARIABLES: dict[str, Any] = {
     "ssm_registration_timeout_minutes": 15,
     "poll_function_name": f"{STACK}-poll",
     "orphan_grace_minutes": 30,
+    "pool_table_name": f"{STACK}-pool",
+    "keeper_function_name": f"{STACK}-keeper",
+    "launch_template_version": "1",
     **CREATED,
 }  # fmt: skip
 
@@ -168,6 +171,15 @@ def _create_resources() -> dict[str, str]:
         TableName=CONFIG_VARIABLES["jobs_table_name"],
         KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=CONFIG_VARIABLES["pool_table_name"],
+        KeySchema=[{"AttributeName": "pool", "KeyType": "HASH"}, {"AttributeName": "id", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pool", "AttributeType": "S"},
+            {"AttributeName": "id", "AttributeType": "S"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     boto3.client("ssm", region_name=REGION).create_document(
