@@ -121,21 +121,40 @@ def _modes(data: bytes) -> dict[str, int]:
         return {info.filename: info.external_attr >> 16 for info in archive.infolist()}
 
 
-def _run_step(cloud: server.LocalCloud, path: str, tmp_path: Path, name: str, **parameters: str) -> Any:
-    """Run the Linux step like the agent: `sh _script.sh` in its own directory with SSM_<Name> variables."""
+# The document's parameters other than JobId, with their defaults (ssm/run-build.json.tftpl): the agent passes
+# every declared parameter, a default where the command gives none.
+PARAMETER_DEFAULTS = {
+    "Command": "", "WorkingDirectory": "", "InputBucket": "", "InputKey": "", "OutputBucket": "", "OutputKey": "",
+    "OutputArtifactPath": "", "KmsKeyId": "", "PipelineName": "", "PipelineExecutionId": "", "PipelineArn": "",
+    "Pooled": "false", "ResetCommand": "",
+}  # fmt: skip
+
+
+def _run_step(
+    cloud: server.LocalCloud,
+    path: str,
+    tmp_path: Path,
+    name: str,
+    instance_tmp: Path | None = None,
+    job_id: str = JOB_ID,
+    **parameters: str,
+) -> Any:
+    """Run the Linux step like the agent: `sh _script.sh` in its own directory with SSM_<Name> variables. The
+    instance's TMPDIR is the step's own unless instance_tmp names one that several steps share (a pooled instance)."""
     work = tmp_path / name
-    (work / "tmp").mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
+    if instance_tmp is None:
+        instance_tmp = work / "tmp"
+    instance_tmp.mkdir(parents=True, exist_ok=True)
     (work / "_script.sh").write_bytes(SCRIPT.read_bytes())
-    names = ("Command", "WorkingDirectory", "InputBucket", "InputKey", "OutputBucket", "OutputKey",
-             "OutputArtifactPath", "KmsKeyId", "PipelineName", "PipelineExecutionId", "PipelineArn")  # fmt: skip
     env = {
         **cloud.env(),
         "PATH": path,
         "HOME": str(work),
-        "TMPDIR": str(work / "tmp"),
+        "TMPDIR": str(instance_tmp),
         "LANG": "C.UTF-8",
-        "SSM_JobId": JOB_ID,
-        **{f"SSM_{parameter}": parameters.get(parameter, "") for parameter in names},
+        "SSM_JobId": job_id,
+        **{f"SSM_{parameter}": parameters.get(parameter, default) for parameter, default in PARAMETER_DEFAULTS.items()},
     }
     return subprocess.run(["sh", "_script.sh"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
 
@@ -212,3 +231,95 @@ def test_no_entry_lands_outside_the_working_directory(cloud, step_path, tmp_path
         assert result.returncode == 66, result.stderr
         assert "ec2-action: refusing the zip entry" in result.stderr
         assert result.stderr.rstrip().endswith("ec2-action: the input artifact is not a valid zip file")
+
+
+# --- pooled instances (Pooled=true): one job after another on the same instance ------------------------------------
+
+OTHER_JOB_ID = "87654321-4321-4321-8321-210987654321"
+RETIRE_LINE = "ec2-action: retire-instance: "
+
+
+@pytest.fixture
+def pooled_instance(tmp_path: Path) -> tuple[str, Path]:
+    """(PATH with unzip and zip, the instance's TMPDIR) where another job left its workspace behind: a read-only folder
+    and a link to a folder outside, whose files must survive."""
+    path = _path_of(tmp_path / "bin", archivers=True)
+    instance_tmp = tmp_path / "instance-tmp"
+    leftover = instance_tmp / "codepipeline-ec2-action" / OTHER_JOB_ID
+    (leftover / "src").mkdir(parents=True)
+    (leftover / "src" / "secret.txt").write_text("the other job's")
+    (leftover / "src").chmod(0o555)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not the job's")
+    (leftover / "link").symlink_to(outside)
+    return path, instance_tmp
+
+
+def _pooled_job(cloud: server.LocalCloud, path: str, tmp_path: Path, instance_tmp: Path, name: str, command: str,
+                reset: str, pooled: str = "true") -> Any:  # fmt: skip
+    """One job on the pooled instance, in its default workspace, the workspace as its output artifact."""
+    return _run_step(
+        cloud, path, tmp_path, name, instance_tmp,
+        Command=command, Pooled=pooled, ResetCommand=reset,
+        OutputBucket=BUCKET, OutputKey=f"{name}/output.zip", OutputArtifactPath=".",
+    )  # fmt: skip
+
+
+def test_a_pooled_step_removes_leftovers_first_and_its_workspace_last_then_resets(cloud, pooled_instance, tmp_path):
+    path, instance_tmp = pooled_instance
+    root = instance_tmp / "codepipeline-ec2-action"
+    command = (
+        f'if [ -e "{root / OTHER_JOB_ID}" ]; then echo "the leftover is still there"; fi\n'
+        "mkdir -p frozen && printf built >frozen/out.txt && chmod 0555 frozen"
+    )
+    reset = (
+        'echo "resetting in $PWD"\n'
+        'if [ -e "$WORKSPACE" ]; then echo "the workspace is still there"; fi\n'
+        f"aws s3api head-object --bucket {BUCKET} --key pooled/output.zip >/dev/null && echo 'the output was uploaded'"
+    )
+
+    result = _pooled_job(cloud, path, tmp_path, instance_tmp, "pooled", command, reset)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"ec2-action: removing the leftover workspace {root / OTHER_JOB_ID}" in lines
+    assert "the leftover is still there" not in lines
+    assert lines[lines.index("ec2-action: done") + 1 :] == [
+        "ec2-action: running the reset command",
+        "resetting in /",
+        "the output was uploaded",
+    ]
+    assert RETIRE_LINE not in result.stderr
+    assert list(root.iterdir()) == []  # the leftover and the job's own workspace
+    assert [entry.name for entry in instance_tmp.iterdir()] == ["codepipeline-ec2-action"]  # the scratch folder too
+    assert (tmp_path / "outside" / "keep.txt").read_text() == "not the job's"  # the link was not followed
+    with zipfile.ZipFile(io.BytesIO(_output(cloud, "pooled"))) as archive:
+        assert archive.read("frozen/out.txt") == b"built"
+
+
+@pytest.mark.parametrize(("command", "status"), [("true", 0), ("echo compiling; exit 3", 3)], ids=["passed", "failed"])
+def test_a_failed_reset_asks_for_retirement_and_keeps_the_builds_status(cloud, pooled_instance, tmp_path, command,
+                                                                        status):  # fmt: skip
+    path, instance_tmp = pooled_instance
+
+    result = _pooled_job(cloud, path, tmp_path, instance_tmp, "reset-fails", command, "echo pruning\nexit 7")
+
+    assert result.returncode == status, result.stderr
+    assert "ec2-action: running the reset command\npruning\n" in result.stdout
+    assert result.stderr.splitlines()[-1] == f"{RETIRE_LINE}the reset command exited 7"
+    assert list((instance_tmp / "codepipeline-ec2-action").iterdir()) == []
+    if status:
+        assert "ec2-action: the build command exited with code 3\n" in result.stderr
+
+
+def test_a_step_that_is_not_pooled_leaves_the_instance_as_it_was(cloud, pooled_instance, tmp_path):
+    path, instance_tmp = pooled_instance
+    root = instance_tmp / "codepipeline-ec2-action"
+
+    result = _pooled_job(cloud, path, tmp_path, instance_tmp, "ephemeral", "printf built >out.txt", "exit 7", "false")
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(entry.name for entry in root.iterdir()) == sorted([OTHER_JOB_ID, JOB_ID])
+    assert (root / JOB_ID / "out.txt").read_text() == "built"
+    assert "reset" not in result.stdout and RETIRE_LINE not in result.stderr

@@ -119,3 +119,73 @@ def test_failures_have_the_linux_steps_exit_codes_and_messages() -> None:
 
     assert len(linux) == 8
     assert _windows_failures() == linux
+
+
+# --- pooled instances (Pooled=true) ---------------------------------------------------------------------------------
+
+RETIRE_REASON = re.compile(r"ec2-action: retire-instance: |the reset command exited \$\{?\w+\}?")
+
+
+def _job_block() -> tuple[Node, Node]:
+    """(the body, the finally block) of the try statement that runs the job: the one that uploads the output."""
+    for node in _walk(_root()):
+        if node.type == "try_statement" and node.children[-1].type == "finally_clause":
+            body, final = node.children[1], node.children[-1]
+            if any(name == "Write-S3Object" for name, _ in _commands(body)):
+                return body, final
+    raise AssertionError("no try statement uploads the output artifact")
+
+
+def _calls(block: Node) -> list[str]:
+    """Each command in the block as 'name first-argument', in order."""
+    return [" ".join([name, *_arguments(node)[:1]]) for name, node in _commands(block)]
+
+
+def test_a_pooled_job_removes_leftovers_before_it_creates_its_workspace() -> None:
+    body, _ = _job_block()
+    calls = _calls(body)
+
+    assert calls.index("Remove-Tree $leftover") < calls.index("New-Item -ItemType")
+    assert "if ($leftover -ne $defaultWorkspace)" in _text(body)
+
+
+def test_a_pooled_job_is_cleaned_up_after_the_upload_whatever_its_outcome() -> None:
+    # The finally block runs on success, on Fail (exit inside try) and on an unexpected error alike.
+    _, final = _job_block()
+    calls = _calls(final)
+
+    assert calls == [
+        "Set-Location -LiteralPath",
+        "Remove-Tree $defaultWorkspace",
+        "Join-Path $scratch",
+        "Set-Content -LiteralPath",
+        "Write-Output 'ec2-action: running the reset command'",
+        "powershell.exe -NoProfile",
+        "Remove-Item -LiteralPath",
+    ]
+    assert "if ($pooled) {" in _text(final)
+    assert "$env:SSM_ResetCommand" in _text(final)
+
+
+def test_the_build_status_survives_the_reset_command() -> None:
+    """The reset command's exit code ($LASTEXITCODE) must not become the step's: Fail records the build's, the job's
+    end records 0, and the finally block exits with it (never when an unexpected error is on its way out)."""
+    fail = _functions(_root())["Fail"]
+    _, final = _job_block()
+    last = next(node for node in final.children[-1].children if node.type == "statement_list").children[-1]
+
+    assert [_text(node) for node in _walk(fail) if node.type == "assignment_expression"] == [
+        "$script:exitStatus = $Code"
+    ]
+    assert _text(last).startswith("if ($pooled -and $null -ne $exitStatus) {")
+    assert _calls(last) == [] and _text(last).rstrip("} \n").endswith("exit $exitStatus")
+    assert "$exitStatus = 0" in SCRIPT.read_text()
+
+
+def test_the_retire_line_is_the_linux_steps() -> None:
+    windows = RETIRE_REASON.findall(SCRIPT.read_text())
+    linux = RETIRE_REASON.findall(LINUX_SCRIPT.read_text())
+
+    assert [reason.split("$")[0] for reason in windows] == [reason.split("$")[0] for reason in linux]
+    assert windows[-1] == "ec2-action: retire-instance: "
+    assert '[Console]::Error.WriteLine("ec2-action: retire-instance: $retireReason")' in SCRIPT.read_text()

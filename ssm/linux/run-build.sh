@@ -23,7 +23,9 @@ export PipelineName="$SSM_PipelineName"
 export PipelineExecutionId="$SSM_PipelineExecutionId"
 export PipelineArn="$SSM_PipelineArn"
 
-default_workspace="${TMPDIR:-/var/tmp}/codepipeline-ec2-action/${SSM_JobId}"
+# Every job's default workspace is a folder of this root named by its job id.
+workspace_root="${TMPDIR:-/var/tmp}/codepipeline-ec2-action"
+default_workspace="$workspace_root/${SSM_JobId}"
 case "$SSM_WorkingDirectory" in
   "") workspace="$default_workspace" ;;
   /*) workspace="$SSM_WorkingDirectory" ;;
@@ -31,8 +33,67 @@ case "$SSM_WorkingDirectory" in
 esac
 export WORKSPACE="$workspace"
 
+# A pooled instance (Pooled=true) runs one job after another: each job's workspace is removed when it ends, and the
+# reset command (ResetCommand) runs after the upload. When either fails, a last line on stderr asks the orchestrator
+# to retire the instance (outcome.RETIRE_PREFIX); the step's exit status stays the build's. An absolute
+# WorkingDirectory is the user's own place and is not removed.
+pooled="${SSM_Pooled:-false}"
+reset_command="${SSM_ResetCommand:-}"
+retire_reason=""
+
+remove_tree() {
+  # remove_tree <path>: delete it and everything in it, read-only folders included; a link is removed, never followed
+  # (chmod -R skips the links it meets inside).
+  if [ -L "$1" ]; then
+    rm -f -- "$1"
+  elif [ -e "$1" ]; then
+    chmod -R u+rwX -- "$1" 2>/dev/null
+    rm -rf -- "$1"
+  fi
+}
+
+finish() {
+  # The EXIT trap, on success and failure alike: the pooled clean-up, then the scratch folder; exits with the build's
+  # status whatever the clean-up does.
+  local status=$? code=0
+  set +e
+  if [ "$pooled" = true ]; then
+    cd / || true
+    if ! remove_tree "$default_workspace"; then
+      retire_reason="${retire_reason:-cannot remove the workspace $default_workspace}"
+    fi
+    if [ -n "$reset_command" ]; then
+      printf '%s\n' "$reset_command" >"$scratch/reset-command.sh"
+      echo "ec2-action: running the reset command"
+      bash -e -o pipefail -- "$scratch/reset-command.sh"
+      code=$?
+      if [ "$code" -ne 0 ]; then
+        retire_reason="the reset command exited $code"
+      fi
+    fi
+    if [ -n "$retire_reason" ]; then
+      echo "ec2-action: retire-instance: $retire_reason" >&2
+    fi
+  fi
+  rm -rf -- "$scratch"
+  exit "$status"
+}
+
 scratch="$(mktemp -d)"
-trap 'rm -rf -- "$scratch"' EXIT
+trap finish EXIT
+
+if [ "$pooled" = true ] && [ -d "$workspace_root" ]; then
+  # Workspaces other jobs left behind (a step stopped before its clean-up ran) never reach this job.
+  shopt -s nullglob dotglob
+  leftovers=("$workspace_root"/*)
+  shopt -u nullglob dotglob
+  for leftover in "${leftovers[@]}"; do
+    if [ "$leftover" != "$default_workspace" ]; then
+      echo "ec2-action: removing the leftover workspace $leftover"
+      remove_tree "$leftover" || retire_reason="cannot remove the leftover workspace $leftover"
+    fi
+  done
+fi
 
 unpack() {
   # unpack <zip> <directory>, with unzip where the image has it. Python stands in for it otherwise and keeps what

@@ -4,8 +4,13 @@ $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 Set-StrictMode -Version 3.0
 
+# The step's exit status once it is known (Fail, or 0 at the end): the pooled clean-up in the last finally block
+# keeps it whatever the reset command does.
+$exitStatus = $null
+
 function Fail([int] $Code, [string] $Message) {
     [Console]::Error.WriteLine("ec2-action: $Message")
+    $script:exitStatus = $Code
     exit $Code
 }
 
@@ -89,6 +94,43 @@ function Compress-OutputArtifact([string] $Path, [string] $ZipFile) {
     }
 }
 
+function Remove-Tree([string] $Path) {
+    # Delete a folder and everything in it, whatever the length of its paths. Read-only files (a git checkout's
+    # objects) are made writable first; a link to a folder (junction, symbolic link) is removed, never followed
+    # (Remove-Item -Recurse in Windows PowerShell 5.1 follows junctions).
+    $root = Get-ExtendedPath $Path
+    if ([System.IO.File]::Exists($root)) {
+        [System.IO.File]::SetAttributes($root, [System.IO.FileAttributes]::Normal)
+        [System.IO.File]::Delete($root)
+        return
+    }
+    if (-not [System.IO.Directory]::Exists($root)) {
+        return
+    }
+    $readOnly = [System.IO.FileAttributes]::ReadOnly
+    $link = [System.IO.FileAttributes]::ReparsePoint
+    if (([System.IO.File]::GetAttributes($root) -band $link) -ne 0) {
+        [System.IO.Directory]::Delete($root, $false)
+        return
+    }
+    $folders = New-Object 'System.Collections.Generic.Stack[string]'
+    $folders.Push($root)
+    while ($folders.Count -gt 0) {
+        foreach ($item in [System.IO.Directory]::EnumerateFileSystemEntries($folders.Pop())) {
+            $attributes = [System.IO.File]::GetAttributes($item)
+            if (($attributes -band $readOnly) -ne 0) {
+                $writable = $attributes -bxor $readOnly
+                [System.IO.File]::SetAttributes($item, $writable)
+            }
+            if (($attributes -band $link) -eq 0 -and ($attributes -band [System.IO.FileAttributes]::Directory) -ne 0) {
+                $folders.Push($item)
+            }
+        }
+    }
+    # .NET Framework's recursive delete removes a reparse point itself without entering it.
+    [System.IO.Directory]::Delete($root, $true)
+}
+
 if ($null -eq $env:SSM_JobId) {
     Fail 64 'the SSM Agent did not pass parameters as environment variables; SSM Agent 3.3.2746.0 or newer is required'
 }
@@ -99,7 +141,9 @@ $env:PipelineName = $env:SSM_PipelineName
 $env:PipelineExecutionId = $env:SSM_PipelineExecutionId
 $env:PipelineArn = $env:SSM_PipelineArn
 
-$defaultWorkspace = Join-Path $env:SystemDrive (Join-Path 'codepipeline-ec2-action' $env:SSM_JobId)
+# Every job's default workspace is a folder of this root named by its job id.
+$workspaceRoot = Join-Path $env:SystemDrive 'codepipeline-ec2-action'
+$defaultWorkspace = Join-Path $workspaceRoot $env:SSM_JobId
 if ([string]::IsNullOrEmpty($env:SSM_WorkingDirectory)) {
     $workspace = $defaultWorkspace
 } elseif ([System.IO.Path]::IsPathRooted($env:SSM_WorkingDirectory)) {
@@ -109,9 +153,29 @@ if ([string]::IsNullOrEmpty($env:SSM_WorkingDirectory)) {
 }
 $env:WORKSPACE = $workspace
 
+# A pooled instance (Pooled=true) runs one job after another: each job's workspace is removed when it ends, and the
+# reset command (ResetCommand) runs after the upload. When either fails, a last line on stderr asks the orchestrator
+# to retire the instance; the step's exit status stays the build's. An absolute WorkingDirectory is the user's own
+# place and is not removed.
+$pooled = $env:SSM_Pooled -eq 'true'
+$retireReason = ''
+
 $scratch = Join-Path ([System.IO.Path]::GetTempPath()) ("ec2-action-" + [guid]::NewGuid())
 New-Item -ItemType Directory -Force -Path $scratch | Out-Null
 try {
+    if ($pooled -and [System.IO.Directory]::Exists($workspaceRoot)) {
+        # Workspaces other jobs left behind (a step stopped before its clean-up ran) never reach this job.
+        foreach ($leftover in @([System.IO.Directory]::EnumerateFileSystemEntries($workspaceRoot))) {
+            if ($leftover -ne $defaultWorkspace) {
+                Write-Output "ec2-action: removing the leftover workspace $leftover"
+                try {
+                    Remove-Tree $leftover
+                } catch {
+                    $retireReason = "cannot remove the leftover workspace $leftover"
+                }
+            }
+        }
+    }
     try {
         New-Item -ItemType Directory -Force -LiteralPath $workspace | Out-Null
     } catch {
@@ -174,7 +238,34 @@ try {
         }
     }
     Write-Output 'ec2-action: done'
+    $exitStatus = 0
 } finally {
     Set-Location -LiteralPath ($env:SystemDrive + '\')
+    if ($pooled) {
+        try {
+            Remove-Tree $defaultWorkspace
+        } catch {
+            if ($retireReason -eq '') {
+                $retireReason = "cannot remove the workspace ${defaultWorkspace}: $_"
+            }
+        }
+        if (-not [string]::IsNullOrEmpty($env:SSM_ResetCommand)) {
+            $resetFile = Join-Path $scratch 'reset-command.ps1'
+            Set-Content -LiteralPath $resetFile -Value $env:SSM_ResetCommand -Encoding UTF8
+            Write-Output 'ec2-action: running the reset command'
+            & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "`$ErrorActionPreference = 'Stop'; & '$($resetFile.Replace("'", "''"))'; if (`$LASTEXITCODE) { exit `$LASTEXITCODE }"
+            $resetStatus = $LASTEXITCODE
+            if ($resetStatus -ne 0) {
+                $retireReason = "the reset command exited $resetStatus"
+            }
+        }
+        if ($retireReason -ne '') {
+            [Console]::Error.WriteLine("ec2-action: retire-instance: $retireReason")
+        }
+    }
     Remove-Item -LiteralPath $scratch -Recurse -Force -ErrorAction SilentlyContinue
+    if ($pooled -and $null -ne $exitStatus) {
+        # The reset command's exit code must not become the step's.
+        exit $exitStatus
+    }
 }
