@@ -31,6 +31,12 @@ AGENT_CUT_SUFFIX = "--output truncated--"
 LOG_EVENTS_PER_PAGE = 100
 MAX_LOG_PAGES = 3
 REASON_CHARS = 300
+# The line the build document's step prints last on stderr when a pooled instance must not serve another job (its
+# reset command or workspace clean-up failed): ssm/linux/run-build.sh, ssm/windows/run-build.ps1.
+RETIRE_PREFIX = "ec2-action: retire-instance: "
+# Why an instance is retired when the end of its errors is unknown (the log stream could not be read and Systems
+# Manager returned only the beginning): whether the clean-up succeeded cannot be told, so the instance is not reused.
+UNKNOWN_CLEANUP = "the end of the build's errors could not be read, so whether the reset command succeeded is unknown"
 
 
 def plugin_name(platform: str) -> str:
@@ -52,7 +58,7 @@ def read(command_id: str, instance_id: str, plugin_name: str) -> dict[str, Any] 
     group, prefix = load().build_log_group, f"{command_id}/{instance_id}/{plugin_name}"
     stdout_tail, stdout_note = _tail("stdout", invocation.get("StandardOutputContent", ""), group, prefix)
     stderr_tail, stderr_note = _tail("stderr", invocation.get("StandardErrorContent", ""), group, prefix)
-    return {
+    output: dict[str, Any] = {
         "command_id": command_id,
         "instance_id": instance_id,
         "status": invocation["Status"],
@@ -65,6 +71,19 @@ def read(command_id: str, instance_id: str, plugin_name: str) -> dict[str, Any] 
         "log_group": group,
         "log_stream_prefix": prefix,
     }
+    retire = retire_reason(stderr_tail, stderr_note)
+    if retire:
+        output["retire"] = retire
+    return output
+
+
+def retire_reason(stderr_tail: str, stderr_note: str = "") -> str | None:
+    """Why the instance must be retired after this command, as the step's last retire line says (the last one wins);
+    None when the step printed none. When the end of the errors is unknown (stderr_note set), that is the reason."""
+    found = [line[len(RETIRE_PREFIX) :].strip() for line in stderr_tail.splitlines() if line.startswith(RETIRE_PREFIX)]
+    if found:
+        return found[-1][:REASON_CHARS] or "the build document asked for it"
+    return UNKNOWN_CLEANUP if stderr_note else None
 
 
 def may_be_cut(content: str, limit: int) -> bool:
@@ -202,5 +221,6 @@ def deliver(item: dict[str, Any], command_id: str) -> bool:
             command_id=command_id,
             status=output["status"],
             response_code=output["response_code"],
+            retire=output.get("retire"),
         )
     return delivered

@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import Agent, Cloud, build_spec, make_job, wait_for
 from test_poll import SCHEDULE
-from test_run_command import online_instance
+from test_run_command import online_instance, pooled_instance
 
 from ec2_action import aws, jobs, outcome
 from ec2_action.handlers import command_event, poll, run_command
@@ -66,7 +66,23 @@ def test_failed_build_reaches_the_execution_with_exit_code_and_output(cloud: Clo
     assert "compiling" in output["stdout_tail"] and "error: boom" in output["stderr_tail"]
     assert output["log_group"] == cloud.settings["build_log_group"]
     assert output["log_stream_prefix"].endswith("/BuildOnLinux")
+    assert "retire" not in output  # an ephemeral build: no reset, no retire line
     assert cloud.item(job["id"])["task_token"]  # kept until the report stores the result (jobs.store_result)
+
+
+def test_a_failed_reset_reaches_the_execution_as_the_reason_to_retire_the_instance(
+    cloud: Cloud, agent: Agent, task_token
+) -> None:
+    job = make_job(input_artifact=None, configuration={})
+    instance = pooled_instance(cloud, job, "docker-prune-that-is-missing")
+    token, arn = task_token(job["id"])
+    command_id = attempt(cloud, job, instance, token, "echo built")
+
+    assert command_event.handler(agent.final_event(command_id), cloud.context) == {"delivered": True}
+
+    output = json.loads(finished(cloud, arn)["output"])
+    assert (output["status"], output["response_code"]) == ("Success", 0)
+    assert output["retire"] == "the reset command exited 127"
 
 
 def test_duplicate_event_delivers_nothing_twice(cloud: Cloud, agent: Agent, task_token) -> None:

@@ -5,7 +5,7 @@ import re
 import time
 
 from conftest import Agent, Cloud, build_spec, make_job
-from test_run_command import online_instance
+from test_run_command import online_instance, pooled_instance
 
 from ec2_action import messages, outcome
 from ec2_action.handlers import run_command
@@ -54,6 +54,7 @@ def test_a_huge_output_shows_its_real_last_lines_from_the_log_stream(cloud: Clou
     ]
     warnings = numbers("\n".join(stderr_lines[:-2]))
     assert warnings[-1] == 3000 and consecutive(warnings)
+    assert "retire" not in output  # the errors' end was read: no retire line in it
 
 
 def test_the_failure_message_names_the_last_line_not_the_24000th_character(cloud: Cloud, agent: Agent) -> None:
@@ -92,6 +93,8 @@ def test_without_the_log_stream_the_returned_beginning_is_shown_and_said_to_be_o
     split = returned.removesuffix(outcome.AGENT_CUT_SUFFIX).rsplit("\n", 1)[1]
     assert split and f"line {stdout[-1] + 1}".startswith(split) and split != f"line {stdout[-1] + 1}"
     assert "truncated" not in output["stdout_tail"]
+    # Whether a pooled step's clean-up succeeded is unknown: its instance is not reused.
+    assert output["retire"] == outcome.UNKNOWN_CLEANUP
     message = messages.command_result(output, build_spec(cloud.linux_ami), messages.Console("us-east-1", "aws"))[
         "message"
     ]
@@ -142,3 +145,47 @@ def test_reading_a_stream_end_takes_a_bounded_number_of_pages(cloud: Cloud) -> N
 
     # Short events: three pages of the last 100 events each, though that is less than TAIL_CHARS.
     assert tail == "".join(f"{i}\n" for i in range(700, 1000))
+
+
+def pooled_build(cloud: Cloud, agent: Agent, command: str, reset_command: str) -> tuple[str, str]:
+    """Run command as a build on an Online member of a warm pool until it ends: (command id, instance id)."""
+    job = make_job(input_artifact=None, configuration={})
+    instance = pooled_instance(cloud, job, reset_command)
+    event = {"task_token": "token", "job": job, "build": build_spec(cloud.linux_ami, command=command),
+             "instance": instance}  # fmt: skip
+    command_id = run_command.handler(event, cloud.context)["command_id"]
+    agent.final_event(command_id)
+    return command_id, instance["instance_id"]
+
+
+def test_a_failed_reset_command_asks_for_the_instance_to_be_retired(cloud: Cloud, agent: Agent) -> None:
+    command_id, instance_id = pooled_build(cloud, agent, "echo built", "echo pruning >&2\nexit 7")
+
+    output = outcome.read(command_id, instance_id, "BuildOnLinux")
+
+    assert (output["status"], output["response_code"]) == ("Success", 0)  # the build's result, not the reset's
+    assert output["retire"] == "the reset command exited 7"
+    assert output["stderr_tail"] == "pruning\nec2-action: retire-instance: the reset command exited 7\n"
+
+
+def test_a_pooled_build_whose_reset_succeeds_keeps_its_instance(cloud: Cloud, agent: Agent) -> None:
+    command_id, instance_id = pooled_build(cloud, agent, "echo built; exit 4", "echo pruning")
+
+    output = outcome.read(command_id, instance_id, "BuildOnLinux")
+
+    assert (output["status"], output["response_code"]) == ("Failed", 4)
+    assert "retire" not in output  # a failed build's instance is retired by release, for its own reason
+    assert "pruning" in output["stdout_tail"]
+
+
+def test_the_last_retire_line_is_the_reason() -> None:
+    stderr = (
+        "ec2-action: retire-instance: cannot remove the leftover workspace /tmp/x\n"
+        "  ec2-action: retire-instance: indented, not the step's\n"
+        "ec2-action: retire-instance: the reset command exited 2\n"
+        "failed to run commands: exit status 1\n"
+    )
+
+    assert outcome.retire_reason(stderr) == "the reset command exited 2"
+    assert outcome.retire_reason("error: ec2-action: retire-instance: quoted\n") is None
+    assert outcome.retire_reason("", "first 8,000 characters of errors; ...") == outcome.UNKNOWN_CLEANUP

@@ -7,6 +7,7 @@ import pytest
 from conftest import Agent, Cloud, build_spec, make_job
 
 from ec2_action import jobs
+from ec2_action.config import load
 from ec2_action.errors import InstanceNotReady
 from ec2_action.handlers import acquire, run_command, wait_online
 
@@ -22,6 +23,14 @@ def online_instance(cloud: Cloud, job: dict[str, Any]) -> dict[str, Any]:
     event = {"job_id": job["id"], "build": state["build"], "instance": state["instance"]}
     assert wait_online.handler(event, cloud.context)["online"] is True
     return state["instance"]
+
+
+def pooled_instance(cloud: Cloud, job: dict[str, Any], reset_command: str) -> dict[str, Any]:
+    """An Online instance serving the job as a member of the action's warm pool, whose reset command is given: the
+    instance as acquire outputs it for a pool member (its `kind`)."""
+    instance = online_instance(cloud, job)
+    cloud.configure(actions=cloud.action_variables(strategy="warm", pool={"reset_command": reset_command}))
+    return {**instance, "member_id": "m-0123456789ab", "pool": "build", "kind": "warm", "boot": "launch"}
 
 
 def test_sends_the_build_after_storing_the_token_and_the_attempts_time(cloud: Cloud, agent: Agent) -> None:
@@ -72,6 +81,42 @@ def test_document_parameters_are_strings_with_empty_defaults() -> None:
         "Command", "WorkingDirectory", "InputBucket", "InputKey", "OutputBucket", "OutputKey", "OutputArtifactPath",
         "KmsKeyId", "PipelineName", "PipelineExecutionId", "PipelineArn", "JobId", "executionTimeout",
     }  # fmt: skip
+
+
+def test_a_pooled_instance_cleans_up_and_runs_its_pools_reset_command(cloud: Cloud, agent: Agent) -> None:
+    job = make_job(input_artifact=None, configuration={})
+    instance = pooled_instance(cloud, job, "echo pruning the images of other builds")
+    event = {"task_token": "token-3", "job": job, "build": build_spec(cloud.linux_ami, command="echo built"),
+             "instance": instance}  # fmt: skip
+
+    command_id = run_command.handler(event, cloud.context)["command_id"]
+
+    parameters = cloud.client("ssm").list_commands(CommandId=command_id)["Commands"][0]["Parameters"]
+    assert (parameters["Pooled"], parameters["ResetCommand"]) == (["true"], ["echo pruning the images of other builds"])
+    agent.final_event(command_id)
+    result = cloud.client("ssm").get_command_invocation(
+        CommandId=command_id, InstanceId=instance["instance_id"], PluginName="BuildOnLinux"
+    )
+    assert result["Status"] == "Success", result["StandardErrorContent"]
+    assert result["StandardOutputContent"].endswith(
+        "ec2-action: done\nec2-action: running the reset command\npruning the images of other builds\n"
+    )
+
+
+def test_an_ephemeral_instance_leaves_the_pool_parameters_to_the_documents_defaults(cloud: Cloud) -> None:
+    cloud.configure(actions=cloud.action_variables(strategy="warm", pool={"reset_command": "docker system prune -f"}))
+    config = load()
+    job = make_job()
+
+    assert run_command.pool_reset_command(config, job, {"instance_id": "i-1", "kind": "ephemeral"}) is None
+    assert run_command.pool_reset_command(config, job, {"instance_id": "i-1"}) is None  # acquire before pools
+    assert run_command.pool_reset_command(config, job, {"instance_id": "i-1", "kind": "stopped"}) == (
+        "docker system prune -f"
+    )
+    cloud.configure(actions=cloud.action_variables(strategy="warm", pool={}))
+    assert run_command.pool_reset_command(load(), job, {"instance_id": "i-1", "kind": "warm"}) == ""
+    assert "Pooled" not in run_command.document_parameters(job, build_spec("ami-0123abcd"), None)
+    assert run_command.document_parameters(job, build_spec("ami-0123abcd"), "")["Pooled"] == ["true"]
 
 
 def test_unregistered_instance_is_not_ready_and_the_token_is_kept(cloud: Cloud, agent: Agent) -> None:

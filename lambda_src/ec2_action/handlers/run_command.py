@@ -9,16 +9,20 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from .. import aws, jobs, log
-from ..config import load
+from ..config import Config, load
 from ..errors import InstanceNotReady
 from ..outcome import plugin_name
 from ..payloads import BuildSpec, Job
 
 DELIVERY_TIMEOUT_SECONDS = 600
+# The kinds of pool member (registry records, `$.instance.kind`) whose instance serves one job after another.
+POOLED_KINDS = ("warm", "stopped")
 
 
-def document_parameters(job: Job, build: BuildSpec) -> dict[str, list[str]]:
-    """The SSM document's parameters (ssm/run-build.json.tftpl): all strings, empty for absent values."""
+def document_parameters(job: Job, build: BuildSpec, reset_command: str | None = None) -> dict[str, list[str]]:
+    """The SSM document's parameters (ssm/run-build.json.tftpl): all strings, empty for absent values. reset_command
+    is given (possibly "") only for an instance of a pool: the step then cleans up after the build and runs it. An
+    ephemeral instance's command leaves Pooled and ResetCommand to the document's defaults."""
     source, target = job.get("input_artifact"), job.get("output_artifact")
     pipeline = job["pipeline"]
     values = {
@@ -36,14 +40,26 @@ def document_parameters(job: Job, build: BuildSpec) -> dict[str, list[str]]:
         "JobId": job["id"],
         "executionTimeout": str(build["command_timeout_seconds"]),
     }
+    if reset_command is not None:
+        values |= {"Pooled": "true", "ResetCommand": reset_command}
     return {name: [value] for name, value in values.items()}
+
+
+def pool_reset_command(config: Config, job: Job, instance: dict[str, Any]) -> str | None:
+    """The reset command of the pool the instance belongs to ("" when the pool has none); None for an instance that
+    ends with its job (ephemeral)."""
+    if instance.get("kind") not in POOLED_KINDS:
+        return None
+    action = config.action(job["action"])
+    return action.pool.reset_command if action and action.pool else ""
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     job: Job = event["job"]
     build: BuildSpec = event["build"]
     token = event["task_token"]
-    instance_id = event["instance"]["instance_id"]
+    instance: dict[str, Any] = event["instance"]
+    instance_id = instance["instance_id"]
     log.reset(job_id=job["id"], instance_id=instance_id)
     config = load()
     plugin = plugin_name(build["platform"])
@@ -52,7 +68,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         response = aws.client("ssm").send_command(
             DocumentName=config.document_name,
             InstanceIds=[instance_id],
-            Parameters=document_parameters(job, build),
+            Parameters=document_parameters(job, build, pool_reset_command(config, job, instance)),
             TimeoutSeconds=DELIVERY_TIMEOUT_SECONDS,
             Comment=job["id"],
             CloudWatchOutputConfig={"CloudWatchLogGroupName": config.build_log_group, "CloudWatchOutputEnabled": True},
