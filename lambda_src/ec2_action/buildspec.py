@@ -9,7 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from . import aws, guardrails, log
-from .config import Config
+from .config import ActionType, Config
 from .errors import InvalidJobConfiguration
 from .payloads import BuildSpec, Job
 
@@ -132,3 +132,18 @@ def _root_snapshot_gib(image: dict[str, Any]) -> int:
         if mapping.get("DeviceName") == image["RootDeviceName"]:
             return int((mapping.get("Ebs") or {}).get("VolumeSize") or 0)
     return 0
+
+
+def pool_build(config: Config, action: ActionType, context: Any = None) -> BuildSpec:
+    """The build spec of a pool member launched with no job (the keeper's): the action's defaults, validated like a
+    job's that sets nothing, so that its configuration is the one a matching job's build has."""
+    job: Job = {
+        "id": f"pool-{action.key}",
+        "action": action.type_id,
+        "configuration": {"Command": "pool"},
+        "pipeline": {"name": "", "arn": "", "execution_id": "", "stage": "", "action": "", "action_execution_id": ""},
+        "input_artifact": None,
+        "output_artifact": None,
+        "encryption_key_id": None,
+    }
+    return _build_spec(config, job, _own_account(context))

@@ -20,3 +20,8 @@ class InstanceNotReady(Exception):
 
 class InstanceLost(Exception):
     """The instance stopped or terminated before the build ran; never retried."""
+
+
+class CapacityTimeout(Exception):
+    """The job waited for capacity (its action's max_concurrent_builds) until its build timeout left no time to
+    build; never retried."""

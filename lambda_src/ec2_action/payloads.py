@@ -4,7 +4,7 @@ the build spec and the instance (acquire's output, `$.build` and `$.instance`) a
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 
 class ActionTypeId(TypedDict):
@@ -60,12 +60,23 @@ class BuildSpec(TypedDict):
 
 
 class Instance(TypedDict):
-    """The job's build instance, as acquire launched it."""
+    """The job's build instance, as acquire made it available."""
 
     instance_id: str
     subnet_id: str
     launched_at: str  # EC2's LaunchTime, ISO 8601
-    launched_epoch: float  # acquire's clock when RunInstances returned (epoch seconds)
+    launched_epoch: float  # acquire's clock when the instance became the job's: RunInstances/StartInstances returned
+    member_id: NotRequired[str]  # its record in the registry table
+    pool: NotRequired[str]  # the action key whose cap it counts against
+    kind: NotRequired[str]  # "ephemeral" | "warm" | "stopped"
+    boot: NotRequired[str]  # "launch" | "start" | "ready": how it became available (wait_online learns per kind)
+
+
+class Grant(TypedDict):
+    """What a queued job's WaitForCapacity step receives when capacity is granted to it (`$.grant`)."""
+
+    member_id: str
+    waited_seconds: int
 
 
 class Result(TypedDict):

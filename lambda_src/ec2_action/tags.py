@@ -14,3 +14,8 @@ ORPHANED_AT = "ec2-action:orphaned-at"
 ORPHAN_REASON = "ec2-action:orphan-reason"
 # Set by an operator (any value) to keep an instance for debugging: the reaper logs it but never touches it.
 KEEP = "ec2-action:keep"
+
+# Instances of the capacity registry (DESIGN.md, "Instance pools"): the action key whose cap the instance counts
+# against, and its member record's id. The reaper tells a pooled instance from an orphan by its member record.
+POOL = "ec2-action:pool"
+MEMBER = "ec2-action:member"
