@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from . import aws, tags
 
 # Every state in which an instance still exists (and costs), "shutting-down" included.
@@ -36,6 +38,23 @@ def terminate(instance_ids: Iterable[str]) -> list[str]:
     ids = sorted(instance_ids)
     if ids:
         aws.client("ec2").terminate_instances(InstanceIds=ids)
+    return ids
+
+
+def terminate_if_present(instance_ids: Iterable[str]) -> list[str]:
+    """Terminate these instances, those EC2 no longer knows (terminated long ago) being fine: the sorted ids."""
+    try:
+        return terminate(instance_ids)
+    except ClientError as exc:
+        if aws.error_code(exc) != "InvalidInstanceID.NotFound":
+            raise
+    ids = sorted(instance_ids)
+    for instance_id in ids:  # one at a time: a request naming an unknown id terminates none of the others
+        try:
+            terminate([instance_id])
+        except ClientError as exc:
+            if aws.error_code(exc) != "InvalidInstanceID.NotFound":
+                raise
     return ids
 
 

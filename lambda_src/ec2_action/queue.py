@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, instances, log, registry
+from . import aws, log, registry
 from .config import ActionType, Config, load
 from .jobs import plain
 from .registry import COUNTER_ID, Member
@@ -237,14 +237,8 @@ def _evict_one(config: Config, pool: str, keep_config: str) -> bool:
     for candidate in registry.members(pool):
         if candidate.state != registry.READY or candidate.lease_job is not None or candidate.config == keep_config:
             continue
-        retiring = registry.mark(candidate, registry.RETIRING, retire_reason="gave way to a queued job")
-        if retiring is None:
-            continue
-        if retiring.instance_id:
-            instances.terminate([retiring.instance_id])
-        registry.remove(retiring)
-        log.info("ready member retired for a queued job", member_id=candidate.id, instance_id=candidate.instance_id)
-        return True
+        if registry.retire(candidate, "gave way to a queued job of another configuration"):
+            return True
     return False
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, log
+from . import aws, instances, log
 from .config import ActionType, load
 from .jobs import plain
 
@@ -454,3 +454,16 @@ def remove(member: Member) -> bool:
 def leased_to(pool: str, job_id: str) -> list[Member]:
     """The members leased to a job (release's way when acquire returned no instance)."""
     return [m for m in members(pool) if m.lease_job == job_id]
+
+
+def retire(member: Member, reason: str) -> bool:
+    """Retire a member: mark it `retiring` (if it is still as read: a lease or a state change since wins), terminate
+    its instance, then remove its record and slot. A member already `retiring` (a retried release) is finished.
+    True if this call retired it."""
+    retiring = member if member.state == RETIRING else mark(member, RETIRING, retire_reason=reason)
+    if retiring is None:
+        return False
+    if retiring.instance_id:
+        instances.terminate_if_present([retiring.instance_id])
+    log.info("member retired", member_id=member.id, instance_id=member.instance_id, reason=reason)
+    return remove(retiring)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import boto3
 import pytest
 from conftest import ACTION, ACTION_KEY, Cloud
 
@@ -26,10 +27,14 @@ def warm(cloud: Cloud, cap: int = 2, **pool: Any) -> ActionType:
     return action
 
 
-def ready_member(action: ActionType, config_hash: str = CONFIG, instance_id: str = "i-0123456789abcdef0") -> str:
-    """A ready member of the pool, as the keeper leaves one (reserved for the pool, launched, promoted)."""
+def ready_member(action: ActionType, config_hash: str = CONFIG) -> str:
+    """A ready member of the pool, as the keeper leaves one (reserved for the pool, launched, promoted), with an
+    instance in moto."""
     member = registry.reserve(action, config_hash, action.strategy)
     assert member is not None
+    image_id = config.load().action(ACTION).defaults["ImageId"]  # type: ignore[union-attr]
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     launched = registry.launched(
         member, {"instance_id": instance_id, "subnet_id": "subnet-1", "launched_at": "now", "launched_epoch": 1.0}
     )
@@ -62,13 +67,13 @@ def test_removing_a_member_frees_its_slot_once(cloud: Cloud) -> None:
 
 def test_a_ready_member_of_the_jobs_configuration_is_leased_before_a_slot_is_reserved(cloud: Cloud) -> None:
     action = warm(cloud, cap=3)
-    other = ready_member(action, config_hash="ffffffffffffffff", instance_id="i-0000000000000000f")
+    other = ready_member(action, config_hash="ffffffffffffffff")
     mine = ready_member(action)
 
     leased = registry.take(action, "job-1", "arn-1", CONFIG)
 
     assert leased is not None and leased.id == mine and leased.state == "leased" and leased.lease_job == "job-1"
-    assert leased.instance_id == "i-0123456789abcdef0"
+    assert leased.instance_id == registry.member(ACTION_KEY, mine).instance_id
     assert registry.member(ACTION_KEY, other).state == "ready"  # another configuration never serves this job
     assert registry.counter(ACTION_KEY).instances == 2  # leasing takes no new slot
 
