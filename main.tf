@@ -11,6 +11,10 @@ locals {
       instance_type        = action.instance_type
       timeout_minutes      = coalesce(action.timeout_minutes, var.default_build_timeout_minutes)
       root_volume_size_gib = coalesce(action.root_volume_size_gib, var.root_volume_size_gib)
+      # Capacity: the optional() defaults of var.actions are already applied, pool's included.
+      strategy              = action.strategy
+      max_concurrent_builds = action.max_concurrent_builds
+      pool                  = action.pool
     }
   }
 }
@@ -69,6 +73,7 @@ module "orchestrator" {
   security_group_ids               = concat([module.builder.security_group_id], var.security_group_ids)
   launch_template_id               = module.builder.launch_template_id
   launch_template_arn              = module.builder.launch_template_arn
+  launch_template_version          = module.builder.launch_template_latest_version
   builder_role_arn                 = module.builder.role_arn
   document_name                    = module.ssm_document.document_name
   document_arn                     = module.ssm_document.document_arn
@@ -82,6 +87,7 @@ module "orchestrator" {
   ssm_registration_timeout_minutes = var.ssm_registration_timeout_minutes
   job_sweep_schedule_expression    = var.job_sweep_schedule_expression
   reaper_schedule_expression       = var.reaper_schedule_expression
+  pool_keeper_schedule_expression  = var.pool_keeper_schedule_expression
   orphan_grace_minutes             = var.orphan_grace_minutes
   alarm_actions                    = var.alarm_actions
   log_retention_days               = var.log_retention_days

@@ -20,13 +20,18 @@ output "state_machine_arn" {
 }
 
 output "lambda_function_names" {
-  description = "Names of the Lambda functions, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap)."
+  description = "Names of the Lambda functions, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue, keeper)."
   value       = module.orchestrator.function_names
 }
 
 output "reaper_function_name" {
   description = "Name of the reaper function (runs on reaper_schedule_expression; invoke it with {} for a pass at once)."
   value       = module.orchestrator.reaper_function_name
+}
+
+output "pool_keeper_function_name" {
+  description = "Name of the pool keeper function (runs on pool_keeper_schedule_expression; invoke it with {} for a pass at once)."
+  value       = module.orchestrator.keeper_function_name
 }
 
 output "alarm_names" {
@@ -97,4 +102,9 @@ output "log_group_names" {
 output "jobs_table_name" {
   description = "Name of the DynamoDB table tracking jobs."
   value       = module.orchestrator.jobs_table_name
+}
+
+output "pool_table_name" {
+  description = "Name of the DynamoDB registry table of instances, leases and the capacity queue (one partition per action, one per action's queue)."
+  value       = module.orchestrator.pool_table_name
 }

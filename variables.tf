@@ -23,16 +23,47 @@ variable "actions" {
     their values can change freely. CodePipeline cannot change a registered version: to add or remove a default
     image_id or instance_type, set a new `version` (and list the old one in previous_versions while pipelines use
     it); category and provider cannot change (add another action). See "Changing an action" in the README.
+
+    Capacity, per action (all its versions share it): `strategy` is "ephemeral" (default: a fresh instance per job,
+    terminated after it), "warm" (a pool of running instances, reused) or "stopped" (a pool of stopped or, with
+    `pool.hibernate`, hibernated instances, started for a job). `max_concurrent_builds` (default 10, 1-500) caps the
+    instances the action holds, building or idle, with any strategy: jobs beyond it wait in a first-in first-out
+    queue, and the wait counts against their timeout. A pool (warm or stopped) holds one configuration, so it needs
+    the action's `image_id` and `instance_type`; `pool = {min_ready = 0, schedule = [], timezone = "UTC", hibernate =
+    false, max_builds = 50, max_age_hours = 168, max_idle_minutes = 10, reset_command = ""}` sets the ready instances
+    kept (idle running for warm, stopped for stopped; at most the cap), time windows overriding that minimum (`{days =
+    ["Mon", ...], from_hour = 7, to_hour = 19, min_ready = 3}`, hours in `timezone`, the first matching window wins),
+    hibernation (stopped pools, instance families that support it), when an instance is retired (after max_builds
+    builds, max_age_hours hours (at most 1416: hibernated instances must restart within 60 days), or max_idle_minutes
+    idle above the minimum) and a command run on the instance after each build (at most 500 characters; if it fails,
+    the instance is retired). See "Instance pools" in the README.
   EOT
   type = map(object({
-    category             = optional(string, "Build")
-    provider             = string
-    version              = optional(string, "1")
-    previous_versions    = optional(list(string), [])
-    image_id             = optional(string)
-    instance_type        = optional(string)
-    timeout_minutes      = optional(number)
-    root_volume_size_gib = optional(number)
+    category              = optional(string, "Build")
+    provider              = string
+    version               = optional(string, "1")
+    previous_versions     = optional(list(string), [])
+    image_id              = optional(string)
+    instance_type         = optional(string)
+    timeout_minutes       = optional(number)
+    root_volume_size_gib  = optional(number)
+    strategy              = optional(string, "ephemeral")
+    max_concurrent_builds = optional(number, 10)
+    pool = optional(object({
+      min_ready = optional(number, 0)
+      schedule = optional(list(object({
+        days      = list(string)
+        from_hour = number
+        to_hour   = number
+        min_ready = number
+      })), [])
+      timezone         = optional(string, "UTC")
+      hibernate        = optional(bool, false)
+      max_builds       = optional(number, 50)
+      max_age_hours    = optional(number, 168)
+      max_idle_minutes = optional(number, 10)
+      reset_command    = optional(string, "")
+    }), {})
   }))
 
   validation {
@@ -93,6 +124,99 @@ variable "actions" {
       try(action.root_volume_size_gib >= 8 && action.root_volume_size_gib <= 16384 && floor(action.root_volume_size_gib) == action.root_volume_size_gib, false)
     )])
     error_message = "An action's root_volume_size_gib must be a whole number from 8 to 16384 (Windows AMIs need at least 30)."
+  }
+
+  # Capacity: strategy, the cap and the pool (README, "Instance pools").
+  validation {
+    condition     = alltrue([for action in values(var.actions) : contains(["ephemeral", "warm", "stopped"], action.strategy)])
+    error_message = "An action's strategy must be \"ephemeral\" (a fresh instance per job), \"warm\" (a pool of running instances) or \"stopped\" (a pool of stopped instances)."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : try(
+      action.max_concurrent_builds >= 1 && action.max_concurrent_builds <= 500 && floor(action.max_concurrent_builds) == action.max_concurrent_builds, false
+    )])
+    error_message = "An action's max_concurrent_builds must be a whole number from 1 to 500: a cap of 0 would queue every job forever."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : action.strategy == "ephemeral" || (action.image_id != null && action.instance_type != null)])
+    error_message = "A warm or stopped action needs image_id and instance_type: a pool holds one configuration, launched before any job names an image or an instance type."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : try(alltrue([
+      for minimum in concat([action.pool.min_ready], action.pool.schedule[*].min_ready) : minimum >= 0 && floor(minimum) == minimum
+    ]), false)])
+    error_message = "A pool's min_ready and each schedule window's min_ready must be whole numbers, 0 or more."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : try(alltrue([
+      for minimum in concat([action.pool.min_ready], action.pool.schedule[*].min_ready) : minimum <= action.max_concurrent_builds
+    ]), false)])
+    error_message = "A pool's min_ready and each schedule window's min_ready must be at most the action's max_concurrent_builds: the pool's minimum cannot exceed its cap."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : action.strategy != "ephemeral" || try(alltrue([
+      for minimum in concat([action.pool.min_ready], action.pool.schedule[*].min_ready) : minimum == 0
+    ]), false)])
+    error_message = "A pool's min_ready (or a schedule window's) above 0 needs strategy \"warm\" or \"stopped\": an ephemeral action keeps no instance ready, it launches one per job."
+  }
+
+  validation {
+    condition = alltrue(flatten([for action in values(var.actions) : [for window in action.pool.schedule : try(
+      length(window.days) > 0 && alltrue([for day in window.days : contains(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], day)]) &&
+      window.from_hour >= 0 && window.from_hour <= 23 && floor(window.from_hour) == window.from_hour &&
+      window.to_hour >= 1 && window.to_hour <= 24 && floor(window.to_hour) == window.to_hour &&
+      window.to_hour > window.from_hour, false
+    )]]))
+    error_message = "Each pool schedule window needs days among \"Mon\", \"Tue\", \"Wed\", \"Thu\", \"Fri\", \"Sat\" and \"Sun\" (at least one), a whole from_hour from 0 to 23 (inclusive) and a whole to_hour from 1 to 24 (exclusive) after it: a window ends on the day it starts (split one across midnight in two)."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : can(regex("^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", action.pool.timezone))])
+    error_message = "A pool's timezone must be an IANA time zone name such as \"UTC\" or \"Europe/Paris\" (the schedule's hours are in it)."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : !action.pool.hibernate || action.strategy == "stopped"])
+    error_message = "pool.hibernate applies to strategy \"stopped\" only: a warm pool's instances keep running, an ephemeral action's are terminated after each job."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : !action.pool.hibernate || try(
+      contains([
+        "c3", "c4", "c5", "c5a", "c5d", "c6a", "c6g", "c6gd", "c6i", "c6id", "c6in", "c7a", "c7g", "c7i", "c7i-flex",
+        "i3", "m3", "m4", "m5", "m5a", "m5ad", "m5d", "m6a", "m6g", "m6gd", "m6i", "m6id", "m6idn", "m6in", "m7a", "m7g",
+        "m7i", "m7i-flex", "r3", "r4", "r5", "r5a", "r5ad", "r5d", "r6a", "r6g", "r6gd", "r6i", "r6id", "r6idn", "r6in",
+        "r7a", "r7g", "r7i", "r7iz", "t2", "t3", "t3a",
+      ], split(".", action.instance_type)[0]) && !strcontains(split(".", action.instance_type)[1], "metal"), false
+    )])
+    error_message = "pool.hibernate needs an instance type whose family supports hibernation (c3, c4, c5, c5a, c5d, c6a, c6g, c6gd, c6i, c6id, c6in, c7a, c7g, c7i, c7i-flex, i3, m3, m4, m5, m5a, m5ad, m5d, m6a, m6g, m6gd, m6i, m6id, m6idn, m6in, m7a, m7g, m7i, m7i-flex, r3, r4, r5, r5a, r5ad, r5d, r6a, r6g, r6gd, r6i, r6id, r6idn, r6in, r7a, r7g, r7i, r7iz, t2, t3, t3a), and not a .metal size (EC2 refuses to hibernate those). Other types can use a stopped pool without hibernate."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : try(action.pool.max_builds >= 1 && floor(action.pool.max_builds) == action.pool.max_builds, false)])
+    error_message = "A pool's max_builds must be a whole number, 1 or more (an instance is retired after that many builds)."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : try(
+      action.pool.max_age_hours >= 1 && action.pool.max_age_hours <= 1416 && floor(action.pool.max_age_hours) == action.pool.max_age_hours, false
+    )])
+    error_message = "A pool's max_age_hours must be a whole number from 1 to 1416 (59 days): EC2 does not keep an instance hibernated beyond 60 days, and every pooled instance is retired before."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : try(action.pool.max_idle_minutes >= 0 && floor(action.pool.max_idle_minutes) == action.pool.max_idle_minutes, false)])
+    error_message = "A pool's max_idle_minutes must be a whole number, 0 or more (0: ready instances above the minimum are retired at once)."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : length(action.pool.reset_command) <= 500])
+    error_message = "A pool's reset_command must be at most 500 characters: it travels in the functions' configuration, which Lambda limits to 4 KB. Put a longer script on the AMI and call it."
   }
 }
 
@@ -305,6 +429,17 @@ variable "reaper_schedule_expression" {
       false
     )
     error_message = "reaper_schedule_expression must be at most a day (rate(1440 minutes) or rate(24 hours))."
+  }
+}
+
+variable "pool_keeper_schedule_expression" {
+  description = "EventBridge schedule of the pool keeper: it keeps each pool's minimum ready, retires unhealthy, rotated, recycled and idle instances, serves the capacity queue and fails jobs that waited past their timeout. A release nudges it at once when a pool falls below its minimum; a slower schedule delays the rest (and the queue's visibility metrics) by as much."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)|cron\\(.+\\))$", var.pool_keeper_schedule_expression))
+    error_message = "pool_keeper_schedule_expression must be rate(N minute(s)|hour(s)) or cron(...)."
   }
 }
 

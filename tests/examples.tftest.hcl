@@ -68,3 +68,31 @@ run "windows_container_pipeline_plans_from_scratch" {
     error_message = "The example should default to the looked-up Windows AMI."
   }
 }
+
+# The pool variables plan (the module's validations accept them: a pool needs the image, which the examples look up).
+run "windows_container_pipeline_can_keep_a_warm_pool" {
+  command = plan
+
+  module {
+    source = "./examples/windows-container-pipeline"
+  }
+
+  variables {
+    capacity_strategy     = "warm"
+    pool_min_ready        = 2
+    max_concurrent_builds = 4
+  }
+}
+
+run "basic_linux_can_keep_a_stopped_pool" {
+  command = plan
+
+  module {
+    source = "./examples/basic-linux"
+  }
+
+  variables {
+    capacity_strategy = "stopped"
+    pool_min_ready    = 1
+  }
+}

@@ -44,32 +44,59 @@ override_resource {
   values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report" }
 }
 
+override_resource {
+  target          = aws_lambda_function.this["enqueue"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-enqueue" }
+}
+
+override_resource {
+  target          = aws_lambda_function.this["keeper"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-keeper" }
+}
+
 variables {
   name_prefix = "ci-build"
   actions = {
     linux = {
-      category             = "Build"
-      provider             = "EC2-Linux"
-      versions             = ["1"]
-      image_id             = null
-      instance_type        = "t3.large"
-      timeout_minutes      = 60
-      root_volume_size_gib = 30
+      category              = "Build"
+      provider              = "EC2-Linux"
+      versions              = ["1"]
+      image_id              = null
+      instance_type         = "t3.large"
+      timeout_minutes       = 60
+      root_volume_size_gib  = 30
+      strategy              = "ephemeral"
+      max_concurrent_builds = 10
+      pool = {
+        min_ready        = 0, schedule = [], timezone = "UTC", hibernate = false, max_builds = 50, max_age_hours = 168,
+        max_idle_minutes = 10, reset_command = ""
+      }
     }
     windows = {
-      category             = "Build"
-      provider             = "EC2-Windows"
-      versions             = ["3", "2"]
-      image_id             = "ami-0123456789abcdef0"
-      instance_type        = "m5.large"
-      timeout_minutes      = 120
-      root_volume_size_gib = 100
+      category              = "Build"
+      provider              = "EC2-Windows"
+      versions              = ["3", "2"]
+      image_id              = "ami-0123456789abcdef0"
+      instance_type         = "m5.large"
+      timeout_minutes       = 120
+      root_volume_size_gib  = 100
+      strategy              = "stopped"
+      max_concurrent_builds = 4
+      pool = {
+        min_ready     = 1
+        schedule      = [{ days = ["Mon", "Tue", "Wed", "Thu", "Fri"], from_hour = 7, to_hour = 19, min_ready = 3 }]
+        timezone      = "Europe/Paris", hibernate = true, max_builds = 20, max_age_hours = 72, max_idle_minutes = 30
+        reset_command = "docker image prune -f"
+      }
     }
   }
   subnet_ids                       = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
   security_group_ids               = ["sg-0123456789abcdef0"]
   launch_template_id               = "lt-0123456789abcdef0"
   launch_template_arn              = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0"
+  launch_template_version          = "3"
   builder_role_arn                 = "arn:aws:iam::123456789012:role/ci-build-builder"
   document_name                    = "ci-build-run-build"
   document_arn                     = "arn:aws:ssm:eu-west-1:123456789012:document/ci-build-run-build"
@@ -83,6 +110,7 @@ variables {
   ssm_registration_timeout_minutes = 15
   job_sweep_schedule_expression    = "rate(1 minute)"
   reaper_schedule_expression       = "rate(5 minutes)"
+  pool_keeper_schedule_expression  = "rate(1 minute)"
   orphan_grace_minutes             = 30
   alarm_actions                    = ["arn:aws:sns:eu-west-1:123456789012:ops"]
   log_retention_days               = 30
@@ -102,23 +130,47 @@ run "iam_is_scoped_to_this_stack" {
     source = "./modules/orchestrator"
   }
 
-  # TerminateInstances only on instances tagged with this stack, and by no function but release and reap.
+  # Terminating, starting and stopping instances: only on instances tagged with this stack, and each only by the
+  # functions that need it (acquire terminates a stopped member that cannot start; release and keeper stop a stopped
+  # pool's members; only acquire starts them).
   assert {
     condition = alltrue(flatten([
-      for key in ["release", "reap"] : [
-        for statement in jsondecode(output.lambda_policies[key]).Statement :
-        try(statement.Condition.StringEquals["ec2:ResourceTag/ec2-action:stack"], null) == "ci-build"
-        if contains(flatten([statement.Action]), "ec2:TerminateInstances")
+      for key, policy in output.lambda_policies : [
+        for statement in jsondecode(policy).Statement :
+        statement.Resource == ["arn:aws:ec2:eu-west-1:123456789012:instance/*"] &&
+        statement.Condition == { StringEquals = { "ec2:ResourceTag/ec2-action:stack" = "ci-build" } }
+        if anytrue([for action in flatten([statement.Action]) : contains(["ec2:TerminateInstances", "ec2:StartInstances", "ec2:StopInstances"], action)])
       ]
     ]))
-    error_message = "release or reap may terminate instances without the ec2-action:stack tag condition."
+    error_message = "A function may terminate, start or stop instances without the ec2-action:stack tag condition."
   }
   assert {
-    condition = join(",", sort([
-      for key, policy in output.lambda_policies : key
-      if strcontains(policy, "TerminateInstances") || strcontains(policy, "ec2:*")
-    ])) == "reap,release"
-    error_message = "A function other than release and reap can terminate instances."
+    condition = {
+      for action in ["TerminateInstances", "StartInstances", "StopInstances"] : action => join(",", sort([
+        for key, policy in output.lambda_policies : key
+        if strcontains(policy, "ec2:${action}") || strcontains(policy, "ec2:*")
+      ]))
+      } == {
+      TerminateInstances = "acquire,keeper,reap,release"
+      StartInstances     = "acquire"
+      StopInstances      = "keeper,release"
+    }
+    error_message = "Only acquire, keeper, reap and release may terminate instances, only acquire start them, only keeper and release stop them."
+  }
+
+  # Launching: acquire for a job, keeper for a pool's minimum, with the same statements; nobody else.
+  assert {
+    condition = (
+      join(",", sort([for key, policy in output.lambda_policies : key if strcontains(policy, "ec2:RunInstances")])) == "acquire,keeper" &&
+      jsonencode([
+        for statement in jsondecode(output.lambda_policies.keeper).Statement : statement
+        if anytrue([for action in flatten([statement.Action]) : contains(["ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"], action)])
+        ]) == jsonencode([
+        for statement in jsondecode(output.lambda_policies.acquire).Statement : statement
+        if anytrue([for action in flatten([statement.Action]) : contains(["ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"], action)])
+      ])
+    )
+    error_message = "Only acquire and keeper may launch instances, and the keeper exactly as acquire does (images, network, tags at launch, the builder role)."
   }
 
   # Images only of the allowed owners, "self" being this account.
@@ -131,22 +183,25 @@ run "iam_is_scoped_to_this_stack" {
     error_message = "acquire may launch images of owners outside allowed_image_owners."
   }
 
-  # PassRole only for the builder role, only to EC2, only by acquire.
+  # PassRole only for the builder role, only to EC2, only by the functions that launch (acquire, keeper).
   assert {
-    condition = alltrue([
-      for statement in jsondecode(output.lambda_policies.acquire).Statement :
-      statement.Resource == ["arn:aws:iam::123456789012:role/ci-build-builder"] &&
-      try(statement.Condition.StringEquals["iam:PassedToService"], null) == "ec2.amazonaws.com"
-      if contains(flatten([statement.Action]), "iam:PassRole")
-    ])
-    error_message = "acquire may pass a role other than the builder role, or to a service other than EC2."
+    condition = alltrue(flatten([
+      for key in ["acquire", "keeper"] : [
+        for statement in jsondecode(output.lambda_policies[key]).Statement :
+        statement.Resource == ["arn:aws:iam::123456789012:role/ci-build-builder"] &&
+        try(statement.Condition.StringEquals["iam:PassedToService"], null) == "ec2.amazonaws.com"
+        if contains(flatten([statement.Action]), "iam:PassRole")
+      ]
+    ]))
+    error_message = "acquire or keeper may pass a role other than the builder role, or to a service other than EC2."
   }
   assert {
-    condition     = length([for key, policy in output.lambda_policies : key if strcontains(policy, "iam:")]) == 1
-    error_message = "Only acquire may use IAM actions."
+    condition     = join(",", sort([for key, policy in output.lambda_policies : key if strcontains(policy, "iam:")])) == "acquire,keeper"
+    error_message = "Only acquire and keeper may use IAM actions."
   }
 
-  # RunInstances creates instances, volumes and network interfaces only with the stack tag in the request.
+  # RunInstances creates instances, volumes and network interfaces only with the stack tag in the request (the
+  # keeper's statements are acquire's: asserted above).
   assert {
     condition = length([
       for statement in jsondecode(output.lambda_policies.acquire).Statement : statement
@@ -260,11 +315,30 @@ run "iam_is_scoped_to_this_stack" {
     condition = alltrue(flatten([
       for key, policy in output.lambda_policies : [
         for statement in jsondecode(policy).Statement :
-        statement.Resource == ["arn:aws:dynamodb:eu-west-1:123456789012:table/ci-build-jobs"]
+        contains([
+          ["arn:aws:dynamodb:eu-west-1:123456789012:table/ci-build-jobs"],
+          ["arn:aws:dynamodb:eu-west-1:123456789012:table/ci-build-pool"],
+        ], statement.Resource)
         if anytrue([for action in flatten([statement.Action]) : startswith(action, "dynamodb:")])
       ]
     ]))
-    error_message = "A function may use a DynamoDB table other than the jobs table."
+    error_message = "A function may use a DynamoDB table other than the jobs table and the registry, or both in one statement."
+  }
+  # The registry (instances, leases, the queue): item calls only, no Scan, and only for the functions that take,
+  # return, queue, keep or reap capacity; the reaper never creates a record.
+  assert {
+    condition = {
+      for key, policy in output.lambda_policies : key => sort(flatten([
+        for statement in jsondecode(policy).Statement : statement.Action
+        if statement.Resource == ["arn:aws:dynamodb:eu-west-1:123456789012:table/ci-build-pool"]
+      ])) if strcontains(policy, "table/ci-build-pool")
+      } == {
+      for key in ["acquire", "enqueue", "keeper", "reap", "release"] : key => sort(concat(
+        ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+        key == "reap" ? [] : ["dynamodb:PutItem"],
+      ))
+    }
+    error_message = "The registry's calls are not exactly acquire's, enqueue's, keeper's, release's (item calls, no Scan) and reap's (the same without PutItem)."
   }
   # wait_online reads and writes the learned registration times only (items registration#<ami>#<type>), never a job.
   assert {
@@ -287,6 +361,41 @@ run "iam_is_scoped_to_this_stack" {
       if contains(flatten([statement.Action]), "lambda:InvokeFunction")
     ])
     error_message = "report may invoke a function other than poll."
+  }
+  assert {
+    condition = {
+      for key, policy in output.lambda_policies : key => flatten([
+        for statement in jsondecode(policy).Statement : statement.Resource
+        if contains(flatten([statement.Action]), "lambda:InvokeFunction")
+      ]) if strcontains(policy, "lambda:")
+      } == {
+      release = ["arn:aws:lambda:eu-west-1:123456789012:function:ci-build-keeper"]
+      report  = ["arn:aws:lambda:eu-west-1:123456789012:function:ci-build-poll"]
+    }
+    error_message = "Only report may invoke a function (poll) and release another (the keeper's nudge)."
+  }
+  # Task tokens: the queue's (enqueue, release and keeper grant or expire a wait), the build's (command_event and the
+  # sweep resume it); only the queue fails one.
+  assert {
+    condition = jsonencode({
+      for key, policy in output.lambda_policies : key => sort(flatten([
+        for statement in jsondecode(policy).Statement : [
+          for action in flatten([statement.Action]) : action if startswith(action, "states:SendTask")
+        ]
+      ])) if strcontains(policy, "states:SendTask")
+      }) == jsonencode({
+      command_event = ["states:SendTaskSuccess"]
+      enqueue       = ["states:SendTaskFailure", "states:SendTaskSuccess"]
+      keeper        = ["states:SendTaskFailure", "states:SendTaskSuccess"]
+      poll          = ["states:SendTaskSuccess"]
+      release       = ["states:SendTaskFailure", "states:SendTaskSuccess"]
+    })
+    error_message = "Task tokens are answered by other functions than command_event, poll (success) and enqueue, keeper, release (success and failure)."
+  }
+  # SSM and EC2 health reads: wait_online's and the keeper's.
+  assert {
+    condition     = join(",", sort([for key, policy in output.lambda_policies : key if strcontains(policy, "ssm:DescribeInstanceInformation")])) == "keeper,wait_online"
+    error_message = "Only wait_online and keeper read the SSM Agent's health."
   }
 
   # No wildcard actions anywhere; "*" resources only for the actions that support nothing narrower.
@@ -358,9 +467,28 @@ run "state_machine_renders_valid_json_naming_our_functions" {
       "ReleaseInstance=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-release",
       "ReportResult=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-report",
       "RunBuildCommand=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-run-command",
+      "WaitForCapacity=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-enqueue",
       "WaitForSsmOnline=arn:aws:lambda:eu-west-1:123456789012:function:ci-build-wait-online",
     ])
-    error_message = "The state machine's Task states are not exactly acquire, wait_online, run_command, release and report."
+    error_message = "The state machine's Task states are not exactly acquire, enqueue, wait_online, run_command, release and report."
+  }
+  # No capacity: the job waits in the queue with a task token (enqueue stores it), bounded by its build timeout, then
+  # acquires again; neither its timeout nor the keeper's CapacityTimeout is retried.
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Next == "HasCapacity" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Parameters == { "state.$" = "$", "execution_arn.$" = "$$.Execution.Id" } &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.HasCapacity.Default == "WaitForSsmOnline" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.HasCapacity.Choices[0].Next == "WaitForCapacity" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.Resource == "arn:aws:states:::lambda:invoke.waitForTaskToken" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.TimeoutSecondsPath == "$.build.task_timeout_seconds" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.ResultPath == "$.grant" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.Next == "AcquireInstance" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.Retry[0] == { ErrorEquals = ["States.Timeout", "CapacityTimeout"], MaxAttempts = 0 } &&
+      contains(jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Retry[0].ErrorEquals, "CapacityTimeout") &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Retry[0].MaxAttempts == 0
+    )
+    error_message = "A job without capacity must wait in WaitForCapacity (enqueue, task token, its build timeout, result in $.grant) and acquire again, never retrying a capacity timeout."
   }
   # Waiting for SSM happens inside wait_online (waiting is no error): a registration that outlasts the window
   # (InstanceNotReady) or an instance that went away (InstanceLost) ends the build at once, never retried; a wait
@@ -377,7 +505,7 @@ run "state_machine_renders_valid_json_naming_our_functions" {
   }
   assert {
     condition = (
-      jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Next == "WaitForSsmOnline" &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.HasCapacity.Default == "WaitForSsmOnline" &&
       jsondecode(aws_sfn_state_machine.job.definition).States.WaitForSsmOnline.ResultPath == "$.ssm" &&
       jsondecode(aws_sfn_state_machine.job.definition).States.WaitForSsmOnline.Next == "IsInstanceOnline" &&
       jsondecode(aws_sfn_state_machine.job.definition).States.IsInstanceOnline.Type == "Choice" &&
@@ -399,7 +527,7 @@ run "state_machine_renders_valid_json_naming_our_functions" {
   }
   assert {
     condition = jsondecode(aws_iam_role_policy.state_machine.policy).Statement[0].Resource == flatten([
-      for name in ["acquire", "wait-online", "run-command", "release", "report"] : [
+      for name in ["acquire", "enqueue", "wait-online", "run-command", "release", "report"] : [
         "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-${name}",
         "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-${name}:*",
       ]
@@ -451,9 +579,9 @@ run "functions_share_one_small_configuration" {
   assert {
     condition = (
       jsondecode(output.lambda_config_json).tracing == false &&
-      sort(keys(aws_lambda_function.this)) == sort(["poll", "acquire", "wait_online", "run_command", "command_event", "release", "report", "reap"])
+      sort(keys(aws_lambda_function.this)) == sort(["poll", "acquire", "wait_online", "run_command", "command_event", "release", "report", "reap", "enqueue", "keeper"])
     )
-    error_message = "The functions are not poll, acquire, wait_online, run_command, command_event, release, report and reap, or they trace without tracing_enabled."
+    error_message = "The functions are not poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue and keeper, or they trace without tracing_enabled."
   }
   # wait_online waits for SSM registration inside one invocation: it gets Lambda's longest timeout.
   assert {
@@ -477,6 +605,66 @@ run "functions_share_one_small_configuration" {
   }
 }
 
+run "pools_have_a_registry_a_keeper_and_their_configuration" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  # One partition per pool (its counter and members) and per pool's queue, items sorted by id (the queue by time).
+  assert {
+    condition = (
+      aws_dynamodb_table.pool.name == "ci-build-pool" &&
+      aws_dynamodb_table.pool.hash_key == "pool" && aws_dynamodb_table.pool.range_key == "id" &&
+      aws_dynamodb_table.pool.billing_mode == "PAY_PER_REQUEST" &&
+      toset([for attribute in aws_dynamodb_table.pool.attribute : "${attribute.name}:${attribute.type}"]) == toset(["pool:S", "id:S"]) &&
+      aws_dynamodb_table.pool.ttl[0].attribute_name == "expires_at" && aws_dynamodb_table.pool.ttl[0].enabled &&
+      aws_dynamodb_table.pool.point_in_time_recovery[0].enabled &&
+      aws_dynamodb_table.pool.server_side_encryption[0].enabled &&
+      aws_dynamodb_table.pool.tags == tomap({ Team = "platform" })
+    )
+    error_message = "The registry table must be <prefix>-pool, keyed pool (hash) and id (range), on demand, with TTL on expires_at, PITR, SSE and the tags."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_event_rule.pool_keeper.schedule_expression == "rate(1 minute)" &&
+      aws_cloudwatch_event_rule.pool_keeper.name == "ci-build-pool-keeper" &&
+      aws_lambda_permission.events["pool_keeper"].function_name == "ci-build-keeper" &&
+      aws_lambda_permission.events["pool_keeper"].principal == "events.amazonaws.com" &&
+      aws_lambda_function.this["keeper"].timeout == 300 &&
+      aws_lambda_function.this["enqueue"].timeout == 60 &&
+      aws_lambda_function.this["keeper"].handler == "ec2_action.handlers.keeper.handler" &&
+      aws_lambda_function.this["enqueue"].handler == "ec2_action.handlers.enqueue.handler"
+    )
+    error_message = "The keeper runs on pool_keeper_schedule_expression (300 s), enqueue has 60 s."
+  }
+  assert {
+    condition = (
+      jsondecode(output.lambda_config_json).pool_table == "ci-build-pool" &&
+      jsondecode(output.lambda_config_json).keeper_function_name == "ci-build-keeper" &&
+      jsondecode(output.lambda_config_json).launch_template_version == "3"
+    )
+    error_message = "EC2_ACTION_CONFIG must name the registry table, the keeper and the launch template version."
+  }
+  # Each action's capacity reaches the functions (compact keys); an ephemeral action has no pool.
+  assert {
+    condition = (
+      [for action in jsondecode(output.lambda_config_json).actions : "${action.key}:${action.strategy}:${action.cap}"] == ["linux:ephemeral:10", "windows:stopped:4"] &&
+      jsondecode(output.lambda_config_json).actions[0].pool == null &&
+      jsondecode(output.lambda_config_json).actions[1].pool.min == 1 &&
+      jsondecode(output.lambda_config_json).actions[1].pool.hibernate == true &&
+      jsondecode(output.lambda_config_json).actions[1].pool.tz == "Europe/Paris" &&
+      jsondecode(output.lambda_config_json).actions[1].pool.schedule[0].min == 3
+    )
+    error_message = "Each action's strategy, cap and pool must reach EC2_ACTION_CONFIG."
+  }
+  assert {
+    condition     = output.pool_table_name == "ci-build-pool" && output.keeper_function_name == "ci-build-keeper"
+    error_message = "The registry table and the keeper must be outputs."
+  }
+}
+
 run "tracing_enabled_traces_the_functions_and_the_state_machine" {
   command = plan
 
@@ -489,7 +677,7 @@ run "tracing_enabled_traces_the_functions_and_the_state_machine" {
   }
 
   assert {
-    condition = length(aws_lambda_function.this) == 8 && alltrue([
+    condition = length(aws_lambda_function.this) == 10 && alltrue([
       for key, function in aws_lambda_function.this : function.tracing_config[0].mode == "Active"
     ])
     error_message = "With tracing_enabled every function must trace Active."
@@ -537,7 +725,7 @@ run "events_match_only_this_stack" {
     condition = alltrue([
       for key, permission in aws_lambda_permission.events :
       permission.principal == "events.amazonaws.com" && permission.action == "lambda:InvokeFunction"
-    ]) && length(aws_lambda_permission.events) == 4
+    ]) && length(aws_lambda_permission.events) == 5
     error_message = "Each rule needs exactly one EventBridge permission."
   }
 }
@@ -609,7 +797,8 @@ run "reaper_marks_and_terminates_only_this_stacks_instances" {
   assert {
     condition = sort(keys(output.alarm_names)) == sort([
       "reaped_instances", "executions_timed_out", "executions_aborted",
-      "poll_errors", "report_errors", "command_event_errors", "release_errors", "reap_errors",
+      "poll_errors", "report_errors", "command_event_errors", "release_errors", "reap_errors", "enqueue_errors",
+      "keeper_errors",
       ]) && alltrue([
       for alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:ops"])
     ])
@@ -647,13 +836,19 @@ run "single_action_type_pattern_needs_no_or" {
   variables {
     actions = {
       linux = {
-        category             = "Test"
-        provider             = "EC2-Linux"
-        versions             = ["1"]
-        image_id             = null
-        instance_type        = null
-        timeout_minutes      = 60
-        root_volume_size_gib = 30
+        category              = "Test"
+        provider              = "EC2-Linux"
+        versions              = ["1"]
+        image_id              = null
+        instance_type         = null
+        timeout_minutes       = 60
+        root_volume_size_gib  = 30
+        strategy              = "ephemeral"
+        max_concurrent_builds = 10
+        pool = {
+          min_ready        = 0, schedule = [], timezone = "UTC", hibernate = false, max_builds = 50, max_age_hours = 168,
+          max_idle_minutes = 10, reset_command = ""
+        }
       }
     }
   }

@@ -19,7 +19,7 @@ mock_provider "aws" {
 override_resource {
   target          = module.builder.aws_launch_template.builder
   override_during = plan
-  values          = { id = "lt-0123456789abcdef0" }
+  values          = { id = "lt-0123456789abcdef0", latest_version = 1 }
 }
 
 override_resource {
@@ -53,8 +53,25 @@ run "plans_with_defaults" {
     error_message = "Log groups must follow the name prefix."
   }
   assert {
-    condition     = length(output.lambda_function_names) == 8 && output.reaper_function_name == "ci-build-reap"
-    error_message = "The module runs eight functions, the reaper among them."
+    condition     = length(output.lambda_function_names) == 10 && output.reaper_function_name == "ci-build-reap"
+    error_message = "The module runs ten functions, the reaper among them."
+  }
+  assert {
+    condition = (
+      output.pool_table_name == "ci-build-pool" && output.pool_keeper_function_name == "ci-build-keeper" &&
+      module.orchestrator.keeper_function_name == "ci-build-keeper"
+    )
+    error_message = "The registry table and the keeper must follow the name prefix."
+  }
+  # Without capacity settings an action is ephemeral (today's behaviour) with a cap of 10, and has no pool.
+  assert {
+    condition = (
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].strategy == "ephemeral" &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].cap == 10 &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].pool == null &&
+      jsondecode(module.orchestrator.lambda_config_json).launch_template_version == "1"
+    )
+    error_message = "An action without capacity settings must be ephemeral with a cap of 10, and the configuration must carry the launch template's version."
   }
 }
 
@@ -248,6 +265,7 @@ run "rejects_bad_scalar_inputs" {
     builder_iam_policy_arns           = ["AmazonEC2ContainerRegistryPowerUser"]
     ssm_registration_timeout_minutes  = 0
     job_sweep_schedule_expression     = "every minute"
+    pool_keeper_schedule_expression   = "rate(0 minutes)"
     reaper_schedule_expression        = "cron(0/5 * * * ? *)"
     orphan_grace_minutes              = -1
     alarm_actions                     = ["ops-topic"]
@@ -274,6 +292,7 @@ run "rejects_bad_scalar_inputs" {
     var.builder_iam_policy_arns,
     var.ssm_registration_timeout_minutes,
     var.job_sweep_schedule_expression,
+    var.pool_keeper_schedule_expression,
     var.reaper_schedule_expression,
     var.orphan_grace_minutes,
     var.alarm_actions,
@@ -309,4 +328,265 @@ run "rejects_aws_tag_key_and_duplicate_subnets" {
     tags       = { "aws:cloudformation:stack-name" = "x" }
   }
   expect_failures = [var.subnet_ids, var.tags]
+}
+
+# Capacity: instance pools and the cap. Each rejected row changes one setting of an accepted configuration, so that
+# the validation it names is the one that refuses it.
+
+run "accepts_warm_and_stopped_pools" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider              = "EC2-Linux"
+        image_id              = "ami-0123456789abcdef0"
+        instance_type         = "t4g.large"
+        strategy              = "warm"
+        max_concurrent_builds = 5
+        pool = {
+          min_ready        = 1
+          schedule         = [{ days = ["Mon", "Tue", "Wed", "Thu", "Fri"], from_hour = 7, to_hour = 19, min_ready = 3 }]
+          timezone         = "Europe/Paris"
+          max_idle_minutes = 0
+          reset_command    = "docker system prune -f --filter until=24h"
+        }
+      }
+      windows = {
+        provider              = "EC2-Windows"
+        image_id              = "ami-0123456789abcdef1"
+        instance_type         = "m6i.xlarge"
+        strategy              = "stopped"
+        max_concurrent_builds = 500
+        pool                  = { min_ready = 2, hibernate = true, max_builds = 1, max_age_hours = 1416 }
+      }
+      other = { provider = "EC2-Other", category = "Test", max_concurrent_builds = 1 }
+    }
+  }
+
+  assert {
+    condition = (
+      [for action in jsondecode(module.orchestrator.lambda_config_json).actions : "${action.key}:${action.strategy}:${action.cap}"] ==
+      ["linux:warm:5", "other:ephemeral:1", "windows:stopped:500"]
+    )
+    error_message = "Each action's strategy and cap must reach the functions."
+  }
+  assert {
+    condition = (
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].pool.min == 1 &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].pool.schedule == [{ days = ["Mon", "Tue", "Wed", "Thu", "Fri"], from = 7, to = 19, min = 3 }] &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].pool.tz == "Europe/Paris" &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].pool.idle_min == 0 &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].pool.max_builds == 50 &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].pool.max_age_h == 168 &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].pool.hibernate == false &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[2].pool.hibernate == true &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[2].pool.max_builds == 1 &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[2].pool.max_age_h == 1416 &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[2].pool.schedule == [] &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[1].pool == null
+    )
+    error_message = "Each pool's settings, with their defaults applied once, must reach the functions; an ephemeral action has no pool."
+  }
+}
+
+run "rejects_a_cap_of_zero" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", max_concurrent_builds = 0 } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_cap_above_500_or_fractional" {
+  command = plan
+  variables {
+    actions = {
+      a = { provider = "EC2-A", max_concurrent_builds = 501 }
+      b = { provider = "EC2-B", max_concurrent_builds = 2.5 }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_an_unknown_strategy" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "pooled" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_minimum_above_the_cap" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider              = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        max_concurrent_builds = 2, pool = { min_ready = 3 }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_schedule_minimum_above_the_cap" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider              = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        max_concurrent_builds = 2, pool = { schedule = [{ days = ["Mon"], from_hour = 7, to_hour = 19, min_ready = 3 }] }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_warm_pool_without_image_id" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", instance_type = "t3.large", strategy = "warm", pool = { min_ready = 1 } } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_stopped_pool_without_instance_type" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", strategy = "stopped" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_minimum_on_an_ephemeral_action" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", pool = { min_ready = 1 } } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_hibernate_on_a_warm_pool" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "m6i.large", strategy = "warm",
+        pool     = { hibernate = true }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_hibernate_on_a_family_without_hibernation" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t4g.large", strategy = "stopped",
+        pool     = { hibernate = true }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_hibernate_on_a_metal_size" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "m6i.metal", strategy = "stopped",
+        pool     = { hibernate = true }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_schedule_window_ending_before_it_starts" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        pool     = { schedule = [{ days = ["Mon"], from_hour = 19, to_hour = 7, min_ready = 1 }] }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_schedule_window_of_no_time" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        pool     = { schedule = [{ days = ["Mon"], from_hour = 7, to_hour = 7, min_ready = 1 }] }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_schedule_day_that_is_not_a_day" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        pool     = { schedule = [{ days = ["Monday"], from_hour = 7, to_hour = 19, min_ready = 1 }] }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_timezone_that_is_not_a_name" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        pool     = { timezone = "+02:00" }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_recycling_limits_out_of_range" {
+  command = plan
+  variables {
+    actions = {
+      a = {
+        provider = "EC2-A", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        pool     = { max_builds = 0 }
+      }
+      b = {
+        provider = "EC2-B", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "stopped",
+        pool     = { max_age_hours = 1417 }
+      }
+      c = {
+        provider = "EC2-C", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        pool     = { max_idle_minutes = -1 }
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_long_reset_command" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        pool     = { reset_command = join("", [for i in range(501) : "x"]) }
+      }
+    }
+  }
+  expect_failures = [var.actions]
 }

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import json
 import re
 from typing import Any
 
-from ec2_action import messages, registration, tags
+from ec2_action import errors, messages, queue, registration, tags
 from ec2_action.handlers import acquire, reap
 from test_terraform_static import REPO_ROOT, parsed
 
 HANDLERS_DIR = REPO_ROOT / "lambda_src" / "ec2_action" / "handlers"
+STATE_MACHINE = REPO_ROOT / "asl" / "build-job.asl.json"
 
 
 def terraform_local(module: str, name: str) -> Any:
@@ -105,3 +107,19 @@ def test_wait_online_may_read_and_write_the_registration_items_and_no_job() -> N
 
     assert allowed(registration.key("ami-0123456789abcdef0", "t3.large"))
     assert not allowed("0b6f1f5e-0c4e-4c39-9a3a-1d2e3f4a5b6c")  # a CodePipeline job id: a job's item
+
+
+def test_every_error_the_state_machine_names_is_one_the_functions_raise() -> None:
+    """A Retry or Catch matches a Lambda error by its type, the exception's class name (errors.py): a renamed class
+    would silently fall through to the generic retry. The queue fails a waiting job's token with the same name."""
+    named = {
+        error
+        for state in json.loads(re.sub(r"\$\{\w+\}", "1", STATE_MACHINE.read_text()))["States"].values()
+        for rule in [*state.get("Retry", []), *state.get("Catch", [])]
+        for error in rule["ErrorEquals"]
+        if not error.startswith("States.")
+    }
+    raised = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, Exception)}
+    assert named and named <= raised, named - raised
+    assert errors.CapacityTimeout.__name__ in named
+    assert queue.CAPACITY_TIMEOUT == errors.CapacityTimeout.__name__

@@ -252,6 +252,10 @@ module "ec2_action" {
       previous_versions = var.action_previous_versions
       image_id          = local.image_id
       instance_type     = var.instance_type
+      # Capacity: ephemeral by default; a warm or stopped pool keeps pool_min_ready instances ready.
+      strategy              = var.capacity_strategy
+      max_concurrent_builds = var.max_concurrent_builds
+      pool                  = { min_ready = var.pool_min_ready }
     }
   }
   subnet_ids                       = [aws_subnet.private.id]

@@ -293,6 +293,11 @@ module "ec2_action" {
       # Windows first boot, base image pulls and a container build take a while.
       timeout_minutes      = 90
       root_volume_size_gib = 100
+      # Capacity (see the README, "Faster builds: a pool"): ephemeral by default; a warm or stopped pool keeps
+      # pool_min_ready instances ready, with their Docker image cache.
+      strategy              = var.capacity_strategy
+      max_concurrent_builds = var.max_concurrent_builds
+      pool                  = { min_ready = var.pool_min_ready }
     }
   }
   subnet_ids                       = [aws_subnet.private.id]

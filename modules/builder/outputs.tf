@@ -32,3 +32,8 @@ output "launch_template_arn" {
   description = "ARN of the builders' launch template."
   value       = aws_launch_template.builder.arn
 }
+
+output "launch_template_latest_version" {
+  description = "Latest version of the builders' launch template (the default one): instances launch with it, and pools rotate when it changes."
+  value       = aws_launch_template.builder.latest_version
+}

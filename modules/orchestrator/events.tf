@@ -78,12 +78,25 @@ resource "aws_cloudwatch_event_target" "reaper" {
   arn  = aws_lambda_function.this["reap"].arn
 }
 
+resource "aws_cloudwatch_event_rule" "pool_keeper" {
+  name                = "${var.name_prefix}-pool-keeper"
+  description         = "Pool keeper: keep each pool's minimum ready, retire unhealthy, rotated, recycled and idle instances, serve and expire the capacity queue."
+  schedule_expression = var.pool_keeper_schedule_expression
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "pool_keeper" {
+  rule = aws_cloudwatch_event_rule.pool_keeper.name
+  arn  = aws_lambda_function.this["keeper"].arn
+}
+
 resource "aws_lambda_permission" "events" {
   for_each = {
     job_started      = { function = "poll", rule_arn = aws_cloudwatch_event_rule.job_started.arn }
     job_sweep        = { function = "poll", rule_arn = aws_cloudwatch_event_rule.job_sweep.arn }
     command_finished = { function = "command_event", rule_arn = aws_cloudwatch_event_rule.command_finished.arn }
     reaper           = { function = "reap", rule_arn = aws_cloudwatch_event_rule.reaper.arn }
+    pool_keeper      = { function = "keeper", rule_arn = aws_cloudwatch_event_rule.pool_keeper.arn }
   }
 
   statement_id  = "events-${replace(each.key, "_", "-")}"

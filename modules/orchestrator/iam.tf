@@ -36,23 +36,148 @@ locals {
     ]
   }
 
-  # Finding this stack's instances and terminating them: release's whole policy, and the reaper's too.
-  release_statements = [
-    {
-      Sid      = "TerminateThisStacksInstances"
+  # Changing an instance's state, each on this stack's instances only (the ec2-action:stack tag): terminate (acquire
+  # when a stopped instance cannot start, release, keeper, reap), start (acquire: a stopped pool's member), stop
+  # (release and keeper: a stopped pool's member, hibernated or not).
+  instance_state_statements = {
+    for sid, action in {
+      TerminateThisStacksInstances = "ec2:TerminateInstances"
+      StartThisStacksInstances     = "ec2:StartInstances"
+      StopThisStacksInstances      = "ec2:StopInstances"
+      } : action => {
+      Sid      = sid
       Effect   = "Allow"
-      Action   = ["ec2:TerminateInstances"]
+      Action   = [action]
       Resource = ["${local.ec2_arn}:instance/*"]
       Condition = {
         StringEquals = { "ec2:ResourceTag/${local.stack_tag_key}" = var.name_prefix }
       }
+    }
+  }
+
+  find_instances_statement = {
+    # DescribeInstances supports no resource-level permissions; it reads only.
+    Sid      = "FindInstances"
+    Effect   = "Allow"
+    Action   = ["ec2:DescribeInstances"]
+    Resource = ["*"]
+  }
+
+  # Finding this stack's instances and terminating them: the reaper's, and release's with its pool's calls.
+  release_statements = [local.instance_state_statements["ec2:TerminateInstances"], local.find_instances_statement]
+
+  # The registry table of instances, leases and the capacity queue (DESIGN.md, "Instance pools"): only the item calls
+  # each function makes. TransactWriteItems is authorised by the calls inside it (PutItem, UpdateItem, DeleteItem,
+  # ConditionCheckItem); no function scans the table: a pool's records and queue are one partition each (Query).
+  registry_actions = {
+    for key, calls in {
+      acquire = ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+      enqueue = ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+      release = ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+      keeper  = ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+      reap    = ["Query", "GetItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+    } : key => [for call in calls : "dynamodb:${call}"]
+  }
+  registry_statements = {
+    for key, actions in local.registry_actions : key => {
+      Sid      = "TrackInstancesAndQueue"
+      Effect   = "Allow"
+      Action   = actions
+      Resource = [local.pool_table_arn]
+    }
+  }
+
+  # Answering the task token of a job waiting for capacity (WaitForCapacity): a grant (serve) or its expiry.
+  answer_capacity_waits_statement = {
+    Sid      = "AnswerCapacityWaits"
+    Effect   = "Allow"
+    Action   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+    Resource = [local.state_machine_arn]
+  }
+
+  # Launching a builder: acquire's for a job, the keeper's for a pool's minimum. New instances, volumes and network
+  # interfaces must carry this stack's tag: release and run_command can act on tagged instances only. Launching is
+  # allowed with this stack's launch template only (IMDSv2, instance profile, shutdown behaviour) and with encrypted
+  # volumes only.
+  launch_statements = [
+    {
+      # Validation reads the AMI (owner, state, root device) before anything launches.
+      Sid      = "InspectImages"
+      Effect   = "Allow"
+      Action   = ["ec2:DescribeImages"]
+      Resource = ["*"]
     },
     {
-      # DescribeInstances supports no resource-level permissions; it reads only.
-      Sid      = "FindInstances"
+      Sid      = "LaunchTaggedInstances"
       Effect   = "Allow"
-      Action   = ["ec2:DescribeInstances"]
-      Resource = ["*"]
+      Action   = ["ec2:RunInstances"]
+      Resource = ["${local.ec2_arn}:instance/*"]
+      Condition = {
+        StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
+        ArnEquals    = { "ec2:LaunchTemplate" = var.launch_template_arn }
+      }
+    },
+    {
+      Sid      = "CreateTaggedEncryptedVolumes"
+      Effect   = "Allow"
+      Action   = ["ec2:RunInstances"]
+      Resource = ["${local.ec2_arn}:volume/*"]
+      Condition = {
+        StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
+        Bool         = { "ec2:Encrypted" = "true" }
+      }
+    },
+    {
+      Sid      = "CreateTaggedPrivateNetworkInterfaces"
+      Effect   = "Allow"
+      Action   = ["ec2:RunInstances"]
+      Resource = ["${local.ec2_arn}:network-interface/*"]
+      Condition = {
+        StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
+        BoolIfExists = { "ec2:AssociatePublicIpAddress" = "false" }
+      }
+    },
+    {
+      # No key-pair resource: builders are reached through Systems Manager only.
+      Sid    = "LaunchIntoConfiguredNetwork"
+      Effect = "Allow"
+      Action = ["ec2:RunInstances"]
+      Resource = concat(
+        [for id in var.subnet_ids : "${local.ec2_arn}:subnet/${id}"],
+        [for id in var.security_group_ids : "${local.ec2_arn}:security-group/${id}"],
+        [var.launch_template_arn],
+      )
+    },
+    {
+      # Image ARNs carry no account. Only images of the allowed owners, and with allowed_image_ids only those
+      # images (the acquire function checks the same first, with a message a person can act on).
+      Sid    = "LaunchAllowedImages"
+      Effect = "Allow"
+      Action = ["ec2:RunInstances"]
+      Resource = length(var.allowed_image_ids) > 0 ? [
+        for id in var.allowed_image_ids : "${local.arn_prefix}:ec2:${local.region}::image/${id}"
+      ] : ["${local.arn_prefix}:ec2:${local.region}::image/*"]
+      Condition = {
+        StringEquals = { "ec2:Owner" = [for owner in var.allowed_image_owners : owner == "self" ? local.account_id : owner] }
+      }
+    },
+    {
+      Sid      = "TagAtLaunchOnly"
+      Effect   = "Allow"
+      Action   = ["ec2:CreateTags"]
+      Resource = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:volume/*", "${local.ec2_arn}:network-interface/*"]
+      Condition = {
+        StringEquals = { "ec2:CreateAction" = "RunInstances" }
+      }
+    },
+    {
+      Sid      = "PassBuilderRoleToEc2"
+      Effect   = "Allow"
+      Action   = ["iam:PassRole"]
+      Resource = [var.builder_role_arn]
+      Condition = {
+        StringEquals = { "iam:PassedToService" = "ec2.amazonaws.com" }
+      }
     },
   ]
 
@@ -138,90 +263,13 @@ locals {
       },
     ]
 
-    acquire = [
-      {
-        # Validation reads the job's AMI (owner, state, root device) before anything launches.
-        Sid      = "InspectImages"
-        Effect   = "Allow"
-        Action   = ["ec2:DescribeImages"]
-        Resource = ["*"]
-      },
-      {
-        # New instances, volumes and network interfaces must carry this stack's tag: release and run_command
-        # can act on tagged instances only. Launching is allowed with this stack's launch template only (IMDSv2,
-        # instance profile, shutdown behaviour) and with encrypted volumes only.
-        Sid      = "LaunchTaggedInstances"
-        Effect   = "Allow"
-        Action   = ["ec2:RunInstances"]
-        Resource = ["${local.ec2_arn}:instance/*"]
-        Condition = {
-          StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
-          ArnEquals    = { "ec2:LaunchTemplate" = var.launch_template_arn }
-        }
-      },
-      {
-        Sid      = "CreateTaggedEncryptedVolumes"
-        Effect   = "Allow"
-        Action   = ["ec2:RunInstances"]
-        Resource = ["${local.ec2_arn}:volume/*"]
-        Condition = {
-          StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
-          Bool         = { "ec2:Encrypted" = "true" }
-        }
-      },
-      {
-        Sid      = "CreateTaggedPrivateNetworkInterfaces"
-        Effect   = "Allow"
-        Action   = ["ec2:RunInstances"]
-        Resource = ["${local.ec2_arn}:network-interface/*"]
-        Condition = {
-          StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
-          BoolIfExists = { "ec2:AssociatePublicIpAddress" = "false" }
-        }
-      },
-      {
-        # No key-pair resource: builders are reached through Systems Manager only.
-        Sid    = "LaunchIntoConfiguredNetwork"
-        Effect = "Allow"
-        Action = ["ec2:RunInstances"]
-        Resource = concat(
-          [for id in var.subnet_ids : "${local.ec2_arn}:subnet/${id}"],
-          [for id in var.security_group_ids : "${local.ec2_arn}:security-group/${id}"],
-          [var.launch_template_arn],
-        )
-      },
-      {
-        # Image ARNs carry no account. Only images of the allowed owners, and with allowed_image_ids only those
-        # images (the acquire function checks the same first, with a message a person can act on).
-        Sid    = "LaunchAllowedImages"
-        Effect = "Allow"
-        Action = ["ec2:RunInstances"]
-        Resource = length(var.allowed_image_ids) > 0 ? [
-          for id in var.allowed_image_ids : "${local.arn_prefix}:ec2:${local.region}::image/${id}"
-        ] : ["${local.arn_prefix}:ec2:${local.region}::image/*"]
-        Condition = {
-          StringEquals = { "ec2:Owner" = [for owner in var.allowed_image_owners : owner == "self" ? local.account_id : owner] }
-        }
-      },
-      {
-        Sid      = "TagAtLaunchOnly"
-        Effect   = "Allow"
-        Action   = ["ec2:CreateTags"]
-        Resource = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:volume/*", "${local.ec2_arn}:network-interface/*"]
-        Condition = {
-          StringEquals = { "ec2:CreateAction" = "RunInstances" }
-        }
-      },
-      {
-        Sid      = "PassBuilderRoleToEc2"
-        Effect   = "Allow"
-        Action   = ["iam:PassRole"]
-        Resource = [var.builder_role_arn]
-        Condition = {
-          StringEquals = { "iam:PassedToService" = "ec2.amazonaws.com" }
-        }
-      },
-    ]
+    # A job's instance: a leased pool member (started when the pool keeps them stopped; terminated and replaced by a
+    # fresh launch when EC2 has no capacity to start it) or a new launch.
+    acquire = concat(local.launch_statements, [
+      local.instance_state_statements["ec2:StartInstances"],
+      local.instance_state_statements["ec2:TerminateInstances"],
+      local.registry_statements.acquire,
+    ])
 
     wait_online = [
       {
@@ -291,9 +339,47 @@ locals {
       },
     ]
 
-    release = local.release_statements
+    # Returns a pool member (stopped or hibernated for a stopped pool), retires or terminates the job's instance, then
+    # serves the queue inline and nudges the keeper when a retirement left a pool below its minimum.
+    release = concat(local.release_statements, [
+      local.instance_state_statements["ec2:StopInstances"],
+      local.registry_statements.release,
+      local.answer_capacity_waits_statement,
+      {
+        Sid      = "NudgePoolKeeper"
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = [local.function_arns.keeper]
+      },
+    ])
+
+    # WaitForCapacity: writes the queue entry with its task token and serves the queue at once (a grant is a
+    # registry write and SendTaskSuccess; acquire materialises the instance).
+    enqueue = [
+      local.registry_statements.enqueue,
+      local.answer_capacity_waits_statement,
+    ]
+
+    # Keeps the pools: launches members up to the minimum, stops a stopped pool's new members, retires (terminates)
+    # unhealthy, rotated, recycled and idle ones, reading their health in one call each of EC2 and SSM per pass;
+    # serves and expires the queue.
+    keeper = concat(local.launch_statements, [
+      local.instance_state_statements["ec2:StopInstances"],
+      local.instance_state_statements["ec2:TerminateInstances"],
+      local.find_instances_statement,
+      {
+        # Health of the ready members (Online or ConnectionLost); supports no resource-level permissions, reads only.
+        Sid      = "ReadAgentHealth"
+        Effect   = "Allow"
+        Action   = ["ssm:DescribeInstanceInformation"]
+        Resource = ["*"]
+      },
+      local.registry_statements.keeper,
+      local.answer_capacity_waits_statement,
+    ])
 
     reap = concat(local.release_statements, [
+      local.registry_statements.reap,
       {
         # Marks (and unmarks) this stack's instances only, with the reaper's own tag keys only; the Null condition
         # refuses a DeleteTags without tag keys (which would delete every tag).
@@ -353,7 +439,7 @@ locals {
         Sid      = "InvokeJobSteps"
         Effect   = "Allow"
         Action   = ["lambda:InvokeFunction"]
-        Resource = flatten([for key in ["acquire", "wait_online", "run_command", "release", "report"] : [local.function_arns[key], "${local.function_arns[key]}:*"]])
+        Resource = flatten([for key in ["acquire", "enqueue", "wait_online", "run_command", "release", "report"] : [local.function_arns[key], "${local.function_arns[key]}:*"]])
       },
       {
         # Log delivery and X-Ray APIs support no resource-level permissions (Step Functions logging requirements).

@@ -15,9 +15,11 @@ locals {
     wait_online   = { timeout = 900, description = "Waits until the builder is Online in Systems Manager (learned registration time, checks every second around it)." }
     run_command   = { timeout = 60, description = "Stores the task token and sends the build command." }
     command_event = { timeout = 60, description = "Turns the SSM command's status-change event into the task's result." }
-    release       = { timeout = 120, description = "Terminates the job's builder instance (every instance tagged with the job's id if its id is unknown)." }
+    release       = { timeout = 120, description = "Returns the job's instance to its pool, stops or retires it, or terminates it (every instance tagged with the job's id if its id is unknown); then serves the capacity queue." }
     report        = { timeout = 60, description = "Answers the open CodePipeline job with the build's result, exactly once." }
-    reap          = { timeout = 300, description = "Marks, then terminates, builder instances no live job owns; fails acknowledged jobs whose execution ended unreported." }
+    reap          = { timeout = 300, description = "Marks, then terminates, builder instances no live job or pool owns; recovers leases of ended jobs; fails acknowledged jobs whose execution ended unreported." }
+    enqueue       = { timeout = 60, description = "Queues a job that found no capacity (its task token) and serves the queue at once." }
+    keeper        = { timeout = 300, description = "Keeps each pool's minimum ready, retires unhealthy, rotated, recycled and idle instances, serves and expires the capacity queue." }
   }
   function_names = { for key in keys(local.functions) : key => "${var.name_prefix}-${replace(key, "_", "-")}" }
 
@@ -28,6 +30,8 @@ locals {
   execution_arns    = "${local.arn_prefix}:states:${local.region}:${local.account_id}:execution:${var.name_prefix}-job:*"
   jobs_table_name   = "${var.name_prefix}-jobs"
   jobs_table_arn    = "${local.arn_prefix}:dynamodb:${local.region}:${local.account_id}:table/${local.jobs_table_name}"
+  pool_table_name   = "${var.name_prefix}-pool"
+  pool_table_arn    = "${local.arn_prefix}:dynamodb:${local.region}:${local.account_id}:table/${local.pool_table_name}"
   function_arns     = { for key, name in local.function_names : key => "${local.arn_prefix}:lambda:${local.region}:${local.account_id}:function:${name}" }
   log_group_arns    = { for key, name in local.function_names : key => "${local.arn_prefix}:logs:${local.region}:${local.account_id}:log-group:/aws/lambda/${name}" }
   action_type_arns = flatten([
@@ -73,6 +77,9 @@ module "lambda_config" {
   poll_function_name               = local.function_names.poll
   orphan_grace_minutes             = var.orphan_grace_minutes
   tracing_enabled                  = var.tracing_enabled
+  pool_table_name                  = local.pool_table_name
+  keeper_function_name             = local.function_names.keeper
+  launch_template_version          = var.launch_template_version
 }
 
 resource "aws_dynamodb_table" "jobs" {
@@ -83,6 +90,42 @@ resource "aws_dynamodb_table" "jobs" {
 
   attribute {
     name = "job_id"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+# The registry of instances (DESIGN.md, "Instance pools"): per action, a counter (instances held, jobs queued), one
+# record per instance the stack launched (ephemeral ones included: the table, not DescribeInstances, is the truth for
+# the cap) and the queue of jobs waiting for capacity with their task tokens. TTL on expires_at, as the jobs table.
+resource "aws_dynamodb_table" "pool" {
+  #checkov:skip=CKV_AWS_119:Encrypted with the AWS managed key (aws/dynamodb); items hold instance and job ids and task tokens, never credentials.
+  name         = local.pool_table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pool"
+  range_key    = "id"
+
+  attribute {
+    name = "pool"
+    type = "S"
+  }
+
+  attribute {
+    name = "id"
     type = "S"
   }
 
@@ -193,6 +236,7 @@ locals {
     acquire_function_arn            = aws_lambda_function.this["acquire"].arn
     wait_online_function_arn        = aws_lambda_function.this["wait_online"].arn
     run_command_function_arn        = aws_lambda_function.this["run_command"].arn
+    enqueue_function_arn            = aws_lambda_function.this["enqueue"].arn
     release_function_arn            = aws_lambda_function.this["release"].arn
     report_function_arn             = aws_lambda_function.this["report"].arn
     capacity_retry_interval_seconds = local.capacity_retry_interval_seconds

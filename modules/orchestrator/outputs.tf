@@ -9,7 +9,7 @@ output "state_machine_role_arn" {
 }
 
 output "function_names" {
-  description = "Lambda function names, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap)."
+  description = "Lambda function names, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue, keeper)."
   value       = { for key, function in aws_lambda_function.this : key => function.function_name }
 }
 
@@ -59,4 +59,19 @@ output "reaper_function_name" {
 output "alarm_names" {
   description = "CloudWatch alarm names, keyed by alarm (reaped_instances, executions_timed_out, executions_aborted, <function>_errors)."
   value       = { for key, alarm in aws_cloudwatch_metric_alarm.this : key => alarm.alarm_name }
+}
+
+output "pool_table_name" {
+  description = "Name of the DynamoDB registry table of instances, leases and the capacity queue."
+  value       = aws_dynamodb_table.pool.name
+}
+
+output "pool_table_arn" {
+  description = "ARN of the DynamoDB registry table of instances, leases and the capacity queue."
+  value       = aws_dynamodb_table.pool.arn
+}
+
+output "keeper_function_name" {
+  description = "Name of the pool keeper function (scheduled; invoke it with {} for a pass at once)."
+  value       = aws_lambda_function.this["keeper"].function_name
 }

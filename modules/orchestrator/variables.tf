@@ -4,15 +4,32 @@ variable "name_prefix" {
 }
 
 variable "actions" {
-  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null). `versions` lists every registered version of the action (its current one first): each is an action type the poller polls, the STARTED rule matches and PollForJobs is allowed on."
+  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null). `versions` lists every registered version of the action (its current one first): each is an action type the poller polls, the STARTED rule matches and PollForJobs is allowed on. `strategy`, `max_concurrent_builds` and `pool` are its capacity, validated by the root module."
   type = map(object({
-    category             = string
-    provider             = string
-    versions             = list(string)
-    image_id             = string
-    instance_type        = string
-    timeout_minutes      = number
-    root_volume_size_gib = number
+    category              = string
+    provider              = string
+    versions              = list(string)
+    image_id              = string
+    instance_type         = string
+    timeout_minutes       = number
+    root_volume_size_gib  = number
+    strategy              = string
+    max_concurrent_builds = number
+    pool = object({
+      min_ready = number
+      schedule = list(object({
+        days      = list(string)
+        from_hour = number
+        to_hour   = number
+        min_ready = number
+      }))
+      timezone         = string
+      hibernate        = bool
+      max_builds       = number
+      max_age_hours    = number
+      max_idle_minutes = number
+      reset_command    = string
+    })
   }))
 
   validation {
@@ -38,6 +55,11 @@ variable "launch_template_id" {
 
 variable "launch_template_arn" {
   description = "ARN of the builders' launch template (RunInstances is allowed with this template only)."
+  type        = string
+}
+
+variable "launch_template_version" {
+  description = "Version of the builders' launch template instances launch with (its latest): part of a pool's configuration, so a new version rotates the pools."
   type        = string
 }
 
@@ -103,6 +125,11 @@ variable "job_sweep_schedule_expression" {
 
 variable "reaper_schedule_expression" {
   description = "EventBridge schedule of the reaper, rate(N minute(s)|hour(s)); also the reaped-instances alarm's period."
+  type        = string
+}
+
+variable "pool_keeper_schedule_expression" {
+  description = "EventBridge schedule of the pool keeper (pool minimums, retirement, the capacity queue)."
   type        = string
 }
 
