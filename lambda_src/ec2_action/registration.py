@@ -38,8 +38,15 @@ RETENTION_SECONDS = 30 * 24 * 3600
 GONE_STATES = ("shutting-down", "terminated", "stopping", "stopped")
 
 
-def key(image_id: str, instance_type: str) -> str:
-    return f"registration#{image_id}#{instance_type}"
+# How the instance became available (acquire's `instance.boot`): a launch and a start of a stopped instance register
+# after different times, learned apart; a ready instance (a warm pool's) is checked at once and teaches nothing.
+LEARNED_BOOTS = ("launch", "start")
+
+
+def key(image_id: str, instance_type: str, boot: str = "launch") -> str:
+    """The item of a learned registration time: `registration#<ami>#<type>` for a launch, `...#start` for a start."""
+    base = f"registration#{image_id}#{instance_type}"
+    return base if boot == "launch" else f"{base}#{boot}"
 
 
 @dataclass(frozen=True)
@@ -48,15 +55,21 @@ class Learned:
     observed_at: int
 
 
-def learned(image_id: str, instance_type: str) -> Learned | None:
-    item = aws.table(load().jobs_table).get_item(Key={"job_id": key(image_id, instance_type)}).get("Item")
+def learned(image_id: str, instance_type: str, boot: str = "launch") -> Learned | None:
+    item = aws.table(load().jobs_table).get_item(Key={"job_id": key(image_id, instance_type, boot)}).get("Item")
     if not item or "seconds" not in item:
         return None
     return Learned(float(item["seconds"]), int(item.get("observed_at", 0)))
 
 
 def learn(
-    image_id: str, instance_type: str, seconds: float, previous: Learned | None, now: float, bounded: bool = True
+    image_id: str,
+    instance_type: str,
+    seconds: float,
+    previous: Learned | None,
+    now: float,
+    bounded: bool = True,
+    boot: str = "launch",
 ) -> bool:
     """Store a registration time if it differs from the learned one by RELEARN_DIFFERENCE (or that one is old); True
     if written. An estimate that is only an upper bound (`bounded` False: the first check already saw the instance
@@ -68,7 +81,7 @@ def learn(
             return False
     aws.table(load().jobs_table).put_item(
         Item={
-            "job_id": key(image_id, instance_type),
+            "job_id": key(image_id, instance_type, boot),
             "seconds": Decimal(str(round(seconds, 1))),
             "observed_at": int(now),
             "expires_at": int(now) + RETENTION_SECONDS,

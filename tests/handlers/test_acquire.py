@@ -41,11 +41,13 @@ def test_outputs_the_job_its_build_spec_and_its_instance(cloud: Cloud) -> None:
     output = acquired(cloud, job)
     after = time.time()
 
-    assert set(output) == {"job", "build", "instance"}
-    assert output["job"] == job
+    assert set(output) == {"job", "build", "instance", "queued"}
+    assert output["job"] == job and output["queued"] is False
     assert output["build"] == build_spec(cloud.linux_ami, root_device_name="/dev/sda1", root_volume_gib=30)
     instance = output["instance"]
-    assert set(instance) == {"instance_id", "subnet_id", "launched_at", "launched_epoch"}
+    assert set(instance) == {"instance_id", "subnet_id", "launched_at", "launched_epoch", "member_id", "pool",
+                             "kind", "boot"}  # fmt: skip
+    assert (instance["pool"], instance["kind"], instance["boot"]) == ("build", "ephemeral", "launch")
     assert before <= instance["launched_epoch"] <= after + 0.001  # rounded to milliseconds
     described = describe(cloud, instance["instance_id"])
     assert instance["launched_at"] == described["LaunchTime"].isoformat()

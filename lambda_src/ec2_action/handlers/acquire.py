@@ -1,143 +1,123 @@
-"""acquire (AcquireInstance): validate the job (buildspec: defaults, guardrails, the AMI), then launch its build
-instance, tagged, trying each subnet in turn on capacity errors. One step, so that nothing waits between the two:
-the state machine's input `job` comes back with its `build` spec and its `instance`."""
+"""acquire (AcquireInstance): validate the job (buildspec: defaults, guardrails, the AMI), take capacity for it in
+the registry (its action's cap, counted in the table) and make its instance available. One step, so that nothing
+waits between the two.
+
+Capacity (DESIGN.md, "Instance pools"): a ready pool member of the job's configuration is leased (warm: used as it is,
+`boot: ready`; stopped: started, `boot: start`, or replaced by a fresh launch when EC2 has no capacity to start it);
+else a slot below the cap is reserved and an instance launched into it (`boot: launch`): a pool member when the job
+matches the pool's configuration, otherwise an ephemeral member under the same cap. At the cap, or with jobs queued
+before it, the job queues: the output says `queued: true` and the state machine's WaitForCapacity step writes the
+queue entry with its task token. When capacity is granted, the execution comes back here with `grant`: the granted
+member is taken and the wait is taken off the build's timeout.
+
+Input: `{"state": <the state machine's state>, "execution_arn"}` (or the older `{"job", "execution_arn"}`).
+Output: `{"job", "build", "instance" | null, "queued", "grant"?}`.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import math
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from .. import aws, buildspec, log, tags
-from ..config import Config, load
-from ..errors import InstanceLaunchFailed, NoCapacity
+from .. import buildspec, instances, launcher, log, pools, queue, registry
+from ..config import ActionType, Config, load
+from ..errors import CapacityTimeout, InvalidJobConfiguration
+from ..launcher import NoCapacityToStart
 from ..payloads import BuildSpec, Instance, Job
+from ..registry import Member
 
-CAPACITY_ERRORS = frozenset(
-    {
-        "InsufficientInstanceCapacity",
-        "InsufficientCapacity",
-        "Unsupported",
-        "InsufficientAddressCapacity",
-        "InsufficientFreeAddressesInSubnet",
-        "MaxSpotInstanceCountExceeded",
-    }
-)
-# The orphan_grace_minutes variable's description states it (tests/test_shared_constants.py keeps them equal).
-SHUTDOWN_GRACE_MINUTES = 30
+# Kept here for the module's variable descriptions (tests/test_shared_constants.py).
+SHUTDOWN_GRACE_MINUTES = launcher.SHUTDOWN_GRACE_MINUTES
+user_data = launcher.user_data
+subnet_rotation = launcher.subnet_rotation
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    job: Job = event["job"]
-    log.reset(job_id=job["id"], execution_arn=event.get("execution_arn"))
+    state: dict[str, Any] = event.get("state") or event
+    job: Job = state["job"]
+    execution_arn = event.get("execution_arn") or state.get("execution_arn")
+    log.reset(job_id=job["id"], execution_arn=execution_arn)
     config = load()
-    build = buildspec.validated(config, job, context)
-    return {"job": job, "build": build, "instance": launch(config, job, build)}
+    action = config.action(job["action"])
+    if action is None:
+        raise InvalidJobConfiguration(f"the action type {job['action']} is no longer served by this module")
+    grant = state.get("grant")
+    build: BuildSpec = state["build"] if grant and state.get("build") else buildspec.validated(config, job, context)
+    matches = pools.job_matches_pool(action, job.get("configuration") or {})
+    kind = action.strategy if matches else "ephemeral"
+    job_config = pools.build_config(config, action, build)
+
+    member: Member | None
+    if grant:
+        build = shortened(build, int(grant.get("waited_seconds", 0)))
+        member = granted(action, job["id"], str(grant["member_id"]))
+        if member is not None and build["command_timeout_seconds"] <= 0:
+            queue.undo_grant(member, job["id"])
+            raise CapacityTimeout(queue.capacity_timeout_message(action, int(grant.get("waited_seconds", 0))))
+    else:
+        member = None
+    if member is None:
+        current = registry.members(action.key)
+        held = [m for m in current if m.lease_job == job["id"]]  # a retried invocation: the job's member already
+        member = held[0] if held else registry.take(action, job["id"], execution_arn, job_config, kind, current)
+    if member is None:
+        log.info("no capacity: the job queues", cap=action.cap)
+        return {"job": job, "build": build, "instance": None, "queued": True}
+    instance = materialise(config, action, job, build, member)
+    output: dict[str, Any] = {"job": job, "build": build, "instance": instance, "queued": False}
+    if grant:
+        output["grant"] = grant
+    return output
 
 
-def launch(config: Config, job: Job, build: BuildSpec) -> Instance:
-    """Launch the job's instance in the first subnet with capacity; NoCapacity if none has any."""
-    lifetime_minutes = self_shutdown_minutes(build, config)
-    deadline = datetime.now(UTC) + timedelta(minutes=lifetime_minutes)
-    errors: list[str] = []
-    for subnet_id in subnet_rotation(config.subnet_ids, job["id"]):
+def granted(action: ActionType, job_id: str, member_id: str) -> Member | None:
+    """The member granted to the job while it was queued, its grant marked as picked up; None if it is no longer
+    the job's (the grant was undone), so that the job takes capacity anew."""
+    member = registry.member(action.key, member_id)
+    if member is None or member.lease_job != job_id:
+        log.warning("granted member is no longer the job's", member_id=member_id)
+        return None
+    return registry.picked_up(member, job_id)
+
+
+def shortened(build: BuildSpec, waited_seconds: int) -> BuildSpec:
+    """The build spec with the wait for capacity taken off its timeouts (the wait counts against the job's time)."""
+    task_timeout = build["task_timeout_seconds"] - waited_seconds
+    command_timeout = min(build["command_timeout_seconds"], task_timeout - buildspec.ARTIFACT_TRANSFER_SECONDS)
+    return {**build, "task_timeout_seconds": task_timeout, "command_timeout_seconds": command_timeout}
+
+
+def materialise(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member) -> Instance:
+    """Make the member's instance available to the job: launch it (a new slot), start it (a stopped member; a fresh
+    launch when EC2 has no capacity to start it), or use it (a warm member, or a retried invocation's)."""
+    if not member.instance_id:
+        return _launch(config, action, job, build, member)
+    if member.kind == "stopped" and member.state == registry.LEASED:
         try:
-            instance = _launch(config, job, build, subnet_id, deadline, lifetime_minutes)
-        except ClientError as exc:
-            code = aws.error_code(exc)
-            if code not in CAPACITY_ERRORS:
-                raise InstanceLaunchFailed(f"{code}: {exc.response['Error'].get('Message', '')}") from exc
-            log.warning("no capacity in subnet", subnet_id=subnet_id, error=code)
-            errors.append(f"{subnet_id} ({code})")
-            continue
-        log.info("instance launched", instance_id=instance["InstanceId"], subnet_id=subnet_id)
-        return {
-            "instance_id": instance["InstanceId"],
-            "subnet_id": subnet_id,
-            "launched_at": instance["LaunchTime"].astimezone(UTC).isoformat(),
-            # This clock's reading when RunInstances returned: the registration wait measures from it.
-            "launched_epoch": round(time.time(), 3),
-        }
-    raise NoCapacity(f"no capacity for instance type {build['instance_type']} in subnets {', '.join(errors)}")
-
-
-def subnet_rotation(subnet_ids: tuple[str, ...], job_id: str) -> list[str]:
-    """Every subnet once, starting at a place derived from the job id: jobs spread, a retry repeats its order."""
-    start = int(hashlib.sha256(job_id.encode()).hexdigest(), 16) % len(subnet_ids)
-    return list(subnet_ids[start:] + subnet_ids[:start])
-
-
-def self_shutdown_minutes(build: BuildSpec, config: Config) -> int:
-    """When the instance shuts itself down: registration window + build timeout + a grace period."""
-    seconds = config.ssm_registration_timeout_seconds + build["task_timeout_seconds"]
-    return math.ceil(seconds / 60) + SHUTDOWN_GRACE_MINUTES
-
-
-def user_data(platform: str, minutes: int) -> str:
-    """The last line of defence: the instance shuts itself down (and terminates) after `minutes`.
-    Plain text: botocore base64-encodes RunInstances' UserData."""
-    if platform == "Windows":
-        return f"<powershell>shutdown /s /t {minutes * 60}</powershell>\n"
-    return f"#!/bin/bash\nshutdown -h +{minutes}\n"
-
-
-def instance_tags(config: Config, job: Job, deadline: datetime) -> list[dict[str, str]]:
-    pipeline = job["pipeline"]
-    values = {
-        tags.STACK: config.stack,
-        tags.JOB_ID: job["id"],
-        tags.PIPELINE: pipeline["name"],
-        tags.PIPELINE_EXECUTION_ID: pipeline["execution_id"],
-        tags.DEADLINE: deadline.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        tags.NAME: f"{config.stack}-{pipeline['name']}-{job['id'][:8]}"[:256],
+            return _described(launcher.start(member), member, "start")
+        except NoCapacityToStart as exc:
+            log.warning("no capacity to start the stopped member: launching a fresh one", error=str(exc))
+            instances.terminate([member.instance_id])
+            return _launch(config, action, job, build, member)
+    boot = "ready" if member.state == registry.LEASED else "launch"
+    instance: Instance = {
+        "instance_id": member.instance_id,
+        "subnet_id": member.subnet_id or "",
+        "launched_at": member.launched_at or "",
+        "launched_epoch": float(member.launched_epoch),
     }
-    return [{"Key": key, "Value": value} for key, value in values.items()]
+    if boot == "ready":
+        instance["launched_epoch"] = round(time.time(), 3)  # the registration window runs from now
+    return _described(instance, member, boot)
 
 
-def _launch(
-    config: Config,
-    job: Job,
-    build: BuildSpec,
-    subnet_id: str,
-    deadline: datetime,
-    lifetime_minutes: int,
-) -> dict[str, Any]:
-    tag_list = instance_tags(config, job, deadline)
-    response = aws.client("ec2").run_instances(
-        LaunchTemplate={"LaunchTemplateId": config.launch_template_id, "Version": "$Default"},
-        ImageId=build["image_id"],
-        InstanceType=build["instance_type"],
-        MinCount=1,
-        MaxCount=1,
-        NetworkInterfaces=[
-            {
-                "DeviceIndex": 0,
-                "SubnetId": subnet_id,
-                "Groups": list(config.security_group_ids),
-                "AssociatePublicIpAddress": False,
-                "DeleteOnTermination": True,
-            }
-        ],
-        BlockDeviceMappings=[
-            {
-                "DeviceName": build["root_device_name"],
-                "Ebs": {
-                    "VolumeSize": build["root_volume_gib"],
-                    "VolumeType": "gp3",
-                    "Encrypted": True,
-                    "DeleteOnTermination": True,
-                },
-            }
-        ],
-        TagSpecifications=[
-            {"ResourceType": kind, "Tags": tag_list} for kind in ("instance", "volume", "network-interface")
-        ],
-        UserData=user_data(build["platform"], lifetime_minutes),
-        ClientToken=hashlib.sha256(f"{job['id']}/{subnet_id}".encode()).hexdigest()[:64],
-    )
-    instance: dict[str, Any] = response["Instances"][0]
-    return instance
+def _launch(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member) -> Instance:
+    instance = launcher.launch(config, job, build, member, member.pooled, action)
+    registry.launched(member, instance)
+    return _described(instance, member, "launch")
+
+
+def _described(instance: Instance, member: Member, boot: str) -> Instance:
+    described: Instance = {**instance, "member_id": member.id, "pool": member.pool, "kind": member.kind, "boot": boot}
+    log.info("instance acquired", instance_id=instance["instance_id"], member_id=member.id, boot=boot)
+    return described

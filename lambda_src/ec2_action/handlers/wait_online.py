@@ -1,5 +1,7 @@
 """wait_online (WaitForSsmOnline): wait, inside this invocation, until the build instance is Online in Systems
-Manager (registration: learned per AMI and instance type, checked every second around the expected time).
+Manager (registration: learned per AMI, instance type and boot kind, checked every second around the expected time).
+A launched or started instance is first checked just before its learned time; a ready pool member (`boot: ready`,
+already Online when it was returned to the pool) is checked at once, and teaches nothing.
 
 Waiting is not an error: the output says `online`, and the state machine invokes the function again only when a
 registration outlasts one invocation. InstanceNotReady when the registration window ends, InstanceLost when the
@@ -26,7 +28,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     log.reset(job_id=event.get("job_id"), instance_id=instance_id)
     config = load()
     launched = float(instance.get("launched_epoch") or time.time())
-    previous = registration.learned(build["image_id"], build["instance_type"])
+    boot = instance.get("boot", "launch")  # an instance from before pools was launched
+    learns = boot in registration.LEARNED_BOOTS
+    previous = registration.learned(build["image_id"], build["instance_type"], boot) if learns else None
     waiting = registration.Waiting(
         launched=launched,
         deadline=launched + config.ssm_registration_timeout_seconds,
@@ -39,8 +43,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if outcome.online and outcome.info is not None:
         online_at = time.time()
         seconds = waiting.registration_seconds(online_at)
-        learned = registration.learn(
-            build["image_id"], build["instance_type"], seconds, previous, online_at, waiting.bounded
+        learned = learns and registration.learn(
+            build["image_id"], build["instance_type"], seconds, previous, online_at, waiting.bounded, boot
         )
         info = outcome.info
         log.info(
@@ -50,6 +54,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             registration_seconds=round(seconds, 1),
             expected_seconds=previous.seconds if previous else None,
             learned=learned,
+            boot=boot,
             platform=info.get("PlatformType"),
             agent=info.get("AgentVersion"),
         )
