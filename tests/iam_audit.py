@@ -33,6 +33,14 @@ CODEPIPELINE_JOB_ACTIONS = frozenset(
 )
 POLL_FOR_JOBS = "codepipeline:pollforjobs"
 PASS_ROLE = "iam:passrole"
+# EC2 calls that change a running or stopped instance's state: each only on instances tagged with the stack.
+INSTANCE_STATE_ACTIONS = (
+    "ec2:TerminateInstances",
+    "ec2:StartInstances",
+    "ec2:StopInstances",
+    "ec2:RebootInstances",
+)
+STACK_TAG_CONDITION = "ec2:ResourceTag/ec2-action:stack"
 
 
 @dataclass(frozen=True)
@@ -200,6 +208,51 @@ def s3_only_on_buckets(buckets: Iterable[str]) -> Callable[[Statement], list[str
         return problems
 
     return rule
+
+
+def instance_state_changes_only_on_stack(stack: str) -> Callable[[Statement], list[str]]:
+    """Terminating, starting, stopping or rebooting an instance: only instances (no other resource type) that carry
+    this stack's ec2-action:stack tag. Stricter than ec2_mutations_are_scoped, which accepts any tag condition."""
+
+    def rule(statement: Statement) -> list[str]:
+        covered = [action for action in INSTANCE_STATE_ACTIONS if covers(statement, action)]
+        if not covered:
+            return []
+        problems = []
+        if statement.condition_values("StringEquals", STACK_TAG_CONDITION) != [stack]:
+            problems.append(f"{statement.name}: {covered} without the condition {STACK_TAG_CONDITION} = {stack}")
+        others = [arn for arn in statement.resources if ec2_resource_type(arn) != "instance"]
+        if others:
+            problems.append(f"{statement.name}: {covered} on {others}, not only instances")
+        return problems
+
+    return rule
+
+
+def dynamodb_only_on_tables(table_arns: Iterable[str]) -> Callable[[Statement], list[str]]:
+    """DynamoDB calls only on the stack's tables (no index, stream or other table), and no wildcard calls."""
+    allowed = set(table_arns)
+
+    def rule(statement: Statement) -> list[str]:
+        patterns = service_patterns(statement, "dynamodb")
+        if not patterns:
+            return []
+        problems = [f"{statement.name}: wildcard DynamoDB action {p}" for p in patterns if "*" in p.split(":")[-1]]
+        outside = [arn for arn in statement.resources if arn not in allowed]
+        if outside:
+            problems.append(f"{statement.name}: DynamoDB actions on {outside}, beyond the tables {sorted(allowed)}")
+        return problems
+
+    return rule
+
+
+def who_may(policies: Mapping[str, Iterable[Statement]], action: str) -> set[str]:
+    """The roles (keys of policies) whose Allow statements cover a concrete action, e.g. who may ec2:StopInstances."""
+    return {
+        role
+        for role, statements in policies.items()
+        if any(statement.effect == "Allow" and covers(statement, action) for statement in statements)
+    }
 
 
 def audit(statements: Iterable[Statement], rules: Iterable[Callable[[Statement], list[str]]]) -> list[str]:

@@ -22,12 +22,14 @@ from iam_audit import (
     Statement,
     audit,
     codepipeline_job_calls_only,
-    covers,
+    dynamodb_only_on_tables,
     ec2_mutations_are_scoped,
+    instance_state_changes_only_on_stack,
     no_wildcard_grants,
     normalise,
     pass_role_only_builder_to_ec2,
     s3_only_on_buckets,
+    who_may,
 )
 
 pytestmark = pytest.mark.e2e
@@ -109,6 +111,10 @@ def test_every_role_is_least_privilege(deployment: Deployment, roles: list[Role]
         ec2_mutations_are_scoped,
         pass_role_only_builder_to_ec2(builder_role_arn),
         codepipeline_job_calls_only(action_type_arns(deployment)),
+        instance_state_changes_only_on_stack(deployment.outputs["name_prefix"]),
+        dynamodb_only_on_tables(
+            attributes["arn"] for _, attributes in state_resources(deployment, "aws_dynamodb_table")
+        ),
     ]
     problems = [
         problem
@@ -118,11 +124,18 @@ def test_every_role_is_least_privilege(deployment: Deployment, roles: list[Role]
     assert problems == []
 
 
-def test_only_the_acquire_function_passes_a_role(deployment: Deployment, roles: list[Role]) -> None:
-    passing = {
-        role.name for role in roles if any(s.effect == "Allow" and covers(s, PASS_ROLE) for s in role.statements)
-    }
-    assert passing == {f"{deployment.outputs['name_prefix']}-acquire"}
+def test_only_the_launching_functions_pass_a_role_and_each_instance_call_has_its_functions(
+    deployment: Deployment, roles: list[Role]
+) -> None:
+    """acquire (for a job) and keeper (for a pool) launch; only acquire starts a stopped pool's instance, release and
+    keeper stop one, and the reaper and the functions that retire instances terminate."""
+    prefix = deployment.outputs["name_prefix"]
+    policies = {role.name.removeprefix(f"{prefix}-"): role.statements for role in roles}
+    assert who_may(policies, PASS_ROLE) == {"acquire", "keeper"}
+    assert who_may(policies, "ec2:RunInstances") == {"acquire", "keeper"}
+    assert who_may(policies, "ec2:StartInstances") == {"acquire"}
+    assert who_may(policies, "ec2:StopInstances") == {"release", "keeper"}
+    assert who_may(policies, "ec2:TerminateInstances") == {"acquire", "release", "keeper", "reap"}
 
 
 def test_builder_launch_template_requires_imdsv2_and_terminates_on_shutdown(deployment: Deployment) -> None:
