@@ -23,5 +23,10 @@ def real_seconds(aws_seconds: float) -> float:
     return max(0.0, aws_seconds) * scale()
 
 
+def aws_seconds(real: float) -> float:
+    """How much AWS time `real` seconds here stand for (token buckets refill in AWS time)."""
+    return max(0.0, real) / scale()
+
+
 def sleep(aws_seconds: float) -> None:
     time.sleep(real_seconds(aws_seconds))

@@ -7,6 +7,10 @@
 - `kill_lambda_after`: a function's execution environment dies right after one of its API calls was served (the
   call took effect, the code after it never runs), as a Lambda timeout or an out-of-memory kill ends it.
 - `drop_events`: events an AWS service emits that never reach the bus (consulted by events.emit).
+- `no_capacity_to_start`: StartInstances answers InsufficientInstanceCapacity for chosen instances or the next N
+  starts (consulted by ec2.instances).
+- `throttle`: an EC2 operation's request token bucket shrunk to a given size and refill rate, whether or not EC2
+  throttling is on (consulted by ec2.throttling).
 """
 
 from __future__ import annotations
@@ -74,6 +78,9 @@ _unregistered_launches = _Budget(0)
 _hang_matchers: list[Callable[[str], bool]] = []
 _hung_commands = _Budget(0)
 _event_drops: list[_EventDrop] = []
+_start_capacity_matchers: list[Callable[[Any], bool]] = []
+_start_capacity_failures = _Budget(0)
+_throttles: dict[str, tuple[float, float]] = {}
 
 
 def inject_api_error(
@@ -191,6 +198,44 @@ def take_dropped_event(detail_type: str, detail: dict[str, Any]) -> bool:
     return False
 
 
+def no_capacity_to_start(match: Callable[[Any], bool] | None = None, *, count: int | None = None) -> None:
+    """StartInstances fails with InsufficientInstanceCapacity (HTTP 500, as EC2 answers it) for instances for which
+    `match(instance)` is true (a moto EC2 Instance), every time, and/or for the next `count` instances it would start
+    (an SDK's retry of the failed call counts as another start)."""
+    if match is None and count is None:
+        raise ValueError("no_capacity_to_start needs a match predicate or a count")
+    with _lock:
+        if match is not None:
+            _start_capacity_matchers.append(match)
+        if count is not None:
+            _start_capacity_failures.remaining = (_start_capacity_failures.remaining or 0) + count
+
+
+def take_start_capacity_error(instance: Any) -> bool:
+    """Called once per stopped instance a StartInstances would start: True if there is no capacity for it."""
+    with _lock:
+        matchers = list(_start_capacity_matchers)
+    if any(match(instance) for match in matchers):
+        return True
+    with _lock:
+        return _start_capacity_failures.take()
+
+
+def throttle(operation: str, bucket: float, refill_per_second: float) -> None:
+    """EC2's `operation` (e.g. "RunInstances") gets a request token bucket of `bucket` tokens refilled with
+    `refill_per_second` tokens per AWS second, starting full, whether or not EC2 throttling is on."""
+    if bucket < 1 or refill_per_second < 0:
+        raise ValueError("a bucket holds at least one token and refills at a rate >= 0")
+    with _lock:
+        _throttles[operation] = (float(bucket), float(refill_per_second))
+
+
+def throttled_bucket(operation: str) -> tuple[float, float] | None:
+    """(bucket size, refill per AWS second) that `throttle` set for `operation`, if any."""
+    with _lock:
+        return _throttles.get(operation)
+
+
 def clear() -> None:
     with _lock:
         _api_errors.clear()
@@ -201,12 +246,25 @@ def clear() -> None:
         _hang_matchers.clear()
         _hung_commands.remaining = 0
         _event_drops.clear()
+        _start_capacity_matchers.clear()
+        _start_capacity_failures.remaining = 0
+        _throttles.clear()
+
+
+def serialized_error(response: Any, code: str, message: str, status: int) -> tuple[int, dict[str, Any], Any]:
+    """An error answer in the protocol of the service `response` (a moto BaseResponse) serves, with `status`:
+    moto gives every error it serializes itself HTTP 400."""
+    from moto.core.responses import ActionResult
+
+    _, headers, body = response.serialized(ActionResult(InjectedError(code, message)))
+    headers["status"] = str(status)
+    return status, headers, body
 
 
 def call_action(original: Any) -> Any:
     """moto's request dispatch (every service that answers through BaseResponse.call_action) with injected API
     errors, serialized in the called service's protocol, and the kills of kill_lambda_after."""
-    from moto.core.responses import ActionResult, BaseResponse
+    from moto.core.responses import BaseResponse
 
     from emulator.awslambda import runtime
 
@@ -220,8 +278,6 @@ def call_action(original: Any) -> Any:
                 caller.kill()
             return served
         code, message, status = fault
-        _, headers, body = self.serialized(ActionResult(InjectedError(code, message)))
-        headers["status"] = str(status)
-        return status, headers, body
+        return serialized_error(self, code, message, status)
 
     return dispatch

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 _lock = threading.Lock()
 _requests: Counter[str] = Counter()
 _scheduled: Counter[str] = Counter()  # of which made by invocations an EventBridge schedule started (sweep, reaper)
+_throttled: Counter[str] = Counter()  # of which answered RequestLimitExceeded (emulator.ec2.throttling)
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 # The User-Agent app id of the tests' own clients (harness.deployment): their requests observe, they are not counted.
 OBSERVER_APP_ID = "localcloud-observer"
@@ -66,7 +67,7 @@ def counting_requests(original: Any) -> Any:
 
     def __call__(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Any:
         user_agent = environ.get("HTTP_USER_AGENT", "")
-        observer = f"app/{OBSERVER_APP_ID}" in user_agent
+        observer = is_observer(user_agent)
         if not (observer or environ.get("PATH_INFO", "").startswith("/moto-api")):
             name = operation(environ)
             caller = runtime.calling_worker(user_agent)
@@ -90,6 +91,23 @@ def scheduled_requests() -> Counter[str]:
     they cost per minute, whatever runs, not per job."""
     with _lock:
         return Counter(_scheduled)
+
+
+def record_throttled(name: str) -> None:
+    """One request `service:Operation` was refused by a token bucket."""
+    with _lock:
+        _throttled[name] += 1
+
+
+def throttled_requests() -> Counter[str]:
+    """Of requests(), those refused with RequestLimitExceeded, per `service:Operation` (observers' never are)."""
+    with _lock:
+        return Counter(_throttled)
+
+
+def is_observer(user_agent: str) -> bool:
+    """Is this a request of the tests' own clients (which observe the system and are neither counted nor throttled)?"""
+    return f"app/{OBSERVER_APP_ID}" in user_agent
 
 
 def by_service(counts: Counter[str]) -> Counter[str]:

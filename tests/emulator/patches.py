@@ -145,10 +145,47 @@ OVERRIDES: list[Override] = [
     ),
     Override(
         "moto.ec2.models:EC2Backend.run_instances", WRAPS,
-        "every instance of a RunInstances call gets the instance profile (the request's or the launch template's); "
-        "the SSM Agent boots with the instance (its registration clock starts)",
-        "moto associates the requested profile with the first instance only and ignores the launch template's",
-        _lazy("ssm.agent", "run_instances", wrap=True),
+        "every instance of a RunInstances call gets the instance profile and HibernationOptions (the request's or "
+        "the launch template's); the SSM Agent boots with the instance (its registration clock starts)",
+        "moto associates the requested profile with the first instance only and ignores the launch template's "
+        "profile and HibernationOptions",
+        _lazy("ec2.instances", "run_instances", wrap=True),
+    ),
+    *_operations(
+        "moto.ec2.responses.instances:InstanceResponse", "ec2.responses", REPLACES,
+        {
+            "stop_instances": "StopInstances: running -> stopping -> stopped in AWS time; Hibernate only for an "
+            "instance launched with hibernation configured (UnsupportedHibernationConfiguration); "
+            "IncorrectInstanceState for a pending or terminated one",
+            "start_instances": "StartInstances: stopped -> pending -> running in AWS time, the SSM Agent back Online "
+            "after its reconnect; IncorrectInstanceState for a stopping or terminated one; "
+            "InsufficientInstanceCapacity (HTTP 500) injected by faults.no_capacity_to_start",
+        },
+        "moto stops and starts at once, ignores Hibernate, starts a stopping or terminated instance and always "
+        "answers stopping / pending; these response methods are where it reads the request",
+    ),
+    Override(
+        "moto.ec2.models:EC2Backend.terminate_instances", WRAPS,
+        "a terminated instance's disk (the SSM Agent's directory tree for it) goes, and its stop or start walk ends",
+        "moto's instances have no disk and no walk",
+        _lazy("ec2.instances", "terminate_instances", wrap=True),
+    ),
+    Override(
+        "moto.ec2.responses:EC2Response.call_action", WRAPS,
+        "EC2's request throttling: token buckets with AWS's sizes and refill rates (AWS time) for RunInstances, "
+        "StartInstances, StopInstances, TerminateInstances, DescribeInstances; RequestLimitExceeded (HTTP 503)",
+        "moto never throttles; EC2Response inherits BaseResponse.call_action (the fault hook above), which this "
+        "wraps for EC2 only",
+        _lazy("ec2.throttling", "call_action", wrap=True),
+    ),
+    # -- DynamoDB -----------------------------------------------------------------------------------------------------
+    Override(
+        "moto.dynamodb.responses:DynamoHandler.call_action", WRAPS,
+        "conditional writes and TransactWriteItems serializable with one another; no read sees a transaction half "
+        "applied",
+        "moto serves requests on many threads without a lock: two conditional writes can both pass their condition, "
+        "and a cancelled transaction restores a copy of the table that undoes other requests' writes",
+        _lazy("dynamodb.responses", "serialized", wrap=True),
     ),
     # -- Lambda -------------------------------------------------------------------------------------------------------
     Override(

@@ -63,14 +63,18 @@ class LocalCloud:
         }
 
     def reset(self) -> None:
-        """Forget every resource, stop warm Lambda workers and running commands, clear faults and counters."""
+        """Forget every resource, stop warm Lambda workers, running commands and instance walks, clear faults and
+        refill EC2's token buckets."""
         from moto.moto_api._internal.models import moto_api_backend
 
         from emulator import faults
         from emulator.awslambda import runtime
+        from emulator.ec2 import instances, throttling
         from emulator.ssm import agent
 
         faults.clear()
+        instances.reset()
+        throttling.reset()
         agent.reset()
         runtime.reset()
         moto_api_backend.reset()
@@ -79,12 +83,14 @@ class LocalCloud:
     def stop(self) -> None:
         from emulator import codepipeline
         from emulator.awslambda import runtime
+        from emulator.ec2 import instances
         from emulator.events import scheduler
         from emulator.ssm import agent
 
         codepipeline.stop()
         scheduler.stop()
         self._server.stop()
+        instances.reset()
         agent.reset()
         runtime.shutdown()
 

@@ -74,10 +74,28 @@ PRINTER_DOCUMENT = {
 }
 
 
+NOTES_DOCUMENT = {
+    "schemaVersion": "2.2",
+    "description": "appends Line to a file in HOME and prints the file",
+    "parameters": {"Line": {"type": "String", "interpolationType": "ENV_VAR"}},
+    "mainSteps": [
+        {
+            "action": "aws:runShellScript",
+            "name": "Note",
+            "inputs": {"runCommand": ['printf "%s\\n" "$SSM_Line" >> "$HOME/notes"', 'cat "$HOME/notes"']},
+        }
+    ],
+}
+START_DELAY, RECONNECT_DELAY = 20, 5  # AWS seconds
+
+
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[server.LocalCloud]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LOCALCLOUD_TIME_SCALE", str(SCALE))
+        patch.setenv("LOCALCLOUD_START_DELAY_SECONDS", str(START_DELAY))
+        patch.setenv("LOCALCLOUD_STOP_DELAY_SECONDS", "10")
+        patch.setenv("LOCALCLOUD_SSM_RECONNECT_DELAY_SECONDS", str(RECONNECT_DELAY))
         cloud = server.start()
         yield cloud
         cloud.stop()
@@ -106,7 +124,7 @@ def aws(cloud: server.LocalCloud, events) -> dict[str, Any]:
         LaunchTemplateName="builder", LaunchTemplateData={"IamInstanceProfile": {"Name": "builder"}}
     )
     clients["template_id"] = template["LaunchTemplate"]["LaunchTemplateId"]
-    for name, document in (("probe", PROBE_DOCUMENT), ("printer", PRINTER_DOCUMENT)):
+    for name, document in (("probe", PROBE_DOCUMENT), ("printer", PRINTER_DOCUMENT), ("notes", NOTES_DOCUMENT)):
         clients["ssm"].create_document(
             Name=name, Content=json.dumps(document), DocumentType="Command", DocumentFormat="JSON"
         )
@@ -315,3 +333,64 @@ def test_long_output_is_cut_in_the_invocation_and_whole_in_cloudwatch_before_the
     assert len(events) > 1 and all(len(event) <= 200_000 for event in events)
     assert "\n".join(events) + "\n" == stdout
     assert _every_event(aws, f"{prefix}/stderr")[-1].endswith(f"error {count}")
+
+
+def _note(aws: dict[str, Any], instance_id: str, line: str) -> str:
+    """Append `line` to the instance's $HOME/notes; the file as the command printed it."""
+    result = _result(aws, _send(aws, instance_id, "notes", Line=line), instance_id, plugin="Note")
+    assert result["Status"] == "Success", result["StandardErrorContent"]
+    return result["StandardOutputContent"]
+
+
+def _ping(aws: dict[str, Any], instance_id: str) -> str:
+    filters = [{"Key": "InstanceIds", "Values": [instance_id]}]
+    [info] = aws["ssm"].describe_instance_information(Filters=filters)["InstanceInformationList"]
+    return info["PingStatus"]
+
+
+def _state(aws: dict[str, Any], instance_id: str) -> str:
+    [reservation] = aws["ec2"].describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return reservation["Instances"][0]["State"]["Name"]
+
+
+def test_an_instances_files_persist_across_its_commands_and_no_other_instance_sees_them(aws):
+    first, second = _registered(aws, count=2)
+
+    assert _note(aws, first, "one") == "one\n"
+    assert _note(aws, first, "two") == "one\ntwo\n"
+    assert _note(aws, second, "three") == "three\n"
+
+
+def test_a_stopped_instance_is_connection_lost_and_comes_back_online_after_its_start_and_reconnect(aws):
+    [instance_id] = _registered(aws)
+    _note(aws, instance_id, "before the stop")
+
+    aws["ec2"].stop_instances(InstanceIds=[instance_id])
+    assert _ping(aws, instance_id) == "ConnectionLost"
+    with pytest.raises(ClientError) as while_stopping:
+        _send(aws, instance_id, "notes", Line="lost")
+    while _state(aws, instance_id) != "stopped":
+        time.sleep(0.05)
+    started = time.monotonic()
+    aws["ec2"].start_instances(InstanceIds=[instance_id])
+    with pytest.raises(ClientError) as while_starting:
+        _send(aws, instance_id, "notes", Line="lost")
+    while _ping(aws, instance_id) != "Online":
+        assert time.monotonic() - started < 10, "the agent never came back"
+        time.sleep(0.02)
+
+    assert time.monotonic() - started >= 0.9 * (START_DELAY + RECONNECT_DELAY) * SCALE
+    assert _state(aws, instance_id) == "running"
+    assert while_stopping.value.response["Error"]["Code"] == "InvalidInstanceId"
+    assert while_starting.value.response["Error"]["Code"] == "InvalidInstanceId"
+    assert _note(aws, instance_id, "after the start") == "before the stop\nafter the start\n", "a stop loses no file"
+
+
+def test_a_terminated_instances_disk_goes(aws):
+    [instance_id] = _registered(aws)
+    _note(aws, instance_id, "kept until terminate")
+    assert (ssm_agent.disk(instance_id) / "home" / "notes").exists()
+
+    aws["ec2"].terminate_instances(InstanceIds=[instance_id])
+
+    assert not ssm_agent.disk(instance_id).exists()

@@ -3,7 +3,14 @@ the status-change events.
 
 Registration: a running EC2 instance launched with an IAM instance profile (from the request or its launch template,
 for every instance of the call) comes Online in DescribeInstanceInformation `registration_delay()` AWS seconds after
-launch (LOCALCLOUD_SSM_REGISTRATION_DELAY, default 20), unless faults.never_register says otherwise.
+launch (LOCALCLOUD_SSM_REGISTRATION_DELAY, default 20), unless faults.never_register says otherwise. A registered
+instance that is not running (stopping, stopped, pending) is ConnectionLost; after a StartInstances its agent is back
+Online `reconnect_delay()` AWS seconds after the instance runs (LOCALCLOUD_SSM_RECONNECT_DELAY_SECONDS, default 5: the
+service starting and reconnecting once the operating system is up).
+
+Disk: each instance has one directory tree (its HOME, TMPDIR and the agent's orchestration directory), which every
+command on it shares: files persist across commands and across stop and start, and go when the instance is
+terminated (``discard``).
 
 Commands (accepted by the API layer, ``emulator.ssm.models``): one agent thread per instance runs the deployed
 document like SSM Agent 3.3: preconditions (platformType), `aws:runShellScript` steps as `sh _script.sh` in a
@@ -20,6 +27,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,11 +80,18 @@ class _Launch:
     at: float  # time.monotonic() at launch
     never_registers: bool
     wall: float  # time.time() at launch (for timelines)
+    reconnects_at: float | None = None  # time.monotonic() the agent is back after the last StartInstances
 
 
 def registration_delay() -> float:
     """AWS seconds between launch and Online (LOCALCLOUD_SSM_REGISTRATION_DELAY, default 20)."""
     return float(os.environ.get("LOCALCLOUD_SSM_REGISTRATION_DELAY", "20"))
+
+
+def reconnect_delay() -> float:
+    """AWS seconds between a started instance running and its agent Online (LOCALCLOUD_SSM_RECONNECT_DELAY_SECONDS,
+    default 5)."""
+    return float(os.environ.get("LOCALCLOUD_SSM_RECONNECT_DELAY_SECONDS", "5"))
 
 
 def set_event_sink(sink: EventSink | None) -> None:
@@ -135,8 +150,21 @@ def launch_times(instance_id: str) -> tuple[float, float | None] | None:
     return launch.wall, registers
 
 
+def restarted(instance_id: str, start_delay: float) -> None:
+    """StartInstances: the instance runs in `start_delay` AWS seconds, and its agent reconnects reconnect_delay()
+    after that (ConnectionLost until then)."""
+    with lock:
+        launch = _launches.get(instance_id)
+        if launch is not None:
+            launch.reconnects_at = time.monotonic() + clock.real_seconds(start_delay + reconnect_delay())
+
+
 def online(instance: Any) -> bool:
-    return instance._state.name == "running" and registered(instance)
+    """Is the agent on `instance` connected now (PingStatus Online)?"""
+    if instance._state.name != "running" or not registered(instance):
+        return False
+    launch = _launches.get(instance.id)
+    return launch is None or launch.reconnects_at is None or time.monotonic() >= launch.reconnects_at
 
 
 def _launch_template_profile(backend: Any, kwargs: dict[str, Any]) -> dict[str, str]:
@@ -301,30 +329,39 @@ def _run_shell(backend: Any, command: Any, instance: Any, step: dict, plugin: Pl
     env_params = {name for name, spec in declared.items() if spec.get("interpolationType") == "ENV_VAR"}
     inputs = _interpolate(step.get("inputs") or {}, state.values, env_params)
     lines = inputs.get("runCommand") or []
-    root = _instance_dir(instance.id)
-    work = root / "orchestration" / command.command_id / plugin.name
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "_script.sh").write_text("\n".join(lines if isinstance(lines, list) else [lines]) + "\n")
     timeout = int(inputs.get("timeoutSeconds") or DEFAULT_STEP_TIMEOUT)
-    with open(work / "stdout", "wb") as out, open(work / "stderr", "wb") as err:
-        process = subprocess.Popen(
-            ["sh", "_script.sh"],
-            cwd=work,
-            env=_step_env(backend, instance.id, root, state.values, env_params),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-        with lock:
+    with contextlib.ExitStack() as files:
+        with lock:  # against discard(): the instance's disk exists while a step runs on it
+            root = _instance_dir(instance.id)
+            work = root / "orchestration" / command.command_id / plugin.name
+            work.mkdir(parents=True, exist_ok=True)
+            (work / "_script.sh").write_text("\n".join(lines if isinstance(lines, list) else [lines]) + "\n")
+            process = subprocess.Popen(
+                ["sh", "_script.sh"],
+                cwd=work,
+                env=_step_env(backend, instance.id, root, state.values, env_params),
+                stdin=subprocess.DEVNULL,
+                stdout=files.enter_context(open(work / "stdout", "wb")),
+                stderr=files.enter_context(open(work / "stderr", "wb")),
+                start_new_session=True,
+            )
             _processes[(command.command_id, instance.id)] = process
         ending = _watch(process, instance, inv, clock.real_seconds(timeout))
-        with lock:
-            _processes.pop((command.command_id, instance.id), None)
-    # Bytes as written (read_text would turn carriage returns into newlines).
-    stdout = (work / "stdout").read_bytes().decode(errors="replace")
-    stderr = (work / "stderr").read_bytes().decode(errors="replace")
+    stdout, stderr = _output(work / "stdout"), _output(work / "stderr")
+    with lock:
+        _processes.pop((command.command_id, instance.id), None)
+        if instance._state.name == "terminated" and not _busy(instance.id):
+            _remove_disk(instance.id)
     _finish_shell(plugin, ending, process.returncode, stdout, stderr)
+
+
+def _output(path: Path) -> str:
+    """A step's output as written (read_text would turn carriage returns into newlines); none if its instance's disk
+    is already gone (a reset)."""
+    try:
+        return path.read_bytes().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def _watch(process: subprocess.Popen[bytes], instance: Any, inv: Invocation, limit: float) -> str:
@@ -395,6 +432,27 @@ def start(backend: Any, command: AgentCommand, instance_id: str) -> None:
     threading.Thread(target=_agent, args=(backend, command, instance_id), daemon=True).start()
 
 
+def _busy(instance_id: str) -> bool:
+    return any(running_on == instance_id for _, running_on in _processes)
+
+
+def _remove_disk(instance_id: str) -> None:
+    shutil.rmtree(WORK_ROOT / instance_id, ignore_errors=True)
+
+
+def disk(instance_id: str) -> Path:
+    """The directory tree that stands for the instance's disk (HOME and TMPDIR of its commands are inside)."""
+    return WORK_ROOT / instance_id
+
+
+def discard(instance_id: str) -> None:
+    """The instance was terminated: its disk goes, now or once the step still running on it has been killed (the
+    step's end removes it)."""
+    with lock:
+        if not _busy(instance_id):
+            _remove_disk(instance_id)
+
+
 def running(command_id: str, instance_id: str) -> bool:
     """Is a step of the command running on the instance now?"""
     with lock:
@@ -426,10 +484,13 @@ def agent_cut(output: str, limit: int) -> str:
 
 
 def reset() -> None:
-    """Stop every running step and forget launches (moto's own reset forgets commands)."""
+    """Stop every running step, forget launches and remove their disks (moto's own reset forgets commands)."""
     with lock:
         processes = list(_processes.values())
         _processes.clear()
+        launched = list(_launches)
         _launches.clear()
     for process in processes:
         _kill(process)
+    for instance_id in launched:
+        shutil.rmtree(WORK_ROOT / instance_id, ignore_errors=True)

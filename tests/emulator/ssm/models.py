@@ -20,7 +20,7 @@ def _information(instance: Any) -> dict[str, Any]:
     ip = instance.private_ip or ""
     return {
         "InstanceId": instance.id,
-        "PingStatus": "Online" if instance._state.name == "running" else "ConnectionLost",
+        "PingStatus": "Online" if agent.online(instance) else "ConnectionLost",
         "LastPingDateTime": now(),
         "AgentVersion": agent.AGENT_VERSION,
         "IsLatestVersion": True,

@@ -1,0 +1,1 @@
+"""DynamoDB in the emulator: requests served one at a time, as DynamoDB's isolation requires (``responses``)."""

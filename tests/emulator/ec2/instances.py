@@ -1,0 +1,213 @@
+"""EC2 instances in the emulator: the stop and start walk moto skips, hibernation, capacity on start, and the disk
+an instance loses at terminate.
+
+moto moves an instance to `stopped` or `running` at once. EC2 walks it: StopInstances running -> stopping -> stopped
+after `stop_delay()` AWS seconds (LOCALCLOUD_STOP_DELAY_SECONDS, default 15), StartInstances stopped -> pending ->
+running after `start_delay()` (LOCALCLOUD_START_DELAY_SECONDS, default 20); the SSM Agent is ConnectionLost from the
+stop until it reconnects after the start (``emulator.ssm.agent``). Requests EC2 refuses:
+
+- StartInstances of a stopping, shutting-down or terminated instance, StopInstances of a pending, shutting-down or
+  terminated one: IncorrectInstanceState (the whole request fails, nothing changes);
+- StopInstances with Hibernate=true of an instance launched without HibernationOptions Configured=true (from the
+  request or its launch template): UnsupportedHibernationConfiguration;
+- StartInstances when faults.no_capacity_to_start says so: InsufficientInstanceCapacity (HTTP 500).
+
+Starting a running or pending instance, or stopping a stopped or stopping one, changes nothing and answers its state.
+A hibernated instance keeps its memory: here there is nothing to keep but its state. Its disk, the SSM Agent's
+per-instance directory tree, persists across stop and start and goes at terminate.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from moto.ec2.models.instances import StateReason
+
+from emulator import clock, faults
+from emulator.ec2.exceptions import (
+    IncorrectInstanceStateToStart,
+    IncorrectInstanceStateToStop,
+    ServerError,
+    UnsupportedHibernationConfiguration,
+    insufficient_capacity,
+)
+
+# Instance state codes (the low byte of InstanceState.Code).
+PENDING, RUNNING, SHUTTING_DOWN, TERMINATED, STOPPING, STOPPED = 0, 16, 32, 48, 64, 80
+CODES = {"pending": PENDING, "running": RUNNING, "shutting-down": SHUTTING_DOWN, "terminated": TERMINATED}
+CODES |= {"stopping": STOPPING, "stopped": STOPPED}
+NOT_STARTABLE = {"stopping", "shutting-down", "terminated"}
+NOT_STOPPABLE = {"pending", "shutting-down", "terminated"}
+
+_lock = threading.RLock()  # state changes of the walks, against terminate
+_timers: dict[str, threading.Timer] = {}
+
+
+def start_delay() -> float:
+    """AWS seconds from StartInstances to `running` (LOCALCLOUD_START_DELAY_SECONDS, default 20)."""
+    return float(os.environ.get("LOCALCLOUD_START_DELAY_SECONDS", "20"))
+
+
+def stop_delay() -> float:
+    """AWS seconds from StopInstances to `stopped` (LOCALCLOUD_STOP_DELAY_SECONDS, default 15)."""
+    return float(os.environ.get("LOCALCLOUD_STOP_DELAY_SECONDS", "15"))
+
+
+@dataclass(frozen=True)
+class Change:
+    """One instance's line in a StoppingInstances / StartingInstances answer."""
+
+    instance_id: str
+    previous: str
+    current: str
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "InstanceId": self.instance_id,
+            "CurrentState": {"Code": CODES[self.current], "Name": self.current},
+            "PreviousState": {"Code": CODES[self.previous], "Name": self.previous},
+        }
+
+
+def _set_state(instance: Any, name: str) -> None:
+    instance._state.name, instance._state.code = name, CODES[name]
+
+
+def _after(aws_seconds: float, instance: Any, expected: str, finish: Callable[[], None]) -> None:
+    """Run `finish` in `aws_seconds` AWS seconds if the instance is still `expected` then (terminate stops the walk)."""
+
+    def run() -> None:
+        with _lock:
+            _timers.pop(instance.id, None)
+            if instance._state.name == expected:
+                finish()
+
+    timer = threading.Timer(clock.real_seconds(aws_seconds), run)
+    timer.daemon = True
+    with _lock:
+        previous = _timers.pop(instance.id, None)
+        if previous is not None:
+            previous.cancel()
+        _timers[instance.id] = timer
+    timer.start()
+
+
+def hibernation_configured(instance: Any) -> bool:
+    options = instance.hibernation_options or {}
+    return str(options.get("Configured", "")).lower() == "true"
+
+
+def stop_instances(backend: Any, instance_ids: list[str], hibernate: bool) -> list[Change]:
+    """StopInstances: check every instance first (EC2 refuses the whole request), then walk the running ones."""
+    with _lock:
+        instances = backend.get_multi_instances_by_id(instance_ids)
+        for instance in instances:
+            if instance._state.name in NOT_STOPPABLE:
+                raise IncorrectInstanceStateToStop(instance.id)
+            if hibernate and not hibernation_configured(instance):
+                raise UnsupportedHibernationConfiguration(instance.id)
+        return [_stop(instance, hibernate) for instance in instances]
+
+
+def _stop(instance: Any, hibernate: bool) -> Change:
+    previous = instance._state.name
+    if previous != "running":
+        return Change(instance.id, previous, previous)
+    instance.stop()  # moto's own: network interfaces, the user-initiated reason
+    if hibernate:
+        instance.state_reason = StateReason(
+            "Client.UserInitiatedHibernate: User initiated hibernate", "Client.UserInitiatedHibernate"
+        )
+    _set_state(instance, "stopping")
+    _after(stop_delay(), instance, "stopping", lambda: _set_state(instance, "stopped"))
+    return Change(instance.id, previous, "stopping")
+
+
+def start_instances(backend: Any, instance_ids: list[str]) -> list[Change] | ServerError:
+    """StartInstances: check every instance first (EC2 refuses the whole request), then walk the stopped ones; the
+    agent reconnects once the instance runs (ssm.agent.restarted)."""
+    from emulator.ssm import agent
+
+    with _lock:
+        instances = backend.get_multi_instances_by_id(instance_ids)
+        for instance in instances:
+            if instance._state.name in NOT_STARTABLE:
+                raise IncorrectInstanceStateToStart(instance.id)
+        for instance in instances:
+            if instance._state.name == "stopped" and faults.take_start_capacity_error(instance):
+                return _no_capacity(backend, instance)
+        changes = []
+        for instance in instances:
+            previous = instance._state.name
+            if previous != "stopped":
+                changes.append(Change(instance.id, previous, previous))
+                continue
+            instance.start()  # moto's own: network interfaces, the reason cleared
+            _set_state(instance, "pending")
+            agent.restarted(instance.id, start_delay())
+            _after(start_delay(), instance, "pending", lambda instance=instance: _set_state(instance, "running"))
+            changes.append(Change(instance.id, previous, "pending"))
+        return changes
+
+
+def _no_capacity(backend: Any, instance: Any) -> ServerError:
+    zone = instance.placement.zone or f"{backend.region_name}a"
+    zones = [z.name for z in backend.describe_availability_zones() if z.name != zone]
+    return insufficient_capacity(instance.instance_type, zone, zones)
+
+
+def apply_launch_template_options(backend: Any, reservation: Any, kwargs: dict[str, Any]) -> None:
+    """An instance launched from a launch template gets its HibernationOptions unless the request gave its own, as in
+    EC2 (moto ignores the template's)."""
+    if not kwargs.get("launch_template") or kwargs.get("hibernation_options"):
+        return
+    options = backend._get_template_from_args(kwargs["launch_template"]).data.get("HibernationOptions")
+    if options:
+        for instance in reservation.instances:
+            instance.hibernation_options = dict(options)
+
+
+def run_instances(original: Callable[..., Any]) -> Callable[..., Any]:
+    """RunInstances: the SSM Agent's part (instance profiles, the agent boots: ssm.agent.run_instances), and the
+    launch template's HibernationOptions."""
+    from emulator.ssm import agent
+
+    launch = agent.run_instances(original)
+
+    def run_instances(self: Any, image_id: str, count: int, user_data: Any, security_group_names: Any, **kwargs: Any):
+        reservation = launch(self, image_id, count, user_data, security_group_names, **kwargs)
+        apply_launch_template_options(self, reservation, kwargs)
+        return reservation
+
+    return run_instances
+
+
+def terminate_instances(original: Callable[..., Any]) -> Callable[..., Any]:
+    """TerminateInstances: moto's own, then the instances' walks stop and their disks go (ssm.agent.discard)."""
+    from emulator.ssm import agent
+
+    def terminate_instances(self: Any, instance_ids: list[str]) -> Any:
+        with _lock:
+            terminated = original(self, instance_ids)
+            for instance, _ in terminated:
+                timer = _timers.pop(instance.id, None)
+                if timer is not None:
+                    timer.cancel()
+        for instance, _ in terminated:
+            agent.discard(instance.id)
+        return terminated
+
+    return terminate_instances
+
+
+def reset() -> None:
+    """Cancel every walk in progress (the backends are being emptied)."""
+    with _lock:
+        timers = list(_timers.values())
+        _timers.clear()
+    for timer in timers:
+        timer.cancel()
