@@ -223,6 +223,13 @@ def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
         config.load.cache_clear()
 
 
+@pytest.fixture
+def quick_ec2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stops and starts take no AWS time in the local cloud (its default delays are AWS's typical ones)."""
+    monkeypatch.setenv("LOCALCLOUD_START_DELAY_SECONDS", "0")
+    monkeypatch.setenv("LOCALCLOUD_STOP_DELAY_SECONDS", "0")
+
+
 @pytest.fixture(autouse=True)
 def _no_faults_left_behind() -> Iterator[None]:
     """Faults are injected with the emulator's emulator.faults (inject_api_error...), whichever test injects them."""

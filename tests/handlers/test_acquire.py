@@ -2,14 +2,18 @@
 launched; the output is the state machine's `job`, `build` and `instance`."""
 
 import base64
+import json
 import time
+from typing import Any
 
 import pytest
-from conftest import STACK, Cloud, build_spec, make_job
+from conftest import STACK, Cloud, build_spec, make_job, wait_for
+from pool_fixtures import acquired as pool_acquired
+from pool_fixtures import configure_pool, ec2_state, pool_job, ready_member, released
 
-from ec2_action import jobs
-from ec2_action.errors import InstanceLaunchFailed, InvalidJobConfiguration, NoCapacity
-from ec2_action.handlers import acquire
+from ec2_action import buildspec, config, jobs, queue, registry
+from ec2_action.errors import CapacityTimeout, InstanceLaunchFailed, InvalidJobConfiguration, NoCapacity
+from ec2_action.handlers import acquire, enqueue
 from emulator import faults
 from harness.matrix import SDK_ATTEMPTS
 
@@ -137,3 +141,164 @@ def test_other_launch_errors_carry_the_aws_message(cloud: Cloud) -> None:
     faults.inject_api_error("ec2", "RunInstances", "UnauthorizedOperation", "not allowed to use this AMI", status=403)
     with pytest.raises(InstanceLaunchFailed, match=r"UnauthorizedOperation: not allowed to use this AMI"):
         launch(cloud, linux_job(cloud))
+
+
+# --- capacity: pools, the cap, the queue (DESIGN.md, "Instance pools") ----------------------------------------------
+
+
+def test_a_warm_member_is_leased_as_it_is(cloud: Cloud, quick_ec2: None) -> None:
+    configure_pool(cloud, "warm", cap=1)
+    member = ready_member(cloud)
+    before = time.time()
+
+    output = pool_acquired(cloud, pool_job())
+
+    instance = output["instance"]
+    assert (instance["member_id"], instance["instance_id"]) == (member.id, member.instance_id)
+    assert (instance["kind"], instance["boot"], instance["pool"]) == ("warm", "ready", "build")
+    assert instance["launched_epoch"] >= before  # the registration wait runs from the lease, not the old launch
+    leased = registry.member("build", member.id)
+    assert (leased.state, leased.lease_job) == ("leased", output["job"]["id"])
+    assert ec2_state(cloud, member.instance_id) == "running"
+    assert registry.counter("build").instances == 1  # no new instance
+
+
+def test_a_stopped_member_is_started(cloud: Cloud, quick_ec2: None) -> None:
+    configure_pool(cloud, "stopped", cap=1)
+    member = ready_member(cloud)
+    assert ec2_state(cloud, member.instance_id) == "stopped"
+
+    instance = pool_acquired(cloud, pool_job())["instance"]
+
+    assert (instance["member_id"], instance["instance_id"], instance["boot"]) == (
+        member.id,
+        member.instance_id,
+        "start",
+    )
+    assert wait_for(lambda: ec2_state(cloud, member.instance_id) == "running", what="the start")
+
+
+def test_a_stopped_member_ec2_cannot_start_is_replaced_by_a_fresh_launch(cloud: Cloud, quick_ec2: None) -> None:
+    configure_pool(cloud, "stopped", cap=1)
+    member = ready_member(cloud)
+    # EC2 answers InsufficientInstanceCapacity with HTTP 500, which the SDK retries: one call fails on every attempt.
+    faults.inject_api_error(
+        "ec2", "StartInstances", "InsufficientInstanceCapacity", "no t3.large here", times=SDK_ATTEMPTS, status=500
+    )
+
+    instance = pool_acquired(cloud, pool_job())["instance"]
+
+    assert instance["member_id"] == member.id and instance["boot"] == "launch"  # same member, same slot
+    assert instance["instance_id"] != member.instance_id
+    assert ec2_state(cloud, member.instance_id) in ("shutting-down", "terminated")
+    replaced = registry.member("build", member.id)
+    assert (replaced.instance_id, replaced.state) == (instance["instance_id"], "launching")
+    assert describe(cloud, instance["instance_id"])["ClientToken"] != describe(cloud, member.instance_id)["ClientToken"]
+    assert registry.counter("build").instances == 1
+
+
+def test_a_pool_member_is_tagged_for_the_pool_not_the_job_and_never_shuts_itself_down(cloud: Cloud) -> None:
+    configure_pool(cloud, "warm", cap=1)
+    instance = pool_acquired(cloud, pool_job())["instance"]
+    described = describe(cloud, instance["instance_id"])
+    tags = {tag["Key"]: tag["Value"] for tag in described["Tags"] if not tag["Key"].startswith("aws:")}
+    assert tags == {"ec2-action:stack": STACK, "ec2-action:pool": "build", "ec2-action:member": instance["member_id"],
+                    "Name": f"{STACK}-build-{instance['member_id']}"}  # fmt: skip
+    attribute = cloud.client("ec2").describe_instance_attribute(
+        InstanceId=instance["instance_id"], Attribute="userData"
+    )
+    assert "Value" not in attribute["UserData"]
+
+
+def test_a_hibernating_pools_member_is_launched_ready_to_hibernate(cloud: Cloud) -> None:
+    configure_pool(cloud, "stopped", cap=1, hibernate=True)
+    instance = pool_acquired(cloud, pool_job())["instance"]
+    assert describe(cloud, instance["instance_id"])["HibernationOptions"] == {"Configured": True}
+
+
+def test_a_job_not_matching_the_pool_runs_on_an_ephemeral_member_under_the_same_cap(cloud: Cloud) -> None:
+    configure_pool(cloud, "warm", cap=2)
+    ready = ready_member(cloud)
+
+    instance = pool_acquired(cloud, pool_job(InstanceType="m6i.large"))["instance"]
+
+    assert instance["kind"] == "ephemeral" and instance["member_id"] != ready.id  # the ready member is not its size
+    assert describe(cloud, instance["instance_id"])["InstanceType"] == "m6i.large"
+    tags = {tag["Key"]: tag["Value"] for tag in describe(cloud, instance["instance_id"])["Tags"]}
+    assert tags["ec2-action:pool"] == "build" and "ec2-action:job-id" in tags
+    assert registry.counter("build").instances == 2
+    assert pool_acquired(cloud, pool_job(InstanceType="m6i.large"))["queued"] is True  # the cap counts it
+
+
+def test_at_the_cap_the_job_queues_without_an_instance_or_an_entry(cloud: Cloud) -> None:
+    configure_pool(cloud, "warm", cap=1)
+    pool_acquired(cloud, pool_job())
+    launched = cloud.client("ec2").describe_instances()["Reservations"]
+
+    output = pool_acquired(cloud, pool_job())
+
+    assert output["queued"] is True and output["instance"] is None
+    assert output["build"]["instance_type"] == "t3.large"  # validated: WaitForCapacity passes it on
+    assert cloud.client("ec2").describe_instances()["Reservations"] == launched
+    assert queue.entries("build") == []  # WaitForCapacity writes the entry, with its token
+
+
+def test_a_queued_job_takes_its_grant_and_the_wait_shortens_its_timeout(
+    cloud: Cloud, quick_ec2: None, task_token: Any
+) -> None:
+    configure_pool(cloud, "warm", cap=1)
+    running = pool_acquired(cloud, pool_job())
+    waiting_job = pool_job()
+    waiting = pool_acquired(cloud, waiting_job)
+    assert waiting["queued"] is True
+    token, execution_arn = task_token(waiting_job["id"])
+    enqueue.handler({"task_token": token, "job": waiting_job, "build": waiting["build"],
+                     "execution_arn": execution_arn}, cloud.context)  # fmt: skip
+    time.sleep(2)  # the wait for capacity, as the grant reports it
+
+    released(cloud, running)  # returns the member and serves the queue
+    grant = json.loads(wait_for(lambda: execution_output(cloud, execution_arn), what="the grant"))
+    assert grant["member_id"] == running["instance"]["member_id"] and grant["waited_seconds"] >= 2
+    output = pool_acquired(cloud, waiting_job, {**waiting, "grant": grant})
+
+    assert output["queued"] is False and output["grant"] == grant
+    assert output["instance"]["member_id"] == grant["member_id"] and output["instance"]["boot"] == "ready"
+    build = output["build"]
+    assert build["task_timeout_seconds"] == waiting["build"]["task_timeout_seconds"] - grant["waited_seconds"]
+    assert build["command_timeout_seconds"] == build["task_timeout_seconds"] - 900
+    member = registry.member("build", grant["member_id"])
+    assert member.lease_job == waiting_job["id"] and member.grant_token is None  # picked up: never resent
+
+
+def test_a_grant_after_the_whole_timeout_fails_with_capacity_timeout_and_gives_the_member_back(
+    cloud: Cloud, quick_ec2: None
+) -> None:
+    action = configure_pool(cloud, "warm", cap=1)
+    member = ready_member(cloud)
+    job = pool_job()
+    queued_state = {"job": job, "build": buildspec.validated(config.load(), job, cloud.context), "queued": True,
+                    "instance": None}  # fmt: skip
+    entry = queue.enqueue(action, job["id"], "arn", "token", deadline=time.time() + 60, config=member.config,
+                          kind="warm")  # fmt: skip
+    assert queue._grant(config.load(), action, entry)[0] == queue.GRANTED  # the ready member, leased to the job
+    waited = queued_state["build"]["task_timeout_seconds"] - 600  # less than the artifact transfer's time is left
+
+    with pytest.raises(CapacityTimeout, match=r"waited \d+ minutes for capacity: action build allows 1 concurrent"):
+        pool_acquired(cloud, job, {**queued_state, "grant": {"member_id": member.id, "waited_seconds": waited}})
+
+    back = registry.member("build", member.id)
+    assert (back.state, back.lease_job) == ("ready", None)
+
+
+def test_a_retried_acquire_takes_the_member_it_already_holds(cloud: Cloud) -> None:
+    configure_pool(cloud, "warm", cap=2)
+    job = pool_job()
+    first = pool_acquired(cloud, job)["instance"]
+    second = pool_acquired(cloud, job)["instance"]
+    assert (second["member_id"], second["instance_id"]) == (first["member_id"], first["instance_id"])
+    assert registry.counter("build").instances == 1
+
+
+def execution_output(cloud: Cloud, arn: str) -> str | None:
+    described = cloud.client("stepfunctions").describe_execution(executionArn=arn)
+    return described.get("output") if described["status"] != "RUNNING" else None

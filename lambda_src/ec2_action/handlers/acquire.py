@@ -54,6 +54,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if member is not None and build["command_timeout_seconds"] <= 0:
             queue.undo_grant(member, job["id"])
             raise CapacityTimeout(queue.capacity_timeout_message(action, int(grant.get("waited_seconds", 0))))
+        if member is not None:
+            member = registry.picked_up(member, job["id"])
     else:
         member = None
     if member is None:
@@ -71,13 +73,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 def granted(action: ActionType, job_id: str, member_id: str) -> Member | None:
-    """The member granted to the job while it was queued, its grant marked as picked up; None if it is no longer
-    the job's (the grant was undone), so that the job takes capacity anew."""
+    """The member granted to the job while it was queued; None if it is no longer the job's (the grant was undone),
+    so that the job takes capacity anew."""
     member = registry.member(action.key, member_id)
     if member is None or member.lease_job != job_id:
         log.warning("granted member is no longer the job's", member_id=member_id)
         return None
-    return registry.picked_up(member, job_id)
+    return member
 
 
 def shortened(build: BuildSpec, waited_seconds: int) -> BuildSpec:
