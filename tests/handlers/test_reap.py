@@ -5,16 +5,18 @@ a test stops them."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT, ACTION, STACK, Cloud, Pipeline
+from conftest import ACCOUNT, ACTION, ACTION_KEY, STACK, Cloud, Pipeline, wait_for
 from test_poll import SCHEDULE, STARTED, PollerDied, die_at
 
-from ec2_action import aws, jobs, registration
+from ec2_action import aws, buildspec, config, jobs, launcher, pools, queue, registration, registry
 from ec2_action import codepipeline as cp_helpers
+from ec2_action.config import ActionType
 from ec2_action.handlers import poll, reap
 
 INTERVAL = timedelta(minutes=5)  # the default reaper schedule
@@ -333,3 +335,132 @@ def test_learned_registration_times_in_the_jobs_table_are_not_jobs(
     assert [line for line in logged if line["level"] == "ERROR"] == []
     assert poll.handler(SCHEDULE, cloud.context)["resumed"] == []  # nor are they unstarted jobs for the sweep
     assert cloud.item(key) == item
+
+
+# --- pools ----------------------------------------------------------------------------------------------------------
+
+
+def pool_action(cloud: Cloud) -> ActionType:
+    """The fixture's action as a warm pool."""
+    cloud.configure(actions=cloud.action_variables(image_id=cloud.linux_ami, strategy="warm", pool={"min_ready": 0}))
+    action = config.load().action(ACTION)
+    assert action is not None
+    return action
+
+
+def pool_member(
+    action: ActionType, job_id: str | None = None, execution_arn: str | None = None, state: str = "ready"
+) -> registry.Member:
+    """A member with its instance, launched as the keeper (no job) or acquire (leased to a job) launches one."""
+    settings = config.load()
+    build = buildspec.pool_build(settings, action)
+    member = registry.reserve(action, pools.build_config(settings, action, build), "warm", job_id, execution_arn)
+    assert member is not None
+    instance = launcher.launch(settings, None, build, member, pool_member=True, action=action)
+    member = registry.launched(member, instance)
+    if state != "launching":
+        member = registry.mark(member, state, idle_since=time.time())
+    assert member is not None
+    return member
+
+
+def test_a_ready_pool_member_is_never_an_orphan(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    member = pool_member(pool_action(cloud))
+    t0 = datetime.now(UTC)
+
+    for at in (t0, t0 + INTERVAL, t0 + timedelta(days=1)):
+        summary = reap_pass(cloud, monkeypatch, at)
+        assert {key: value for key, value in summary.items() if value} == {}
+
+    assert described(cloud, member.instance_id)[0] == "running" and mark_tags(cloud, member.instance_id) == {}
+    assert registry.member(ACTION_KEY, member.id) == member
+
+
+def test_a_pool_instance_without_its_member_record_is_an_orphan(cloud: Cloud, monkeypatch: pytest.MonkeyPatch):
+    member = pool_member(pool_action(cloud))
+    assert registry.remove(member)  # the record went (a failed retirement), the instance stayed
+    t0 = datetime.now(UTC)
+
+    assert reap_pass(cloud, monkeypatch, t0)["marked"] == [member.instance_id]
+    assert mark_tags(cloud, member.instance_id)["ec2-action:orphan-reason"] == (
+        f"unknown: no member record {member.id} in pool {ACTION_KEY}"
+    )
+    assert reap_pass(cloud, monkeypatch, t0 + INTERVAL)["terminated"] == [member.instance_id]
+    assert described(cloud, member.instance_id)[0] == "terminated"
+
+
+@pytest.mark.parametrize("state", ["launching", "leased"])
+def test_a_lease_whose_job_ended_is_recovered_and_a_live_one_is_not(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    action = pool_action(cloud)
+    ended_job, ended_arn = start_job(cloud)
+    live_job, live_arn = start_job(cloud)
+    ended = pool_member(action, ended_job, ended_arn, state)
+    live = pool_member(action, live_job, live_arn, state)
+    stop(cloud, ended_arn)  # the execution crashed or was stopped: its release never ran
+
+    summary = reap_pass(cloud, monkeypatch, datetime.now(UTC))
+
+    assert summary["recovered"] == [ended.id] and summary["terminated"] == [ended.instance_id]
+    assert described(cloud, ended.instance_id)[0] == "terminated"
+    assert registry.member(ACTION_KEY, ended.id) is None
+    assert registry.member(ACTION_KEY, live.id).lease_job == live_job
+    assert described(cloud, live.instance_id)[0] == "running" and mark_tags(cloud, live.instance_id) == {}
+    assert registry.counter(ACTION_KEY).instances == 1
+    assert reaped_sum(cloud) == 1
+
+
+def test_a_granted_member_whose_job_ended_before_taking_it_goes_back_to_the_pool(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, task_token
+) -> None:
+    action = pool_action(cloud)
+    member = pool_member(action)
+    token, arn = task_token("granted-job")  # its execution ends as soon as its task is answered
+    queue.enqueue(action, "granted-job", arn, token, time.time() + 3600, member.config, "warm", time.time())
+    assert queue.serve(config.load(), action) == ["granted-job"]
+    wait_for(lambda: cloud.client("stepfunctions").describe_execution(executionArn=arn)["status"] != "RUNNING")
+
+    summary = reap_pass(cloud, monkeypatch, datetime.now(UTC))
+
+    assert summary["returned"] == [member.id] and summary["terminated"] == []
+    back = registry.member(ACTION_KEY, member.id)
+    assert (back.state, back.lease_job, back.grant_token) == ("ready", None, None)
+    assert described(cloud, member.instance_id)[0] == "running"
+
+
+def test_records_without_a_live_instance_or_lease_are_removed_once_old_enough(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    action = pool_action(cloud)
+    terminated = pool_member(action)
+    cloud.client("ec2").terminate_instances(InstanceIds=[terminated.instance_id])  # behind the registry's back
+    never_launched = registry.reserve(action, terminated.config, "warm")  # a keeper died before RunInstances
+    running = pool_member(action)
+    t0 = datetime.now(UTC)
+
+    young = reap_pass(cloud, monkeypatch, t0)
+    assert young["forgotten"] == [] and len(registry.members(ACTION_KEY)) == 3  # maybe being launched right now
+
+    summary = reap_pass(cloud, monkeypatch, t0 + timedelta(minutes=10))
+
+    assert sorted(summary["forgotten"]) == sorted([terminated.id, never_launched.id])
+    assert [member.id for member in registry.members(ACTION_KEY)] == [running.id]
+    assert registry.counter(ACTION_KEY).instances == 1
+    assert summary["terminated"] == [] and summary["marked"] == []
+
+
+def test_queue_entries_whose_execution_ended_are_dropped(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    action = pool_action(cloud)
+    waiting_job, waiting_arn = start_job(cloud)
+    gone_job, gone_arn = start_job(cloud)
+    for job_id, arn in ((waiting_job, waiting_arn), (gone_job, gone_arn)):
+        queue.enqueue(action, job_id, arn, f"token-{job_id}", time.time() + 3600, "0123456789abcdef", "warm")
+    stop(cloud, gone_arn)  # stopped while it waited for capacity
+
+    summary = reap_pass(cloud, monkeypatch, datetime.now(UTC))
+
+    assert summary["dropped"] == [gone_job]
+    assert [entry.job_id for entry in queue.entries(ACTION_KEY)] == [waiting_job]
+    assert registry.counter(ACTION_KEY).queued == 1
+    assert reap_pass(cloud, monkeypatch, datetime.now(UTC))["dropped"] == []

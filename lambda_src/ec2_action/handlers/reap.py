@@ -6,6 +6,13 @@ orphan then; a mark is removed when the instance turns out to be legitimate. Leg
 and the execution's status, never from the jobs-table item's instance_id (written only after RunInstances returns).
 Instances tagged ec2-action:keep are logged and counted, never touched.
 
+Pools (the registry, DESIGN.md "Instance pools"): an instance tagged with a member (ec2-action:member) is legitimate
+iff its member record exists and is not leased to a job whose execution has ended; without a record it is judged as
+an orphan (marked, then terminated). A lease whose job's execution ended (its release never ran or failed) is
+recovered at once: the member is retired (instance terminated, record and slot removed), or, when its job never
+picked up a granted ready member, the member goes back to the pool. A record with neither a live instance nor a live
+lease is removed, and a queue entry whose execution ended is dropped (the counter follows both).
+
 Jobs: an acknowledged job whose execution never started, or ended without storing a result, is failed with the
 cause through the report path (a stored result, answered exactly once); its instances are terminated.
 """
@@ -19,9 +26,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, codepipeline, instances, jobs, log, messages, tags
+from .. import aws, codepipeline, instances, jobs, log, messages, queue, registry, tags
 from ..config import Config, load
 from ..payloads import Result
+from ..registry import Member
 
 # The reaped-instances alarm and the reaper's IAM condition name these too (modules/orchestrator/alarms.tf);
 # tests/test_shared_constants.py keeps both sides equal.
@@ -34,6 +42,9 @@ JUDGED_STATES = ("pending", "running", "stopping", "stopped")
 # at once: an execution ends only after its ReportResult step, so nothing else will answer it.) Longer than the poll
 # function's timeout (modules/orchestrator/main.tf; tests/test_shared_constants.py checks it).
 MIN_JOB_AGE_SECONDS = 300
+# A member record is judged only this long after its last change: a slot reserved moments ago has no instance yet, and
+# EC2's API may not show an instance launched moments ago.
+MIN_RECORD_AGE_SECONDS = 300
 
 Describe = Callable[[str], dict[str, Any] | None]
 
@@ -55,11 +66,19 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
         "terminated": [],
         "kept": [],
         "failed_jobs": [],
+        "recovered": [],
+        "returned": [],
+        "forgotten": [],
+        "dropped": [],
     }
-    for instance in instances.find(config.stack, JUDGED_STATES):
+    found = {instance["InstanceId"]: instance for instance in instances.find(config.stack)}
+    records = _judge_pools(config, found, started, describe, summary)
+    for instance in found.values():
+        if instance["State"]["Name"] not in JUDGED_STATES or instance["InstanceId"] in summary["terminated"]:
+            continue
         log.reset(instance_id=instance["InstanceId"])
         try:
-            _judge_instance(config, instance, started, describe, summary)
+            _judge_instance(config, instance, started, describe, summary, records)
         except Exception as exc:  # one instance must not stop the others; the next pass tries again
             log.error("cannot judge the instance", error=repr(exc))
     for item in jobs.unanswered():
@@ -120,16 +139,47 @@ def orphan_reason(config: Config, tag_values: dict[str, str], at: datetime, desc
     return None
 
 
+def member_orphan_reason(
+    config: Config,
+    tag_values: dict[str, str],
+    at: datetime,
+    describe: Describe,
+    records: dict[tuple[str, str], Member],
+) -> str | None:
+    """Why no live job or pool owns an instance of the registry (tagged with its member), or None when one does: its
+    record exists, and is the pool's (no lease) or leased to a live job (whose tags, on an ephemeral instance, are
+    judged as before: deadline plus grace)."""
+    pool, member_id = tag_values.get(tags.POOL, ""), tag_values[tags.MEMBER]
+    if pool not in config.actions_by_key():
+        return f"unknown: its pool {pool!r} is not an action of this stack any more"
+    record = records.get((pool, member_id)) or registry.member(pool, member_id)
+    if record is None:
+        return f"unknown: no member record {member_id} in pool {pool}"
+    if record.lease_job is None:
+        return None  # the pool's own: the keeper judges its health
+    if tags.JOB_ID in tag_values:
+        return orphan_reason(config, tag_values, at, describe)
+    return None
+
+
 def _judge_instance(
-    config: Config, instance: dict[str, Any], at: datetime, describe: Describe, summary: dict[str, list[str]]
+    config: Config,
+    instance: dict[str, Any],
+    at: datetime,
+    describe: Describe,
+    summary: dict[str, list[str]],
+    records: dict[tuple[str, str], Member],
 ) -> None:
     instance_id, tag_values = instance["InstanceId"], instances.tag_values(instance)
-    log.bind(job_id=tag_values.get(tags.JOB_ID))
+    log.bind(job_id=tag_values.get(tags.JOB_ID), member_id=tag_values.get(tags.MEMBER))
     if tags.KEEP in tag_values:
         log.info("instance kept for debugging (ec2-action:keep); not judged", keep=tag_values[tags.KEEP])
         summary["kept"].append(instance_id)
         return
-    reason = orphan_reason(config, tag_values, at, describe)
+    if tags.MEMBER in tag_values:
+        reason = member_orphan_reason(config, tag_values, at, describe, records)
+    else:
+        reason = orphan_reason(config, tag_values, at, describe)
     marked_at = _parse_time(tag_values.get(tags.ORPHANED_AT)) if tags.ORPHANED_AT in tag_values else None
     stamp = at.isoformat(timespec="milliseconds")  # the pass's time as a mark records it
     ec2 = aws.client("ec2")
@@ -151,6 +201,111 @@ def _judge_instance(
     instances.terminate([instance_id])
     log.warning("orphaned instance terminated", reason=reason, marked_at=tag_values[tags.ORPHANED_AT])
     summary["terminated"].append(instance_id)
+
+
+# --- pools ----------------------------------------------------------------------------------------------------------
+
+
+def lease_end(member: Member, at: datetime, describe: Describe) -> str | None:
+    """Why the member's lease is over (its job's execution ended, or never existed), or None while the job may run."""
+    execution_arn = member.lease_execution
+    if not execution_arn and member.lease_job:
+        execution_arn = (jobs.get(member.lease_job) or {}).get("execution_arn")
+    execution = describe(execution_arn) if execution_arn else None
+    if execution is not None:
+        return None if execution["status"] == "RUNNING" else f"its job's execution {execution['status']}"
+    leased_at = float(member.leased_at or member.state_changed_at or 0)
+    if at.timestamp() - leased_at < MIN_JOB_AGE_SECONDS:
+        return None  # its execution may be starting
+    return f"no execution for its job {member.lease_job}"
+
+
+def _judge_pools(
+    config: Config,
+    found: dict[str, dict[str, Any]],
+    at: datetime,
+    describe: Describe,
+    summary: dict[str, list[str]],
+) -> dict[tuple[str, str], Member]:
+    """Recover the leases whose jobs ended, remove the records that hold nothing, drop the queue entries whose
+    executions ended; the member records left, by (pool, member id)."""
+    records: dict[tuple[str, str], Member] = {}
+    for key in config.actions_by_key():
+        log.reset(pool=key)
+        try:
+            for member in registry.members(key):
+                if not _judge_member(member, found, at, describe, summary):
+                    records[(member.pool, member.id)] = member
+            _judge_queue(key, at, describe, summary)
+        except Exception as exc:  # one pool must not stop the others; the next pass tries again
+            log.error("cannot judge the pool", error=repr(exc))
+    return records
+
+
+def _judge_member(
+    member: Member, found: dict[str, dict[str, Any]], at: datetime, describe: Describe, summary: dict[str, list[str]]
+) -> bool:
+    """Judge one member record; True when it was removed (or went back to the pool from a grant never picked up)."""
+    log.bind(member_id=member.id, instance_id=member.instance_id, job_id=member.lease_job)
+    instance = found.get(member.instance_id or "")
+    live = instance is not None and instance["State"]["Name"] in JUDGED_STATES
+    if member.lease_job:
+        ended = lease_end(member, at, describe)
+        if ended is None:
+            return False
+        if member.grant_token and member.state == registry.LEASED:  # granted, never picked up: never used
+            queue.undo_grant(member, member.lease_job)
+            log.warning("lease of a job that ended recovered: the member is back in the pool", reason=ended)
+            summary["returned"].append(member.id)
+            return True
+        retired = _retire(member, f"lease recovered: {ended}", terminate=live)
+        if retired:
+            log.warning("lease of a job that ended recovered: member retired", reason=ended)
+            summary["recovered"].append(member.id)
+            if live and member.instance_id:
+                summary["terminated"].append(member.instance_id)
+        return retired
+    if live:
+        return False  # the pool's own instance: the keeper judges its health
+    changed = float(member.state_changed_at or member.launched_epoch or 0)
+    if at.timestamp() - changed < MIN_RECORD_AGE_SECONDS:
+        return False
+    state = instance["State"]["Name"] if instance else "gone"
+    if _retire(member, f"its instance is {state}" if member.instance_id else "no instance", terminate=False):
+        log.warning("record without a live instance or lease removed", state=member.state, instance_state=state)
+        summary["forgotten"].append(member.id)
+        return True
+    return False
+
+
+def _retire(member: Member, reason: str, terminate: bool) -> bool:
+    """Retire the member (its instance terminated when it is live), removing its record and slot; False when the
+    member changed meanwhile."""
+    if terminate:
+        return registry.retire(member, reason[:256])
+    retiring = (
+        member
+        if member.state == registry.RETIRING
+        else registry.mark(member, registry.RETIRING, retire_reason=reason[:256])
+    )
+    return retiring is not None and registry.remove(retiring)
+
+
+def _judge_queue(action_key: str, at: datetime, describe: Describe, summary: dict[str, list[str]]) -> None:
+    """Drop the queue entries whose executions ended (stopped or timed out while they waited)."""
+    for entry in queue.entries(action_key):
+        execution = describe(entry.execution_arn) if entry.execution_arn else None
+        if execution is None and at.timestamp() - entry.enqueued_at < MIN_JOB_AGE_SECONDS:
+            continue
+        if execution is not None and execution["status"] == "RUNNING":
+            continue
+        if queue.drop(action_key, entry.job_id):
+            log.warning(
+                "queue entry of an ended execution dropped",
+                job_id=entry.job_id,
+                status=execution["status"] if execution else "none",
+            )
+            summary["dropped"].append(entry.job_id)
 
 
 # --- jobs -----------------------------------------------------------------------------------------------------------
