@@ -225,3 +225,21 @@ def test_the_next_start_fails_for_capacity_and_an_sdk_retry_gets_it(cloud: serve
     assert _change(retried, "StartingInstances") == ("stopped", "pending")
     assert retried["ResponseMetadata"]["RetryAttempts"] == 1, "botocore retries a 500 once it has failed"
     assert _change(ec2.start_instances(InstanceIds=[first]), "StartingInstances") == ("stopped", "pending")
+
+
+def test_with_no_delay_the_walk_ends_before_the_answer(ec2: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCALCLOUD_STOP_DELAY_SECONDS", "0")
+    monkeypatch.setenv("LOCALCLOUD_START_DELAY_SECONDS", "0")
+    instance_id = _launch(ec2)
+
+    stopping = _change(ec2.stop_instances(InstanceIds=[instance_id]), "StoppingInstances")
+    stopped = _state(ec2, instance_id)
+    pending = _change(ec2.start_instances(InstanceIds=[instance_id]), "StartingInstances")
+    running = _state(ec2, instance_id)
+
+    assert (stopping, stopped, pending, running) == (
+        ("running", "stopping"),
+        "stopped",
+        ("stopped", "pending"),
+        "running",
+    )

@@ -3,8 +3,9 @@ an instance loses at terminate.
 
 moto moves an instance to `stopped` or `running` at once. EC2 walks it: StopInstances running -> stopping -> stopped
 after `stop_delay()` AWS seconds (LOCALCLOUD_STOP_DELAY_SECONDS, default 15), StartInstances stopped -> pending ->
-running after `start_delay()` (LOCALCLOUD_START_DELAY_SECONDS, default 20); the SSM Agent is ConnectionLost from the
-stop until it reconnects after the start (``emulator.ssm.agent``). Requests EC2 refuses:
+running after `start_delay()` (LOCALCLOUD_START_DELAY_SECONDS, default 20); the answer names the first state, and a
+delay of 0 reaches the last before the answer. The SSM Agent is ConnectionLost from the stop until it reconnects after
+the start (``emulator.ssm.agent``). Requests EC2 refuses:
 
 - StartInstances of a stopping, shutting-down or terminated instance, StopInstances of a pending, shutting-down or
   terminated one: IncorrectInstanceState (the whole request fails, nothing changes);
@@ -78,7 +79,12 @@ def _set_state(instance: Any, name: str) -> None:
 
 
 def _after(aws_seconds: float, instance: Any, expected: str, finish: Callable[[], None]) -> None:
-    """Run `finish` in `aws_seconds` AWS seconds if the instance is still `expected` then (terminate stops the walk)."""
+    """Run `finish` in `aws_seconds` AWS seconds if the instance is still `expected` then (terminate stops the walk);
+    at once, before the answer, for a delay of 0 (a test's DescribeInstances right after sees the end state)."""
+    if aws_seconds <= 0:
+        with _lock:
+            finish()
+        return
 
     def run() -> None:
         with _lock:
