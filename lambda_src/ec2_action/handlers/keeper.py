@@ -68,11 +68,11 @@ class ActionPass:
 
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
-    """One pass over every action (or only the action a nudge names: {"pool": <action key>})."""
+    """One pass over every action, or only over the action a nudge from release names ({"action": <action key>})."""
     log.reset()
     config = load()
     at = now()
-    wanted = (event or {}).get("pool") or (event or {}).get("action_key")
+    wanted = (event or {}).get("action")
     summary: dict[str, Any] = {"actions": {}, "failed": {}}
     for key, action in config.actions_by_key().items():
         if wanted and key != wanted:
