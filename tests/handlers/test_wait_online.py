@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from conftest import Agent, Cloud, make_job
+from pool_fixtures import acquired as acquired_in_pool
+from pool_fixtures import configure_pool, pool_job, ready_member
 
 from ec2_action import jobs, registration
 from ec2_action.errors import InstanceLost, InstanceNotReady
@@ -134,3 +136,44 @@ def test_the_wait_ends_its_turn_before_the_invocation_times_out(cloud: Cloud, ag
     # Checks every second while the invocation has more than RESERVED_SECONDS left: at 0, 1 and 2 seconds.
     assert output == {"online": False, "checks": 3}
     assert invocation.get_remaining_time_in_millis() > (wait_online.RESERVED_SECONDS - 1) * 1000
+
+
+# --- boot kinds: a launch, a start of a stopped pool member, a ready warm member -------------------------------------
+
+
+def test_a_ready_warm_member_is_checked_at_once_and_teaches_nothing(cloud: Cloud, agent: Agent) -> None:
+    configure_pool(cloud, "warm", cap=1)
+    ready_member(cloud)
+    registration.learn(cloud.linux_ami, "t3.large", 30.0, None, time.time())  # a launch registers in 30 s
+    learned = learned_item(cloud)
+    state = acquired_in_pool(cloud, pool_job())
+    assert state["instance"]["boot"] == "ready"
+    started = time.monotonic()
+
+    output = wait_online.handler(wait_event(state), cloud.context)
+
+    assert output["online"] is True and output["checks"] == 1
+    assert time.monotonic() - started < 1  # no sleep until the launch's learned time
+    assert learned_item(cloud) == learned  # a ready member's "registration" is no registration time
+    assert cloud.item(f"registration#{cloud.linux_ami}#t3.large#start") is None
+
+
+def test_a_started_member_learns_the_start_time_apart_from_the_launch_time(
+    cloud: Cloud, agent: Agent, quick_ec2: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOCALCLOUD_SSM_RECONNECT_DELAY_SECONDS", "2")  # the agent is back 2 s after the start
+    monkeypatch.setenv("LOCALCLOUD_TIME_SCALE", "1")
+    configure_pool(cloud, "stopped", cap=1)
+    ready_member(cloud)
+    registration.learn(cloud.linux_ami, "t3.large", 30.0, None, time.time())
+    launch_time = learned_item(cloud)
+    state = acquired_in_pool(cloud, pool_job())
+    assert state["instance"]["boot"] == "start"
+
+    output = wait_online.handler(wait_event(state), cloud.context)
+
+    assert output["online"] is True and output["checks"] >= 2  # no start time learned yet: checked every second
+    start_time = cloud.item(f"registration#{cloud.linux_ami}#t3.large#start")
+    assert start_time is not None and 0.5 <= start_time["seconds"] <= 3
+    assert learned_item(cloud) == launch_time  # the launch's learned time is not the start's
+    assert registration.learned(cloud.linux_ami, "t3.large", "start").seconds == start_time["seconds"]
