@@ -354,3 +354,17 @@ def test_a_pass_describes_the_pools_instances_with_one_call_to_ec2_and_one_to_sy
 
     assert len(done["promoted"]) == 1
     assert (calls.count("DescribeInstances"), calls.count("DescribeInstanceInformation")) == (1, 1)
+
+
+def test_a_nudge_passes_over_the_action_it_names_only(cloud, monkeypatch) -> None:
+    other = {
+        "category": "Build", "provider": "EC2-Other", "versions": ["1"], "image_id": None, "instance_type": "t3.large",
+        "timeout_minutes": 60, "root_volume_size_gib": 30,
+    }  # fmt: skip
+    cloud.configure(actions={**cloud.action_variables(image_id=cloud.linux_ami, strategy="warm", pool={"min_ready": 1}),
+                             "other": other})  # fmt: skip
+
+    summary = keeper.handler({"nudge": "member retired", "action": "other"}, cloud.context)
+
+    assert list(summary["actions"]) == ["other"] and registry.members(ACTION_KEY) == []
+    assert len(keeper.handler(SCHEDULED, cloud.context)["actions"][ACTION_KEY]["launched"]) == 1
