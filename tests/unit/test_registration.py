@@ -254,3 +254,15 @@ def test_a_wait_whose_first_check_sees_the_instance_knows_only_an_upper_bound(wo
     waiting.last_negative = LAUNCHED + 5
     assert waiting.bounded
     assert waiting.registration_seconds(LAUNCHED + 6) == pytest.approx(5.5)
+
+
+def test_a_start_and_a_launch_are_learned_apart(table: Any) -> None:
+    """A stopped pool member's start registers sooner than a first boot: each boot kind has its own item."""
+    assert registration.key("ami-1", "t3.large") == "registration#ami-1#t3.large"
+    assert registration.key("ami-1", "t3.large", "start") == "registration#ami-1#t3.large#start"
+    registration.learn("ami-1", "t3.large", 40.0, None, 1_000_000.0)
+    registration.learn("ami-1", "t3.large", 8.0, None, 1_000_000.0, boot="start")
+
+    assert registration.learned("ami-1", "t3.large").seconds == 40.0  # type: ignore[union-attr]
+    assert registration.learned("ami-1", "t3.large", "start").seconds == 8.0  # type: ignore[union-attr]
+    assert registration.learned("ami-1", "t3.large", "ready") is None
