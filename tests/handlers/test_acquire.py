@@ -11,7 +11,7 @@ from conftest import STACK, Cloud, build_spec, make_job, wait_for
 from pool_fixtures import acquired as pool_acquired
 from pool_fixtures import configure_pool, ec2_state, pool_job, ready_member, released
 
-from ec2_action import buildspec, config, jobs, queue, registry
+from ec2_action import buildspec, config, jobs, pools, queue, registry
 from ec2_action.errors import CapacityTimeout, InstanceLaunchFailed, InvalidJobConfiguration, NoCapacity
 from ec2_action.handlers import acquire, enqueue
 from emulator import faults
@@ -302,3 +302,17 @@ def test_a_retried_acquire_takes_the_member_it_already_holds(cloud: Cloud) -> No
 def execution_output(cloud: Cloud, arn: str) -> str | None:
     described = cloud.client("stepfunctions").describe_execution(executionArn=arn)
     return described.get("output") if described["status"] != "RUNNING" else None
+
+
+def test_a_matching_jobs_configuration_is_the_one_the_keeper_launches_the_pool_with(cloud: Cloud) -> None:
+    """acquire hashes the job's build spec, release the action's defaults, the keeper buildspec.pool_build's spec:
+    for a job that sets no instance property, all three are the pool's configuration."""
+    action = configure_pool(cloud, "stopped", cap=1, hibernate=True)
+    settings = config.load()
+    build = pool_acquired(cloud, pool_job())["build"]
+    kept = buildspec.pool_build(settings, action, cloud.context)
+
+    assert pools.build_config(settings, action, build) == pools.build_config(settings, action, kept)
+    assert pools.build_config(settings, action, build) == pools.pool_config(settings, action, build["root_volume_gib"])
+    bigger = buildspec.validated(settings, pool_job(RootVolumeGiB="60"), cloud.context)
+    assert pools.build_config(settings, action, bigger) != pools.build_config(settings, action, build)
