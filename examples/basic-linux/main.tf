@@ -255,7 +255,7 @@ module "ec2_action" {
       # Capacity: ephemeral by default; a warm or stopped pool keeps pool_min_ready instances ready.
       strategy              = var.capacity_strategy
       max_concurrent_builds = var.max_concurrent_builds
-      pool                  = { min_ready = var.pool_min_ready }
+      pool                  = { min_ready = var.pool_min_ready, max_idle_minutes = var.pool_max_idle_minutes }
     }
   }
   subnet_ids                       = [aws_subnet.private.id]

@@ -84,7 +84,7 @@ variable "capacity_strategy" {
 }
 
 variable "pool_min_ready" {
-  description = "Ready instances a warm or stopped pool keeps (idle running for warm, stopped for stopped); 0 for ephemeral. Instances launched beyond it for a burst are retired after 10 idle minutes."
+  description = "Ready instances a warm or stopped pool keeps (idle running for warm, stopped for stopped); 0 for ephemeral. Instances launched beyond it for a burst are retired after pool_max_idle_minutes idle minutes."
   type        = number
   default     = 0
 
@@ -102,5 +102,16 @@ variable "max_concurrent_builds" {
   validation {
     condition     = var.max_concurrent_builds >= 1 && var.max_concurrent_builds <= 500 && floor(var.max_concurrent_builds) == var.max_concurrent_builds
     error_message = "max_concurrent_builds must be a whole number from 1 to 500."
+  }
+}
+
+variable "pool_max_idle_minutes" {
+  description = "Minutes a warm or stopped pool keeps an instance beyond pool_min_ready idle before retiring it (0: at the keeper's next pass). A burst's extra instances serve the jobs that follow it this long."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.pool_max_idle_minutes >= 0 && var.pool_max_idle_minutes <= 1440 && floor(var.pool_max_idle_minutes) == var.pool_max_idle_minutes
+    error_message = "pool_max_idle_minutes must be a whole number from 0 to 1440."
   }
 }

@@ -8,6 +8,7 @@ script is the SSM document Terraform created. Tests only add pipelines (user-sid
 from __future__ import annotations
 
 import io
+import json
 import time
 import uuid
 import zipfile
@@ -197,6 +198,7 @@ class Deployment:
         ]
         job_ids = {job.id for job in jobs}
         results = [r for r in codepipeline.results(region=self.cloud.region) if r.job_id in job_ids]
+        executions = self.state_machine_executions(job_ids)
         return PipelineRun(
             pipeline_name=pipeline_name,
             execution_id=execution_id,
@@ -205,8 +207,8 @@ class Deployment:
             ended=time.time(),
             jobs=jobs,
             results=results,
-            state_machine_executions=self.state_machine_executions(job_ids),
-            instances=self.instances(job_ids),
+            state_machine_executions=executions,
+            instances=self.instances(job_ids, self.acquired_instance_ids(executions)),
         )
 
     def state_machine_executions(self, job_ids: set[str]) -> list[dict[str, Any]]:
@@ -215,15 +217,39 @@ class Deployment:
         pages = paginator.paginate(stateMachineArn=self.outputs["state_machine_arn"])
         return [e for page in pages for e in page["executions"] if e["name"] in job_ids]
 
-    def instances(self, job_ids: set[str] | None = None) -> list[dict[str, Any]]:
-        """Builder instances (any state) launched by this stack, optionally only those of job_ids."""
+    def acquired_instance_ids(self, executions: list[dict[str, Any]]) -> set[str]:
+        """The instances the executions' AcquireInstance steps handed their jobs (a pooled instance carries no job's
+        tag: it serves one job after another)."""
+        sfn = self.client("stepfunctions")
+        found = set()
+        for execution in executions:
+            history = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+            for event in history:
+                details = event.get("stateExitedEventDetails") or {}
+                if details.get("name") == "AcquireInstance" and details.get("output"):
+                    instance = json.loads(details["output"]).get("instance") or {}
+                    if instance.get("instance_id"):
+                        found.add(instance["instance_id"])
+        return found
+
+    def instances(self, job_ids: set[str] | None = None, instance_ids: set[str] = frozenset()) -> list[dict[str, Any]]:
+        """Builder instances (any state) launched by this stack; with job_ids, only those tagged with one of the jobs
+        or named in instance_ids."""
         filters = [{"Name": f"tag:{STACK_TAG}", "Values": [self.outputs["name_prefix"]]}]
-        if job_ids is not None:
-            if not job_ids:
-                return []
-            filters.append({"Name": f"tag:{JOB_TAG}", "Values": sorted(job_ids)})
-        pages = self.client("ec2").get_paginator("describe_instances").paginate(Filters=filters)
-        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+        ec2 = self.client("ec2")
+        if job_ids is None:
+            pages = ec2.get_paginator("describe_instances").paginate(Filters=filters)
+            return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+        found: dict[str, dict[str, Any]] = {}
+        if job_ids:
+            tagged = [*filters, {"Name": f"tag:{JOB_TAG}", "Values": sorted(job_ids)}]
+            for page in ec2.get_paginator("describe_instances").paginate(Filters=tagged):
+                found.update({i["InstanceId"]: i for r in page["Reservations"] for i in r["Instances"]})
+        missing = sorted(set(instance_ids) - set(found))
+        if missing:
+            for page in ec2.get_paginator("describe_instances").paginate(InstanceIds=missing):
+                found.update({i["InstanceId"]: i for r in page["Reservations"] for i in r["Instances"]})
+        return sorted(found.values(), key=lambda instance: instance["LaunchTime"])
 
     def output_artifact_zip(self, run: PipelineRun) -> bytes:
         """The output artifact the build uploaded, as it is."""

@@ -55,13 +55,16 @@ def started_event_time(run: PipelineRun) -> float | None:
 
 
 def command_invocation(deployment: Deployment, run: PipelineRun) -> dict[str, Any] | None:
-    """The build's SSM command invocation (with output), if one was sent."""
+    """The build's SSM command invocation (with output), if one was sent: the run's first job's (its id is the
+    command's comment), on one of the run's instances (a pooled instance runs many jobs' commands)."""
     ssm = deployment.client("ssm")
-    instance_ids = [instance["InstanceId"] for instance in run.instances]
-    for instance_id in instance_ids:
-        invocations = ssm.list_command_invocations(InstanceId=instance_id, Details=True)["CommandInvocations"]
-        for invocation in invocations:
-            if invocation.get("DocumentName") == deployment.outputs["document_name"]:
+    job_ids = {job.id for job in run.jobs}
+    for instance in run.instances:
+        invocations = ssm.list_command_invocations(InstanceId=instance["InstanceId"], Details=True)
+        for invocation in invocations["CommandInvocations"]:
+            if invocation.get("DocumentName") == deployment.outputs["document_name"] and (
+                invocation.get("Comment") in job_ids
+            ):
                 return invocation
     return None
 
