@@ -81,3 +81,13 @@ output "run_commands" {
     aws codepipeline start-pipeline-execution --name ${aws_codepipeline.this.name} --region ${var.region}
   EOT
 }
+
+output "pool_table_name" {
+  description = "The registry table of the action's instances, counters and capacity queue (hash key pool, range key id)."
+  value       = module.ec2_action.pool_table_name
+}
+
+output "pool_keeper_function_name" {
+  description = "The pool keeper Lambda (invoke it with {} for a pass at once: the queue served, the pool kept at its minimum)."
+  value       = module.ec2_action.pool_keeper_function_name
+}
