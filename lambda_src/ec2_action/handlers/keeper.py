@@ -30,7 +30,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, buildspec, launcher, log, pools, queue, registry, tags
+from .. import aws, buildspec, drain, launcher, log, pools, queue, registry, tags
 from ..config import ActionType, Config, PoolSettings, load
 from ..errors import InstanceLaunchFailed, InvalidJobConfiguration, NoCapacity
 from ..payloads import BuildSpec
@@ -71,6 +71,10 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     """One pass over every action, or only over the action a nudge from release names ({"action": <action key>})."""
     log.reset()
     config = load()
+    if drain.requested(event):  # terraform destroy (keeper_invocation.tf): end every instance of the stack
+        return drain.drain(config, context)
+    if drain.applied(event):  # terraform apply: capacity a destroy blocked before it failed is given back
+        drain.lift(config)
     at = now()
     wanted = (event or {}).get("action")
     summary: dict[str, Any] = {"actions": {}, "failed": {}}
