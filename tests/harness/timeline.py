@@ -31,6 +31,8 @@ class JobFigures:
     state_transitions: int
     registration_checks: int  # the Systems Manager checks WaitForSsmOnline made (its output's `checks`)
     command_seconds: float | None
+    boot: str | None  # how the job's instance became available: "launch", "start" (stopped pool) or "ready" (warm)
+    queue_wait: float  # seconds the job spent in WaitForCapacity (the cap reached)
 
 
 def _epoch(value: Any) -> float:
@@ -95,6 +97,31 @@ def registration_checks(deployment: Deployment, execution_arn: str) -> int:
     return checks
 
 
+def acquired(deployment: Deployment, execution_arn: str) -> dict[str, Any]:
+    """The instance the execution's last AcquireInstance step handed the job (`$.instance`), {} if none."""
+    found: dict[str, Any] = {}
+    for event in _history(deployment, execution_arn):
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") == "AcquireInstance" and details.get("output"):
+            found = json.loads(details["output"]).get("instance") or found
+    return found
+
+
+def queue_wait(deployment: Deployment, execution_arn: str) -> float:
+    """Seconds the execution spent in its WaitForCapacity steps (entered -> exited)."""
+    waited, entered = 0.0, None
+    for event in _history(deployment, execution_arn):
+        name = (event.get("stateEnteredEventDetails") or event.get("stateExitedEventDetails") or {}).get("name")
+        if name != "WaitForCapacity":
+            continue
+        if event["type"].endswith("StateEntered"):
+            entered = _epoch(event["timestamp"])
+        elif entered is not None:
+            waited += _epoch(event["timestamp"]) - entered
+            entered = None
+    return waited
+
+
 def state_history(deployment: Deployment, execution_arn: str) -> list[Moment]:
     """Each state the execution entered, with its time."""
     history = _history(deployment, execution_arn)
@@ -116,6 +143,10 @@ def moments(deployment: Deployment, run: PipelineRun) -> list[Moment]:
         found.extend(state_history(deployment, execution["executionArn"]))
     for instance in run.instances:
         found.append(Moment(_epoch(instance["LaunchTime"]), f"instance {instance['InstanceId']} launched"))
+        started = agent.start_times(instance["InstanceId"])
+        if started is not None and started[0] >= run.started:
+            found.append(Moment(started[0], f"instance {instance['InstanceId']} started (stopped pool)"))
+            found.append(Moment(started[1], f"instance {instance['InstanceId']} Online again in Systems Manager"))
     start, end = _command_window(command_invocation(deployment, run))
     if start is not None:
         found.append(Moment(start, "build command started on the instance"))
@@ -144,11 +175,16 @@ def figures(deployment: Deployment, run: PipelineRun, transitions: int) -> JobFi
     event_time = started_event_time(run)
     invocation = command_invocation(deployment, run)
     start, end = _command_window(invocation)
+    instance = next((acquired(deployment, e["executionArn"]) for e in reversed(run.state_machine_executions)), {})
+    boot = instance.get("boot", "launch" if instance else None)
     sent, registered = None, None
     if invocation:
         sent = _epoch(invocation["RequestedDateTime"])
-        registered = (agent.launch_times(invocation["InstanceId"]) or (None, None))[1]
-    launches = _launches(run)
+        if boot == "start":
+            registered = (agent.start_times(invocation["InstanceId"]) or (None, None))[1]
+        elif boot != "ready":  # a ready (warm) instance registered long before the job
+            registered = (agent.launch_times(invocation["InstanceId"]) or (None, None))[1]
+    launches = [times for times in _launches(run) if boot == "launch" and times[0] >= run.started - 1]
     final = run.final_result
     return JobFigures(
         event_to_command_start=_difference(start, event_time),
@@ -158,4 +194,6 @@ def figures(deployment: Deployment, run: PipelineRun, transitions: int) -> JobFi
         state_transitions=transitions,
         registration_checks=checks,
         command_seconds=(end - start) if start is not None and end is not None else None,
+        boot=boot,
+        queue_wait=sum(queue_wait(deployment, e["executionArn"]) for e in run.state_machine_executions),
     )

@@ -1,14 +1,20 @@
 """`make bench`: what one job costs and how long our machinery adds, measured in the local cloud.
 
-Scenarios: the first 2 s build after the apply (every function starts cold, and the AMI's registration time is not
-learned yet), a 2 s build with every function cold again (the time learned), the same with warm functions, a 30 s
-build, 50 jobs started at once, and a burst of 100 jobs started within a second. Per job it prints the time from the
-STARTED event to RunInstances and to the build command's start, from the SSM Agent's registration to the command
-being sent (readiness seen), from the command's end to the job's answer, the Step Functions state transitions, Lambda
-invocations (by function, with the cold starts and the invocations that ended in an error) and AWS API requests (by
-service and operation); per CodePipeline job (the first job and its continuation job) the AcknowledgeJob calls; and
-the poll invocations that ran out of time. Before the scenarios, each handler's cold import (a fresh interpreter
-importing it from the built zip, as a Lambda execution environment does at init) is timed.
+Scenarios, per capacity strategy (each strategy is its own deployment of examples/basic-linux):
+- ephemeral (a fresh instance per job): the first 2 s build after the apply (every function starts cold, and the
+  AMI's registration time is not learned yet), a 2 s build with every function cold again (the time learned), the
+  same with warm functions, a 30 s build, and 50 jobs started at once (cap 100: nothing queues);
+- warm pool (one ready running instance): a 2 s build on it, then a burst of 100 jobs against
+  max_concurrent_builds = 10 with EC2's request throttling on, sampling the instances held at every moment;
+- stopped pool (one ready stopped instance): a 2 s build on it (a StartInstances instead of a first boot).
+Per job it prints the time from the STARTED event to RunInstances and to the build command's start, from the SSM
+Agent's registration to the command being sent (readiness seen), from the command's end to the job's answer, the
+Step Functions state transitions, Lambda invocations (by function, with the cold starts and the invocations that ended
+in an error) and AWS API requests (by service and operation); per CodePipeline job (the first job and its continuation
+job) the AcknowledgeJob calls; the poll invocations that ran out of time; the time jobs waited in the capacity queue;
+and, once the keeper has had its passes, the instances left beyond the pool's minimum. Before the scenarios, each
+handler's cold import (a fresh interpreter importing it from the built zip, as a Lambda execution environment does at
+init) is timed.
 
 Figures, not asserts; the same figures go to bench-results.json (`cold_import_ms`, and one object per scenario under
 `scenarios`). AWS-side waits (SSM registration, Retry intervals, the sweep schedule) run in real time unless
@@ -24,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections import Counter
@@ -35,31 +42,122 @@ os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "1")
 
 from emulator import metrics, server, stepfunctions
 from emulator.awslambda import runtime as lambda_runtime
+from emulator.ec2 import throttling
 from harness import timeline
 from harness.deployment import Deployment, PipelineRun, unique_name
 from harness.terraform import REPO_ROOT
 
 
-def _job_config(deployment: Deployment, seconds: int) -> dict[str, str]:
-    return {
-        "ImageId": deployment.outputs["image_id"],
-        "InstanceType": "t3.micro",
-        "Command": f"sleep {seconds}\necho built > out.txt",
-        "OutputArtifactPath": "out.txt",
-    }
+def _job_config(seconds: int) -> dict[str, str]:
+    """A build of `seconds` on the action's own image and instance type (a pool serves only its configuration)."""
+    return {"Command": f"sleep {seconds}\necho built > out.txt", "OutputArtifactPath": "out.txt"}
+
+
+# Each strategy's deployment of examples/basic-linux (its variables). A registration window of 5 minutes: the burst's
+# last launches wait for the throttled RunInstances and the emulator's 8 workers per function.
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "ephemeral": {"capacity_strategy": "ephemeral", "max_concurrent_builds": 100},
+    "warm": {
+        "capacity_strategy": "warm",
+        "pool_min_ready": 1,
+        "max_concurrent_builds": 10,
+        "pool_max_idle_minutes": 0,
+    },
+    "stopped": {
+        "capacity_strategy": "stopped",
+        "pool_min_ready": 1,
+        "max_concurrent_builds": 2,
+        "pool_max_idle_minutes": 0,
+    },
+}
+POOL_MINIMUM = {name: int(variables.get("pool_min_ready", 0)) for name, variables in STRATEGIES.items()}
+
+
+class HeldSampler:
+    """Samples, every `interval` seconds while a scenario runs, the instances the stack holds (pending, running,
+    stopping or stopped: launched or leased, not yet being terminated) and the registry's counter of members."""
+
+    def __init__(self, deployment: Deployment, interval: float = 0.25) -> None:
+        self.deployment, self.interval = deployment, interval
+        self.max_instances = self.max_members = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HeldSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            held = held_instances(self.deployment)
+            members = registry_counter(self.deployment).get("instances", 0)
+            self.max_instances = max(self.max_instances, len(held))
+            self.max_members = max(self.max_members, int(members))
+            self.samples += 1
+
+
+def held_instances(deployment: Deployment) -> list[dict[str, Any]]:
+    return [i for i in deployment.instances() if i["State"]["Name"] in ("pending", "running", "stopping", "stopped")]
+
+
+def pool_table(deployment: Deployment) -> str:
+    return str(deployment.outputs.get("pool_table_name") or f"{deployment.outputs['name_prefix']}-pool")
+
+
+def registry_counter(deployment: Deployment) -> dict[str, Any]:
+    """The action's counter item in the registry table (instances, queued)."""
+    table = pool_table(deployment)
+    items = deployment.client("dynamodb").scan(TableName=table)["Items"]
+    counters = [item for item in items if item["id"]["S"] == "#counter" and not item["pool"]["S"].startswith("queue#")]
+    return {k: int(v["N"]) for k, v in counters[0].items() if "N" in v} if counters else {}
+
+
+def ready_members(deployment: Deployment) -> int:
+    items = deployment.client("dynamodb").scan(TableName=pool_table(deployment))["Items"]
+    return sum(1 for item in items if item.get("state", {}).get("S") == "ready")
+
+
+def run_keeper(deployment: Deployment) -> None:
+    name = deployment.outputs.get("pool_keeper_function_name") or f"{deployment.outputs['name_prefix']}-keeper"
+    deployment.client("lambda").invoke(FunctionName=name, Payload=b"{}")
+
+
+def wait_until(condition: Any, timeout: float, keeper_of: Deployment | None = None) -> bool:
+    """Poll `condition` every second up to `timeout` s; with keeper_of, run a keeper pass before each check (as the
+    keeper's schedule would, without waiting a minute for it)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if keeper_of is not None:
+            run_keeper(keeper_of)
+        if condition():
+            return True
+        time.sleep(1)
+    return False
 
 
 def _transitions(run: PipelineRun) -> int:
     return sum(stepfunctions.transitions(e["executionArn"]) for e in run.state_machine_executions)
 
 
-def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: int, cold: bool) -> dict[str, Any]:
+def run_scenario(
+    deployment: Deployment,
+    name: str,
+    build_seconds: int,
+    jobs: int,
+    cold: bool,
+    strategy: str = "ephemeral",
+) -> dict[str, Any]:
     """Start `jobs` pipelines at once, each running a `build_seconds` build; return the scenario's figures. `cold`:
     every function's execution environments are stopped first (as Lambda recycles idle ones), so each starts cold."""
     if cold:
         lambda_runtime.shutdown()
     pipelines = [
-        deployment.create_pipeline(unique_name(f"bench{build_seconds}s"), _job_config(deployment, build_seconds))
+        deployment.create_pipeline(unique_name(f"bench{build_seconds}s"), _job_config(build_seconds))
         for _ in range(jobs)
     ]
     for pipeline in pipelines:
@@ -70,10 +168,12 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
     timeouts_before = Counter(lambda_runtime.timeouts())
     requests_before = metrics.requests()
     scheduled_before = metrics.scheduled_requests()
+    throttled_before = metrics.throttled_requests()
     started = time.time()
-    executions = [(pipeline, deployment.start(pipeline)) for pipeline in pipelines]
-    with ThreadPoolExecutor(max_workers=min(jobs, 16)) as pool:
-        runs = list(pool.map(lambda pe: deployment.wait(pe[0], pe[1], started, timeout=900), executions))
+    with HeldSampler(deployment) as held:
+        executions = [(pipeline, deployment.start(pipeline)) for pipeline in pipelines]
+        with ThreadPoolExecutor(max_workers=min(jobs, 16)) as pool:
+            runs = list(pool.map(lambda pe: deployment.wait(pe[0], pe[1], started, timeout=1800), executions))
     wall = time.time() - started
     prefix = f"{deployment.outputs['name_prefix']}-"
     invocations = _by_function(Counter(lambda_runtime.invocations()) - invocations_before, prefix)
@@ -85,16 +185,30 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
     scheduled = metrics.scheduled_requests() - scheduled_before
     succeeded = sum(run.status == "Succeeded" for run in runs)
 
+    # Instances beyond the pool's minimum once the keeper has had its passes (after the
+    # scenario's counts: these passes are not the jobs') (idle ones above it are retired).
+    minimum = POOL_MINIMUM[strategy]
+    wait_until(lambda: len(held_instances(deployment)) <= minimum, 180, keeper_of=deployment)
+    left_beyond_minimum = max(0, len(held_instances(deployment)) - minimum)
     per_job = [timeline.figures(deployment, run, _transitions(run)) for run in runs]
+    queued = [f.queue_wait for f in per_job if f.queue_wait > 0]
     return {
         "scenario": name,
+        "strategy": strategy,
+        "boots": dict(sorted(Counter(str(f.boot) for f in per_job).items())),
         "jobs": jobs,
         "build_seconds": build_seconds,
         "time_scale": float(os.environ["LOCALCLOUD_TIME_SCALE"]),
         "succeeded": succeeded,
         "executions_per_job": sorted({len(run.state_machine_executions) for run in runs}),
         "final_answers_per_job": sorted({sum(not r.continuation_token for r in run.results) for run in runs}),
-        "instances_left_running": sum(len(run.live_instances) for run in runs),
+        "instances_left_beyond_pool_minimum": left_beyond_minimum,
+        "max_instances_held_at_once": held.max_instances,
+        "max_registry_members_at_once": held.max_members,
+        "held_samples": held.samples,
+        "jobs_queued": len(queued),
+        "queue_wait_seconds": _summary([f.queue_wait for f in per_job]) if queued else None,
+        "ec2_requests_throttled": sum((metrics.throttled_requests() - throttled_before).values()),
         "wall_seconds": round(wall, 2),
         "event_to_run_instances_seconds": _summary([f.event_to_run_instances for f in per_job]),
         "event_to_command_start_seconds": _summary([f.event_to_command_start for f in per_job]),
@@ -120,7 +234,18 @@ def run_scenario(deployment: Deployment, name: str, build_seconds: int, jobs: in
     }
 
 
-HANDLERS = ("poll", "acquire", "wait_online", "run_command", "command_event", "release", "report", "reap")
+HANDLERS = (
+    "poll",
+    "acquire",
+    "enqueue",
+    "wait_online",
+    "run_command",
+    "command_event",
+    "release",
+    "report",
+    "reap",
+    "keeper",
+)
 IMPORT_RUNS = 5
 
 
@@ -183,7 +308,14 @@ ROWS = (
     ("succeeded", "succeeded"),
     ("executions_per_job", "executions per job"),
     ("final_answers_per_job", "final answers per job"),
-    ("instances_left_running", "instances left running"),
+    ("strategy", "capacity strategy"),
+    ("boots", "how instances became available"),
+    ("instances_left_beyond_pool_minimum", "instances left beyond the pool's minimum"),
+    ("max_instances_held_at_once", "most instances held at once (sampled)"),
+    ("max_registry_members_at_once", "most registry members at once (sampled)"),
+    ("jobs_queued", "jobs that waited for capacity"),
+    ("queue_wait_seconds", "  their wait in the queue (s)"),
+    ("ec2_requests_throttled", "EC2 requests throttled (RequestLimitExceeded)"),
     ("event_to_run_instances_seconds", "STARTED event -> RunInstances (s)"),
     ("event_to_command_start_seconds", "STARTED event -> command start (s)"),
     ("registration_to_readiness_seen_seconds", "SSM registration -> command sent (s)"),
@@ -202,7 +334,7 @@ ROWS = (
 )
 
 
-SCENARIOS = ("first", "cold", "warm", "long", "concurrent", "burst")
+SCENARIOS = ("first", "cold", "warm", "long", "concurrent", "warm-pool", "burst", "stopped-pool")
 BREAKDOWNS = (
     ("lambda_invocations_per_job_by_function", "Lambda invocations per job, by function"),
     ("api_requests_per_job_by_operation", "AWS API requests per job, by operation"),
@@ -221,6 +353,32 @@ def print_table(results: list[dict[str, Any]]) -> None:
         print(f"\n{label}:")
         for result in results:
             print(f"  {result['scenario']}: {_cell(result[key])}")
+
+
+def run_strategy(
+    cloud: server.LocalCloud, strategy: str, scenarios: list[tuple[str, str, int, int]]
+) -> list[dict[str, Any]]:
+    """Apply the strategy's deployment, wait for its pool's minimum to be ready, run its scenarios, destroy it."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix=f"ec2-action-bench-{strategy}-") as work:
+        print(f"applying the {strategy} deployment ...", flush=True)
+        variables = {"name_prefix": f"bench-{strategy}", **STRATEGIES[strategy]}
+        deployment = Deployment.apply(cloud, Path(work), variables=variables)
+        try:
+            for key, title, seconds, jobs in scenarios:
+                minimum = POOL_MINIMUM[strategy]
+                if minimum and not wait_until(lambda m=minimum: ready_members(deployment) >= m, 300, deployment):
+                    print(f"  the pool never had {minimum} ready instance(s); running anyway", flush=True)
+                print(f"running: {title} ...", flush=True)
+                throttling.enable(key == "burst")
+                try:
+                    cold = key in ("first", "cold")
+                    results.append(run_scenario(deployment, title, seconds, jobs, cold, strategy))
+                finally:
+                    throttling.enable(None)
+        finally:
+            deployment.destroy()
+    return results
 
 
 def main() -> int:
@@ -244,23 +402,22 @@ def main() -> int:
     cloud = server.start()  # its overrides count the requests (emulator.metrics)
     scale = os.environ["LOCALCLOUD_TIME_SCALE"]
     print(f"local cloud at {cloud.endpoint}; AWS-side waits scaled by {scale}; builds run in real time", flush=True)
+    plans = {  # scenario -> (strategy, title, build seconds, jobs)
+        "first": ("ephemeral", "first build of its AMI, cold", 2, 1),
+        "cold": ("ephemeral", "2 s build, cold functions", 2, 1),
+        "warm": ("ephemeral", "2 s build, warm functions", 2, 1),
+        "long": ("ephemeral", "30 s build", 30, 1),
+        "concurrent": ("ephemeral", f"{args.concurrent_jobs} jobs at once (2 s)", 2, args.concurrent_jobs),
+        "warm-pool": ("warm", "warm pool: 2 s build", 2, 1),
+        "burst": ("warm", f"burst of {args.burst_jobs}, cap 10, throttled (2 s)", 2, args.burst_jobs),
+        "stopped-pool": ("stopped", "stopped pool: 2 s build", 2, 1),
+    }
+    results = []
     try:
-        with tempfile.TemporaryDirectory(prefix="ec2-action-bench-") as work:
-            deployment = Deployment.apply(cloud, Path(work))
-            results = []
-            plans = {
-                "first": ("first build of its AMI, cold", 2, 1),
-                "cold": ("2 s build, cold functions", 2, 1),
-                "warm": ("2 s build, warm functions", 2, 1),
-                "long": ("30 s build", 30, 1),
-                "concurrent": (f"{args.concurrent_jobs} jobs at once (2 s)", 2, args.concurrent_jobs),
-                "burst": (f"burst of {args.burst_jobs} jobs (2 s)", 2, args.burst_jobs),
-            }
-            for key in (key for key in SCENARIOS if key in chosen):
-                name, seconds, jobs = plans[key]
-                print(f"running: {name} ...", flush=True)
-                results.append(run_scenario(deployment, name, seconds, jobs, cold=key in ("first", "cold")))
-            deployment.destroy()
+        for strategy in STRATEGIES:
+            keys = [key for key in SCENARIOS if key in chosen and plans[key][0] == strategy]
+            if keys:
+                results += run_strategy(cloud, strategy, [(key, *plans[key][1:]) for key in keys])
     finally:
         cloud.stop()
     print()

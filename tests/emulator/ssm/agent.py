@@ -81,6 +81,8 @@ class _Launch:
     never_registers: bool
     wall: float  # time.time() at launch (for timelines)
     reconnects_at: float | None = None  # time.monotonic() the agent is back after the last StartInstances
+    started_wall: float | None = None  # time.time() of the last StartInstances (for timelines)
+    reconnects_wall: float | None = None  # time.time() the agent is back after it
 
 
 def registration_delay() -> float:
@@ -157,6 +159,17 @@ def restarted(instance_id: str, start_delay: float) -> None:
         launch = _launches.get(instance_id)
         if launch is not None:
             launch.reconnects_at = time.monotonic() + clock.real_seconds(start_delay + reconnect_delay())
+            launch.started_wall = time.time()
+            launch.reconnects_wall = launch.started_wall + clock.real_seconds(start_delay + reconnect_delay())
+
+
+def start_times(instance_id: str) -> tuple[float, float] | None:
+    """(when the last StartInstances started the instance, when its agent is back Online after it), as epoch seconds,
+    for timelines; None for an instance never started after its launch."""
+    launch = _launches.get(instance_id)
+    if launch is None or launch.started_wall is None or launch.reconnects_wall is None:
+        return None
+    return launch.started_wall, launch.reconnects_wall
 
 
 def online(instance: Any) -> bool:
