@@ -160,14 +160,18 @@ OVERRIDES: list[Override] = [
             "start_instances": "StartInstances: stopped -> pending -> running in AWS time, the SSM Agent back Online "
             "after its reconnect; IncorrectInstanceState for a stopping or terminated one; "
             "InsufficientInstanceCapacity (HTTP 500) injected by faults.no_capacity_to_start",
+            "terminate_instances": "TerminateInstances answers an instance terminated before as terminated -> "
+            "terminated",
         },
         "moto stops and starts at once, ignores Hibernate, starts a stopping or terminated instance and always "
-        "answers stopping / pending; these response methods are where it reads the request",
+        "answers stopping / pending / shutting-down; these response methods are where it reads the request",
     ),
     Override(
         "moto.ec2.models:EC2Backend.terminate_instances", WRAPS,
-        "a terminated instance's disk (the SSM Agent's directory tree for it) goes, and its stop or start walk ends",
-        "moto's instances have no disk and no walk",
+        "a terminated instance's disk (the SSM Agent's directory tree for it) goes, and its stop or start walk ends; "
+        "terminating an instance already terminated succeeds and changes nothing",
+        "moto's instances have no disk and no walk, and moto terminates a terminated instance again, failing with "
+        "InvalidNetworkInterfaceID.NotFound when its first termination deleted its network interface",
         _lazy("ec2.instances", "terminate_instances", wrap=True),
     ),
     Override(
@@ -288,9 +292,23 @@ OVERRIDES: list[Override] = [
     ),
     Override(
         f"{SFN_BACKEND}.stop_execution", WRAPS,
-        "StopExecution returns once the execution is ABORTED: DescribeExecution right after it shows ABORTED",
-        "moto's interpreter only signals the execution's worker thread, which marks it ABORTED some time later",
+        "StopExecution closes the execution's task tokens (SendTaskSuccess/Failure on them then answers "
+        "TaskTimedOut) and returns once the execution is ABORTED: DescribeExecution right after it shows ABORTED",
+        "moto's interpreter only signals the execution's worker thread, which marks it ABORTED some time later, and "
+        "not before a task waiting on a token ends: that token still takes an answer",
         _lazy("stepfunctions.models", "stop_synchronously", wrap=True),
+    ),
+    Override(
+        f"{ASL}.eval.environment:Environment.set_error", WRAPS,
+        "a stopped execution stays ABORTED when the task its stop woke up fails",
+        "moto's set_error replaces any program state, so the woken task's failure would make the execution FAILED",
+        _lazy("stepfunctions.models", "stopped_stays_stopped", wrap=True),
+    ),
+    Override(
+        f"{ASL}.eval.event.event_manager:EventManager.add_event", WRAPS,
+        "after StopExecution an execution's history gains ExecutionAborted only",
+        "moto records the failure of the task the stop woke up (TaskTimedOut) before ExecutionAborted",
+        _lazy("stepfunctions.models", "nothing_after_the_stop", wrap=True),
     ),
     Override(
         f"{SFN_RESPONSE}.send_task_failure", REPLACES,

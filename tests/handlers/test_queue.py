@@ -128,19 +128,25 @@ def timed_out_token(cloud: Cloud) -> tuple[str, str]:
 
 
 def test_a_grant_whose_token_is_gone_is_undone(cloud: Cloud, task_token: Token) -> None:
+    """Nobody waits on the token of a task that timed out, nor on that of an execution that was stopped (the
+    pipeline stopped, or the reaper ended it): SendTaskSuccess answers TaskTimedOut and the grant goes back."""
     action = warm(cloud, cap=2)
     ready_id = ready_member(action)
     now = time.time()
-    gone_token, gone_arn = timed_out_token(cloud)
-    queue.enqueue(action, "gone", gone_arn, gone_token, deadline=now + 600, config=CONFIG, kind="warm", now=now - 5)
+    timed_out, timed_out_arn = timed_out_token(cloud)
+    queue.enqueue(action, "timed-out", timed_out_arn, timed_out, deadline=now + 600, config=CONFIG, kind="warm",
+                  now=now - 5)  # fmt: skip
+    _stopped, stopped_arn = queued(cloud, task_token, action, "stopped", now - 3)
+    cloud.client("stepfunctions").stop_execution(executionArn=stopped_arn)
+    assert execution(cloud, stopped_arn)["status"] == "ABORTED"
     other, other_arn = queued(cloud, task_token, action, "other", now - 1)
 
     assert queue.serve(config.load(), action, now=now) == [other]
 
-    # The stopped job's grant was undone: the ready member it was leased went back and served the next job.
+    # Both grants were undone: the ready member went back each time and served the next job.
     assert json.loads(execution(cloud, other_arn)["output"])["member_id"] == ready_id
     members = registry.members(ACTION_KEY)
-    assert [(m.id, m.lease_job) for m in members] == [(ready_id, other)]  # the slot reserved for "gone" removed
+    assert [(m.id, m.lease_job) for m in members] == [(ready_id, other)]  # no slot left reserved for the others
     assert registry.counter(ACTION_KEY) == registry.Counter(instances=1, queued=0)
     assert queue.entries(ACTION_KEY) == []  # neither served twice nor left behind
 

@@ -169,6 +169,28 @@ def test_a_terminated_instance_cannot_be_started_or_stopped_and_the_whole_reques
     assert _state(ec2, stopped) == "stopped", "a refused request changes no instance"
 
 
+def test_terminating_a_terminated_instance_again_succeeds_and_answers_terminated(ec2: Any) -> None:
+    """TerminateInstances is idempotent in EC2: release, the keeper and the reaper may each terminate one instance
+    (moto terminated it again and failed on its network interface, deleted with it the first time); a request naming
+    a terminated and a running instance terminates the running one."""
+    subnet_id = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    interface = [{"DeviceIndex": 0, "SubnetId": subnet_id, "DeleteOnTermination": True}]
+    gone, running = _launch(ec2, NetworkInterfaces=interface), _launch(ec2, NetworkInterfaces=interface)
+    first = ec2.terminate_instances(InstanceIds=[gone])
+
+    again = ec2.terminate_instances(InstanceIds=[gone, running])["TerminatingInstances"]
+
+    assert _change(first, "TerminatingInstances") == ("running", "shutting-down")
+    assert {change["InstanceId"]: (change["PreviousState"], change["CurrentState"]) for change in again} == {
+        gone: ({"Code": 48, "Name": "terminated"}, {"Code": 48, "Name": "terminated"}),
+        running: ({"Code": 16, "Name": "running"}, {"Code": 32, "Name": "shutting-down"}),
+    }
+    assert _state(ec2, gone) == _state(ec2, running) == "terminated"
+    with pytest.raises(ClientError) as unknown:
+        ec2.terminate_instances(InstanceIds=["i-0123456789abcdef0"])
+    assert _error(unknown)[0] == "InvalidInstanceID.NotFound"
+
+
 def test_hibernate_needs_hibernation_configured_at_launch(ec2: Any) -> None:
     plain = _launch(ec2)
     configured = _launch(ec2, HibernationOptions={"Configured": True})

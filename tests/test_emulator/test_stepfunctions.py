@@ -296,3 +296,35 @@ def test_stop_execution_answers_once_the_execution_is_aborted(aws):
         execution_arn = aws["sfn"].start_execution(stateMachineArn=machine, name=f"stop-{attempt}")["executionArn"]
         aws["sfn"].stop_execution(executionArn=execution_arn)
         assert aws["sfn"].describe_execution(executionArn=execution_arn)["status"] == "ABORTED"
+
+
+def test_a_stopped_executions_token_is_closed_and_the_execution_aborted_at_once(aws, functions):
+    """AWS answers TaskTimedOut for the token of a task whose execution was stopped: nobody waits on it any more (a
+    queued job whose execution the reaper or a pipeline stop ended must not be granted capacity)."""
+    wait = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "callback", "Payload": {"token.$": "$$.Task.Token"}},
+        "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+        "End": True,
+    }
+    machine = _machine(aws, "stopped", {"StartAt": "Wait", "States": {"Wait": wait, "Caught": {"Type": "Succeed"}}})
+    execution = aws["sfn"].start_execution(stateMachineArn=machine, name="S1")["executionArn"]
+    token = _submitted_token(aws, execution)
+
+    aws["sfn"].stop_execution(executionArn=execution)
+
+    assert aws["sfn"].describe_execution(executionArn=execution)["status"] == "ABORTED"  # not at the task's timeout
+    for answer in (
+        lambda: aws["sfn"].send_task_success(taskToken=token, output="{}"),
+        lambda: aws["sfn"].send_task_failure(taskToken=token, error="E", cause="C"),
+        lambda: aws["sfn"].send_task_heartbeat(taskToken=token),
+    ):
+        with pytest.raises(ClientError) as error:
+            answer()
+        assert error.value.response["Error"]["Code"] == "TaskTimedOut"
+    time.sleep(0.5)  # nothing the woken task does afterwards changes the execution
+    assert aws["sfn"].describe_execution(executionArn=execution)["status"] == "ABORTED"
+    history = [e["type"] for e in aws["sfn"].get_execution_history(executionArn=execution)["events"]]
+    assert history[-1] == "ExecutionAborted" and history[-2] == "TaskSubmitted"  # no failure, retry or catch

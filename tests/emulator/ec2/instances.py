@@ -20,6 +20,7 @@ per-instance directory tree, persists across stop and start and goes at terminat
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections.abc import Callable
@@ -193,19 +194,27 @@ def run_instances(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def terminate_instances(original: Callable[..., Any]) -> Callable[..., Any]:
-    """TerminateInstances: moto's own, then the instances' walks stop and their disks go (ssm.agent.discard)."""
+    """TerminateInstances: moto's own for the instances not yet terminated, then their walks stop and their disks go
+    (ssm.agent.discard). An instance already terminated is accepted again and left as it is, as EC2 does (moto would
+    terminate it a second time, and fail on its network interface, deleted by the first)."""
     from emulator.ssm import agent
 
     def terminate_instances(self: Any, instance_ids: list[str]) -> Any:
+        if not instance_ids:
+            return original(self, instance_ids)  # moto's InvalidParameterCombination
         with _lock:
-            terminated = original(self, instance_ids)
-            for instance, _ in terminated:
-                timer = _timers.pop(instance.id, None)
+            instances = self.get_multi_instances_by_id(instance_ids)  # InvalidInstanceID.NotFound for an unknown id
+            live = [instance.id for instance in instances if instance._state.name != "terminated"]
+            terminated = (
+                {instance.id: (instance, previous) for instance, previous in original(self, live)} if live else {}
+            )
+            for instance_id in terminated:
+                timer = _timers.pop(instance_id, None)
                 if timer is not None:
                     timer.cancel()
-        for instance, _ in terminated:
-            agent.discard(instance.id)
-        return terminated
+        for instance_id in terminated:
+            agent.discard(instance_id)
+        return [terminated.get(instance.id) or (instance, copy.copy(instance._state)) for instance in instances]
 
     return terminate_instances
 

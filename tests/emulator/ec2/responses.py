@@ -1,5 +1,6 @@
-"""Wire format of EC2's StopInstances and StartInstances in the emulator (methods of moto's ``InstanceResponse``,
-installed by ``emulator.patches``): the Hibernate parameter, and each instance's real previous and current state."""
+"""Wire format of EC2's StopInstances, StartInstances and TerminateInstances in the emulator (methods of moto's
+``InstanceResponse``, installed by ``emulator.patches``): the Hibernate parameter, and each instance's real previous
+and current state."""
 
 from __future__ import annotations
 
@@ -26,3 +27,23 @@ def start_instances(self: Any) -> Any:
     if isinstance(changes, ServerError):
         return changes.answer(self)
     return ActionResult({"StartingInstances": [change.view() for change in changes]})
+
+
+def terminate_instances(self: Any) -> Any:
+    """An instance terminated by this request is shutting-down, one terminated before stays terminated (moto answers
+    shutting-down for both); Auto Scaling and ELBv2 hear of it as moto's own response tells them."""
+    from moto.autoscaling import autoscaling_backends
+    from moto.elbv2 import elbv2_backends
+
+    instance_ids = self._get_param("InstanceIds", [])
+    self.error_on_dryrun()
+    terminated = self.ec2_backend.terminate_instances(instance_ids)
+    autoscaling_backends[self.current_account][self.region].notify_terminate_instances(instance_ids)
+    elbv2_backends[self.current_account][self.region].notify_terminate_instances(instance_ids)
+    changes = [
+        instances.Change(
+            instance.id, previous.name, "terminated" if previous.name == "terminated" else "shutting-down"
+        ).view()
+        for instance, previous in terminated
+    ]
+    return ActionResult({"TerminatingInstances": changes})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,19 +79,63 @@ def send_task_heartbeat(self: Any, task_token: str) -> None:
 
 
 STOP_SETTLE_SECONDS = 5.0
+# The histories (event managers) of stopped executions: from the stop on, only ExecutionAborted is recorded.
+_stopped_histories: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _close_tokens(execution: Any) -> None:
+    """A stopped execution's open task tokens are closed (a later SendTask* answers TaskTimedOut, as AWS answers for
+    an aborted execution's token) and the tasks waiting on them wake up, so that the execution is ABORTED now rather
+    than at its task's timeout."""
+    worker = execution.exec_worker
+    if worker is None:
+        return
+    _stopped_histories.add(worker.env.event_manager)
+    pool = worker.env.callback_pool_manager
+    with _answered_lock:
+        endpoints = list(pool._pool.values())  # CallbackPoolManager has no public way to list its endpoints
+        for endpoint in endpoints:
+            endpoint.interrupt_all()  # close_on_interrupt: marks the consumer gone, then wakes its waits
 
 
 def stop_synchronously(original: Any) -> Any:
-    """StopExecution answers once its execution has left RUNNING (bounded: a stuck worker cannot hang the caller)."""
+    """StopExecution closes the execution's task tokens and answers once the execution is ABORTED (bounded: a stuck
+    worker cannot hang the caller)."""
 
     def stop_execution(self: Any, execution_arn: str) -> Any:
         execution = original(self, execution_arn)
+        _close_tokens(execution)
         deadline = time.monotonic() + STOP_SETTLE_SECONDS
         while execution.status == "RUNNING" and time.monotonic() < deadline:
             time.sleep(0.005)
         return execution
 
     return stop_execution
+
+
+def stopped_stays_stopped(original: Any) -> Any:
+    """Environment.set_error: a task woken by the stop (its token closed) fails, but the execution stays ABORTED."""
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        original(self, error)
+
+    return set_error
+
+
+def nothing_after_the_stop(original: Any) -> Any:
+    """EventManager.add_event: after StopExecution the history gains ExecutionAborted only (not the failure of the
+    task the stop woke)."""
+    from moto.stepfunctions.parser.api import HistoryEventType
+
+    def add_event(self: Any, context: Any, event_type: Any, *args: Any, **kwargs: Any) -> int:
+        if self in _stopped_histories and event_type != HistoryEventType.ExecutionAborted:
+            return int(context.source_event_id)
+        return int(original(self, context, event_type, *args, **kwargs))
+
+    return add_event
 
 
 def close_on_interrupt(original: Any) -> Any:
