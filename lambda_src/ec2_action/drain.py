@@ -55,6 +55,11 @@ MARGIN_SECONDS = 30.0
 TO_TERMINATE = ("pending", "running", "stopping", "stopped")
 
 
+def now() -> float:
+    """The time (tests move it)."""
+    return time.time()
+
+
 def lifecycle(event: Any) -> str | None:
     """The Terraform lifecycle action an invocation comes from ("create", "update", "delete"), None for a schedule or
     a nudge."""
@@ -89,7 +94,7 @@ def drain(config: Config, context: Any) -> dict[str, Any]:
     """End everything the stack launched (see the module's docstring); a summary of what was done. An error that
     leaves instances behind is raised (the destroy then fails and can be run again); a registry already gone is
     fine: the instances are found by their stack tag."""
-    started = time.time()
+    started = now()
     deadline = started + max(_remaining_seconds(context) - MARGIN_SECONDS, 0.0)
     done = Drained()
     log.warning("terraform destroy: draining the stack", stack=config.stack)
@@ -112,16 +117,16 @@ def drain(config: Config, context: Any) -> dict[str, Any]:
         done.records_deleted += 1
 
     summary = asdict(done)
-    log.warning("stack drained", seconds=round(time.time() - started, 3), **summary)
+    log.warning("stack drained", seconds=round(now() - started, 3), **summary)
     return summary
 
 
-def _close_registry(config: Config, now: float, done: Drained) -> list[Member]:
+def _close_registry(config: Config, at: float, done: Drained) -> list[Member]:
     """Block every action's capacity, fail and delete its queue entries; the member records (read once blocked: no
     record is created after)."""
     members: list[Member] = []
     for key in config.actions_by_key():
-        block(key, now)
+        block(key, at)
         done.blocked.append(key)
         members += registry.members(key)
         for entry in queue.entries(key):
@@ -136,16 +141,16 @@ def _remaining_seconds(context: Any) -> float:
     return remaining() / 1000.0 if callable(remaining) else 300.0
 
 
-def _age(member: Member, now: float) -> float:
-    return now - float(member.state_changed_at or 0.0)
+def _age(member: Member, at: float) -> float:
+    return at - float(member.state_changed_at or 0.0)
 
 
-def block(action_key: str, now: float) -> None:
+def block(action_key: str, at: float) -> None:
     """Block the action's capacity: no conditional write takes a slot while the counter says BLOCKED_INSTANCES."""
     registry.table().update_item(
         Key={"pool": action_key, "id": COUNTER_ID},
         UpdateExpression="SET instances = :blocked, queued = :zero, drained_at = :now",
-        ExpressionAttributeValues={":blocked": BLOCKED_INSTANCES, ":zero": 0, ":now": Decimal(str(round(now, 3)))},
+        ExpressionAttributeValues={":blocked": BLOCKED_INSTANCES, ":zero": 0, ":now": Decimal(str(round(at, 3)))},
     )
 
 
@@ -194,7 +199,7 @@ def end_instances(
             continue  # look again at once: what was terminated is shutting down now
         if not found and not in_flight:
             return ended, set()
-        if time.time() + POLL_SECONDS > deadline:
+        if now() + POLL_SECONDS > deadline:
             if in_flight:
                 log.error("launches still in flight when the drain ran out of time", members=[m.id for m in in_flight])
             log.warning("instances still shutting down when the drain answered", instance_ids=sorted(found))
@@ -206,14 +211,14 @@ def _still_in_flight(in_flight: list[Member], landed: set[str]) -> list[Member]:
     """The reservations still without an instance (young enough to be waited on); the instance ids of those that got
     one are added to `landed`."""
     waiting: list[Member] = []
-    now = time.time()
+    at = now()
     for member in in_flight:
         current = registry.member(member.pool, member.id)
         if current is None:
             continue  # its launch failed and gave the slot back
         if current.instance_id:
             landed.add(current.instance_id)
-        elif current.state == registry.RESERVED and _age(member, now) < IN_FLIGHT_SECONDS:
+        elif current.state == registry.RESERVED and _age(member, at) < IN_FLIGHT_SECONDS:
             waiting.append(current)
     return waiting
 
