@@ -473,7 +473,8 @@ run "state_machine_renders_valid_json_naming_our_functions" {
     error_message = "The state machine's Task states are not exactly acquire, enqueue, wait_online, run_command, release and report."
   }
   # No capacity: the job waits in the queue with a task token (enqueue stores it), bounded by its build timeout, then
-  # acquires again; neither its timeout nor the keeper's CapacityTimeout is retried.
+  # acquires again; neither its timeout nor the keeper's CapacityTimeout nor the drain's StackDestroyed (terraform
+  # destroy) is retried.
   assert {
     condition = (
       jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Next == "HasCapacity" &&
@@ -484,11 +485,11 @@ run "state_machine_renders_valid_json_naming_our_functions" {
       jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.TimeoutSecondsPath == "$.build.task_timeout_seconds" &&
       jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.ResultPath == "$.grant" &&
       jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.Next == "AcquireInstance" &&
-      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.Retry[0] == { ErrorEquals = ["States.Timeout", "CapacityTimeout"], MaxAttempts = 0 } &&
+      jsondecode(aws_sfn_state_machine.job.definition).States.WaitForCapacity.Retry[0] == { ErrorEquals = ["States.Timeout", "CapacityTimeout", "StackDestroyed"], MaxAttempts = 0 } &&
       contains(jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Retry[0].ErrorEquals, "CapacityTimeout") &&
       jsondecode(aws_sfn_state_machine.job.definition).States.AcquireInstance.Retry[0].MaxAttempts == 0
     )
-    error_message = "A job without capacity must wait in WaitForCapacity (enqueue, task token, its build timeout, result in $.grant) and acquire again, never retrying a capacity timeout."
+    error_message = "A job without capacity must wait in WaitForCapacity (enqueue, task token, its build timeout, result in $.grant) and acquire again, never retrying a capacity timeout or a destroyed stack."
   }
   # Waiting for SSM happens inside wait_online (waiting is no error): a registration that outlasts the window
   # (InstanceNotReady) or an instance that went away (InstanceLost) ends the build at once, never retried; a wait
@@ -662,6 +663,32 @@ run "pools_have_a_registry_a_keeper_and_their_configuration" {
   assert {
     condition     = output.pool_table_name == "ci-build-pool" && output.keeper_function_name == "ci-build-keeper"
     error_message = "The registry table and the keeper must be outputs."
+  }
+}
+
+# terraform destroy ends every instance the stack launched before it removes the functions: the keeper is invoked on
+# create, on each change of the functions' configuration and on destroy (the drain, lambda_src/ec2_action/drain.py).
+run "the_keeper_is_invoked_on_apply_and_on_destroy" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_invocation.keeper.lifecycle_scope == "CRUD" &&
+      aws_lambda_invocation.keeper.function_name == "ci-build-keeper" &&
+      aws_lambda_invocation.keeper.terraform_key == "tf" &&
+      aws_lambda_invocation.keeper.triggers == null
+    )
+    error_message = "The keeper must be invoked on create, update and destroy (lifecycle_scope CRUD, lifecycle under \"tf\", which the keeper reads), without triggers (a trigger's change replaces the invocation: a drain on apply)."
+  }
+  # A change of the configuration the keeper reads (a pool's settings, a cap, the launch template version) changes
+  # the input: the apply runs a pass at once. No `action` key: that is a nudge naming one action.
+  assert {
+    condition     = jsondecode(aws_lambda_invocation.keeper.input) == { configuration = sha256(output.lambda_config_json) }
+    error_message = "The invocation's input must be the hash of EC2_ACTION_CONFIG, and nothing else."
   }
 }
 

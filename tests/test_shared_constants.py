@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from ec2_action import errors, messages, queue, registration, tags
+from ec2_action import drain, errors, messages, queue, registration, tags
 from ec2_action.handlers import acquire, reap
 from test_terraform_static import REPO_ROOT, parsed
 
@@ -122,4 +122,15 @@ def test_every_error_the_state_machine_names_is_one_the_functions_raise() -> Non
     raised = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, Exception)}
     assert named and named <= raised, named - raised
     assert errors.CapacityTimeout.__name__ in named
-    assert queue.CAPACITY_TIMEOUT == errors.CapacityTimeout.__name__
+    assert errors.CapacityTimeout.__name__ == queue.CAPACITY_TIMEOUT
+    assert errors.StackDestroyed.__name__ == drain.STACK_DESTROYED and drain.STACK_DESTROYED in named
+
+
+def test_the_keeper_reads_the_lifecycle_where_terraforms_invocation_puts_it() -> None:
+    """aws_lambda_invocation (lifecycle_scope CRUD) adds {"action": "create"|"update"|"delete"} under its
+    terraform_key; the keeper drains the stack on "delete" (drain.py)."""
+    [invocation] = [
+        block["aws_lambda_invocation"]["keeper"]
+        for block in parsed(REPO_ROOT / "modules" / "orchestrator" / "keeper_invocation.tf")["resource"]
+    ]
+    assert (invocation["lifecycle_scope"], invocation["terraform_key"]) == ("CRUD", drain.TERRAFORM_KEY)

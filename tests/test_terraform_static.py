@@ -64,6 +64,7 @@ NOT_TAGGABLE = {
     "aws_cloudwatch_event_target",
     "aws_iam_role_policy",
     "aws_iam_role_policy_attachment",
+    "aws_lambda_invocation",
     "aws_lambda_layer_version",
     "aws_lambda_permission",
     "aws_route",

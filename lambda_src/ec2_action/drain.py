@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, instances, log, queue, registry
+from . import aws, errors, instances, log, queue, registry
 from .config import Config
 from .registry import COUNTER_ID, Member
 
@@ -39,7 +39,7 @@ TERRAFORM_KEY = "tf"
 DESTROY = "delete"
 APPLY = ("create", "update")
 
-STACK_DESTROYED = "StackDestroyed"
+STACK_DESTROYED = errors.StackDestroyed.__name__
 # The counter's `instances` while the stack is being destroyed: above any cap (at most 500), so every conditional
 # write that takes a slot fails; a retirement's decrement leaves it above too.
 BLOCKED_INSTANCES = 1_000_000_000

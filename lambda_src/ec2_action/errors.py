@@ -25,3 +25,8 @@ class InstanceLost(Exception):
 class CapacityTimeout(Exception):
     """The job waited for capacity (its action's max_concurrent_builds) until its build timeout left no time to
     build; never retried."""
+
+
+class StackDestroyed(Exception):
+    """The module is being destroyed (terraform destroy): the drain fails every queued job's wait with this error
+    (drain.py); never retried."""

@@ -96,10 +96,12 @@ def test_a_job_without_capacity_waits_for_a_grant_then_acquires_again() -> None:
 
 def test_a_wait_that_runs_out_of_time_is_never_retried() -> None:
     """The job's timeout (States.Timeout) and the keeper's CapacityTimeout end the job: a retry would queue it again
-    behind everyone. A second acquire with no time left raises CapacityTimeout too: not retried either."""
+    behind everyone. A second acquire with no time left raises CapacityTimeout too: not retried either. Nor is
+    StackDestroyed (terraform destroy's drain): a retry would queue the job in a registry nobody serves any more."""
     states = definition()["States"]
     [never, *others] = states[WAIT_FOR_CAPACITY]["Retry"]
-    assert set(never["ErrorEquals"]) == {"States.Timeout", "CapacityTimeout"} and never["MaxAttempts"] == 0
+    assert set(never["ErrorEquals"]) == {"States.Timeout", "CapacityTimeout", "StackDestroyed"}
+    assert never["MaxAttempts"] == 0
     assert all(retry["ErrorEquals"] == ["States.ALL"] for retry in others)
     [acquire_never, *_] = states[ACQUIRE]["Retry"]
     assert "CapacityTimeout" in acquire_never["ErrorEquals"] and acquire_never["MaxAttempts"] == 0
