@@ -392,10 +392,10 @@ run "iam_is_scoped_to_this_stack" {
     })
     error_message = "Task tokens are answered by other functions than command_event, poll (success) and enqueue, keeper, release (success and failure)."
   }
-  # SSM and EC2 health reads: wait_online's and the keeper's.
+  # SSM and EC2 health reads: wait_online's, the keeper's and acquire's (a leased warm member).
   assert {
-    condition     = join(",", sort([for key, policy in output.lambda_policies : key if strcontains(policy, "ssm:DescribeInstanceInformation")])) == "keeper,wait_online"
-    error_message = "Only wait_online and keeper read the SSM Agent's health."
+    condition     = join(",", sort([for key, policy in output.lambda_policies : key if strcontains(policy, "ssm:DescribeInstanceInformation")])) == "acquire,keeper,wait_online"
+    error_message = "Only acquire, wait_online and keeper read the SSM Agent's health."
   }
 
   # No wildcard actions anywhere; "*" resources only for the actions that support nothing narrower.

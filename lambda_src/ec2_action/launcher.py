@@ -37,8 +37,22 @@ CAPACITY_ERRORS = frozenset(
 SHUTDOWN_GRACE_MINUTES = 30
 
 
-class NoCapacityToStart(Exception):
-    """StartInstances found no capacity for a stopped member (acquire then launches a fresh instance instead)."""
+# StartInstances' answers for an instance that cannot be started, whatever is retried: EC2 no longer knows it
+# (terminated long ago), or it is not stopped (terminated or shutting down behind the pool's back, or stopping).
+NOT_STARTABLE_ERRORS = frozenset({"InvalidInstanceID.NotFound", "IncorrectInstanceState"})
+
+
+class CannotStart(Exception):
+    """A stopped member's instance cannot be started: acquire terminates it (if it still exists) and launches a fresh
+    instance into the member instead."""
+
+
+class NoCapacityToStart(CannotStart):
+    """StartInstances found no capacity for a stopped member."""
+
+
+class NotStartable(CannotStart):
+    """The stopped member's instance is gone or not stopped (NOT_STARTABLE_ERRORS)."""
 
 
 def launch(
@@ -81,16 +95,20 @@ def launch(
 
 
 def start(member: Member) -> Instance:
-    """Start a stopped member's instance; NoCapacityToStart on a capacity error. The registration wait measures from
-    this start (`launched_epoch`), `launched_at` stays the instance's first launch."""
+    """Start a stopped member's instance; NoCapacityToStart on a capacity error, NotStartable when the instance is
+    gone or not stopped. The registration wait measures from this start (`launched_epoch`), `launched_at` stays the
+    instance's first launch."""
     if not member.instance_id:
         raise ValueError(f"member {member.id} has no instance to start")
     try:
         aws.client("ec2").start_instances(InstanceIds=[member.instance_id])
     except ClientError as exc:
         code = aws.error_code(exc)
+        why = f"{code}: {exc.response['Error'].get('Message', '')}"
         if code in CAPACITY_ERRORS:
-            raise NoCapacityToStart(f"{code}: {exc.response['Error'].get('Message', '')}") from exc
+            raise NoCapacityToStart(why) from exc
+        if code in NOT_STARTABLE_ERRORS:
+            raise NotStartable(why) from exc
         raise
     log.info("instance started", instance_id=member.instance_id, member_id=member.id)
     return {

@@ -70,6 +70,11 @@ class Instance(TypedDict):
     pool: NotRequired[str]  # the action key whose cap it counts against
     kind: NotRequired[str]  # "ephemeral" | "warm" | "stopped"
     boot: NotRequired[str]  # "launch" | "start" | "ready": how it became available (wait_online learns per kind)
+    # A ready warm member acquire found Online in Systems Manager as it leased it (wait_online asks nothing more),
+    # with what the agent reported.
+    online_checked: NotRequired[bool]
+    platform_type: NotRequired[str]
+    agent_version: NotRequired[str]
 
 
 class Grant(TypedDict):

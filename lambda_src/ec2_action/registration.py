@@ -129,12 +129,20 @@ class Waiting:
         return max(0.0, (self.last_negative + online_at) / 2 - self.launched)
 
 
-def online_information(instance_id: str) -> dict[str, Any] | None:
+def agent_information(instance_id: str) -> dict[str, Any] | None:
+    """What Systems Manager knows of the instance's agent (PingStatus Online, ConnectionLost...), or None when it is
+    not registered: one DescribeInstanceInformation."""
     found = aws.client("ssm").describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])[
         "InstanceInformationList"
     ]
-    info: dict[str, Any] | None = found[0] if found and found[0].get("PingStatus") == "Online" else None
+    info: dict[str, Any] | None = found[0] if found else None
     return info
+
+
+def online_information(instance_id: str) -> dict[str, Any] | None:
+    """The agent's information when it is Online, else None."""
+    info = agent_information(instance_id)
+    return info if info is not None and info.get("PingStatus") == "Online" else None
 
 
 def ec2_state(instance_id: str) -> tuple[str, str]:

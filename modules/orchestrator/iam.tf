@@ -263,12 +263,19 @@ locals {
       },
     ]
 
-    # A job's instance: a leased pool member (started when the pool keeps them stopped; terminated and replaced by a
-    # fresh launch when EC2 has no capacity to start it) or a new launch.
+    # A job's instance: a leased pool member (a warm one checked Online in Systems Manager, a stopped one started;
+    # terminated and replaced by a fresh launch when it cannot serve) or a new launch.
     acquire = concat(local.launch_statements, [
       local.instance_state_statements["ec2:StartInstances"],
       local.instance_state_statements["ec2:TerminateInstances"],
       local.registry_statements.acquire,
+      {
+        # A leased warm member's agent health (one call); supports no resource-level permissions, reads only.
+        Sid      = "ReadAgentHealth"
+        Effect   = "Allow"
+        Action   = ["ssm:DescribeInstanceInformation"]
+        Resource = ["*"]
+      },
     ])
 
     wait_online = [

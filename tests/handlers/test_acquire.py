@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import STACK, Cloud, build_spec, make_job, wait_for
+from botocore.exceptions import ClientError
+from conftest import STACK, Agent, Cloud, build_spec, make_job, wait_for
 from pool_fixtures import acquired as pool_acquired
 from pool_fixtures import configure_pool, ec2_state, pool_job, ready_member, released
 
@@ -15,6 +16,7 @@ from ec2_action import buildspec, config, jobs, pools, queue, registry
 from ec2_action.errors import CapacityTimeout, InstanceLaunchFailed, InvalidJobConfiguration, NoCapacity
 from ec2_action.handlers import acquire, enqueue
 from emulator import faults
+from emulator.ssm.agent import AGENT_VERSION
 from harness.matrix import SDK_ATTEMPTS
 
 
@@ -146,7 +148,7 @@ def test_other_launch_errors_carry_the_aws_message(cloud: Cloud) -> None:
 # --- capacity: pools, the cap, the queue (DESIGN.md, "Instance pools") ----------------------------------------------
 
 
-def test_a_warm_member_is_leased_as_it_is(cloud: Cloud, quick_ec2: None) -> None:
+def test_a_warm_member_is_leased_as_it_is(cloud: Cloud, agent: Agent, quick_ec2: None) -> None:
     configure_pool(cloud, "warm", cap=1)
     member = ready_member(cloud)
     before = time.time()
@@ -157,6 +159,12 @@ def test_a_warm_member_is_leased_as_it_is(cloud: Cloud, quick_ec2: None) -> None
     assert (instance["member_id"], instance["instance_id"]) == (member.id, member.instance_id)
     assert (instance["kind"], instance["boot"], instance["pool"]) == ("warm", "ready", "build")
     assert instance["launched_epoch"] >= before  # the registration wait runs from the lease, not the old launch
+    # Found Online as it was leased (one DescribeInstanceInformation): wait_online asks nothing more.
+    assert (instance["online_checked"], instance["platform_type"], instance["agent_version"]) == (
+        True,
+        "Linux",
+        AGENT_VERSION,
+    )
     leased = registry.member("build", member.id)
     assert (leased.state, leased.lease_job) == ("leased", output["job"]["id"])
     assert ec2_state(cloud, member.instance_id) == "running"
@@ -195,6 +203,93 @@ def test_a_stopped_member_ec2_cannot_start_is_replaced_by_a_fresh_launch(cloud: 
     assert (replaced.instance_id, replaced.state) == (instance["instance_id"], "launching")
     assert describe(cloud, instance["instance_id"])["ClientToken"] != describe(cloud, member.instance_id)["ClientToken"]
     assert registry.counter("build").instances == 1
+
+
+def warnings(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The WARNING lines the function logged since the last read."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("level") == "WARNING"]
+
+
+def assert_replaced(cloud: Cloud, member: registry.Member, instance: dict[str, Any]) -> None:
+    """The job got the same member (its slot) with a fresh instance; the old one is terminated, the cap unchanged."""
+    assert instance["member_id"] == member.id and instance["boot"] == "launch" and "online_checked" not in instance
+    assert instance["instance_id"] != member.instance_id
+    assert ec2_state(cloud, member.instance_id) == "terminated"
+    assert ec2_state(cloud, instance["instance_id"]) in ("pending", "running")
+    replaced = registry.member("build", member.id)
+    assert (replaced.instance_id, replaced.state) == (instance["instance_id"], "launching")
+    assert replaced.lease_job is not None and registry.counter("build").instances == 1
+
+
+@pytest.mark.parametrize("behind_our_back", ["terminate_instances", "stop_instances"])
+def test_a_ready_warm_member_whose_instance_is_gone_or_stopped_is_replaced_by_a_fresh_launch(
+    cloud: Cloud, agent: Agent, quick_ec2: None, capsys: pytest.CaptureFixture[str], behind_our_back: str
+) -> None:
+    """Terminated or stopped behind the pool's back before the keeper's next pass: the job that leased it does not
+    fail in WaitForSsmOnline, it gets a fresh instance in the same member."""
+    configure_pool(cloud, "warm", cap=1)
+    member = ready_member(cloud)
+    getattr(cloud.client("ec2"), behind_our_back)(InstanceIds=[member.instance_id])
+    capsys.readouterr()
+
+    instance = pool_acquired(cloud, pool_job())["instance"]
+
+    assert_replaced(cloud, member, instance)
+    status = "not registered" if behind_our_back == "terminate_instances" else "ConnectionLost"
+    [warning] = warnings(capsys)
+    assert warning["reason"] == f"its instance is not Online in Systems Manager ({status})"
+    assert (warning["member_id"], warning["instance_id"]) == (member.id, member.instance_id)
+
+
+def test_a_ready_warm_member_whose_agent_is_not_online_is_replaced(cloud: Cloud, agent: Agent) -> None:
+    configure_pool(cloud, "warm", cap=1)
+    member = ready_member(cloud)
+    faults.never_register(lambda instance: instance.id == member.instance_id)  # its agent is gone, it still runs
+
+    instance = pool_acquired(cloud, pool_job())["instance"]
+
+    assert_replaced(cloud, member, instance)
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("IncorrectInstanceState", None),  # terminated behind the pool's back: EC2's own answer (the local cloud's)
+        ("InvalidInstanceID.NotFound", "The instance ID 'i-0123456789abcdef0' does not exist"),  # long gone
+    ],
+)
+def test_a_stopped_member_ec2_cannot_start_because_it_is_gone_is_replaced_by_a_fresh_launch(
+    cloud: Cloud, quick_ec2: None, capsys: pytest.CaptureFixture[str], code: str, message: str | None
+) -> None:
+    configure_pool(cloud, "stopped", cap=1)
+    member = ready_member(cloud)
+    if message is None:
+        cloud.client("ec2").terminate_instances(InstanceIds=[member.instance_id])
+    else:  # EC2 forgets a terminated instance after about an hour: neither a start nor a terminate finds it
+        cloud.client("ec2").terminate_instances(InstanceIds=[member.instance_id])
+        faults.inject_api_error("ec2", "StartInstances", code, message)
+        faults.inject_api_error("ec2", "TerminateInstances", code, message)
+    capsys.readouterr()
+
+    instance = pool_acquired(cloud, pool_job())["instance"]
+
+    assert_replaced(cloud, member, instance)
+    [warning] = warnings(capsys)
+    assert warning["reason"].startswith(f"StartInstances failed: {code}: ")
+
+
+def test_another_start_error_fails_the_acquire(cloud: Cloud, quick_ec2: None) -> None:
+    """Only a start that can never succeed is replaced: anything else goes to the state machine's Retry."""
+    configure_pool(cloud, "stopped", cap=1)
+    member = ready_member(cloud)
+    faults.inject_api_error("ec2", "StartInstances", "UnauthorizedOperation", "not allowed")
+
+    with pytest.raises(ClientError, match="UnauthorizedOperation"):
+        pool_acquired(cloud, pool_job())
+
+    assert ec2_state(cloud, member.instance_id) == "stopped"
+    assert registry.member("build", member.id).instance_id == member.instance_id
 
 
 def test_a_pool_member_is_tagged_for_the_pool_not_the_job_and_never_shuts_itself_down(cloud: Cloud) -> None:
@@ -244,7 +339,7 @@ def test_at_the_cap_the_job_queues_without_an_instance_or_an_entry(cloud: Cloud)
 
 
 def test_a_queued_job_takes_its_grant_and_the_wait_shortens_its_timeout(
-    cloud: Cloud, quick_ec2: None, task_token: Any
+    cloud: Cloud, agent: Agent, quick_ec2: None, task_token: Any
 ) -> None:
     configure_pool(cloud, "warm", cap=1)
     running = pool_acquired(cloud, pool_job())

@@ -141,21 +141,42 @@ def test_the_wait_ends_its_turn_before_the_invocation_times_out(cloud: Cloud, ag
 # --- boot kinds: a launch, a start of a stopped pool member, a ready warm member -------------------------------------
 
 
-def test_a_ready_warm_member_is_checked_at_once_and_teaches_nothing(cloud: Cloud, agent: Agent) -> None:
+def test_a_ready_warm_member_checked_by_acquire_is_online_at_once_and_teaches_nothing(
+    cloud: Cloud, agent: Agent
+) -> None:
     configure_pool(cloud, "warm", cap=1)
     ready_member(cloud)
     registration.learn(cloud.linux_ami, "t3.large", 30.0, None, time.time())  # a launch registers in 30 s
     learned = learned_item(cloud)
     state = acquired_in_pool(cloud, pool_job())
-    assert state["instance"]["boot"] == "ready"
+    assert state["instance"]["boot"] == "ready" and state["instance"]["online_checked"] is True
+    # acquire's DescribeInstanceInformation found it Online: any further request would fail here.
+    faults.inject_api_error("ssm", "DescribeInstanceInformation", "AccessDeniedException", "no more", times=None)
+    faults.inject_api_error("ec2", "DescribeInstances", "UnauthorizedOperation", "no more", times=None)
+    started = time.monotonic()
+
+    output = wait_online.handler(wait_event(state), cloud.context)
+
+    assert output == {"online": True, "checks": 0, "platform_type": "Linux", "agent_version": AGENT_VERSION}
+    assert time.monotonic() - started < 1  # no sleep until the launch's learned time
+    assert learned_item(cloud) == learned  # a ready member's "registration" is no registration time
+    assert cloud.item(f"registration#{cloud.linux_ami}#t3.large#start") is None
+
+
+def test_a_ready_member_acquire_did_not_check_is_checked_at_once(cloud: Cloud, agent: Agent) -> None:
+    """An execution whose acquire ran before the check existed: one check, at once."""
+    configure_pool(cloud, "warm", cap=1)
+    ready_member(cloud)
+    registration.learn(cloud.linux_ami, "t3.large", 30.0, None, time.time())
+    state = acquired_in_pool(cloud, pool_job())
+    for field in ("online_checked", "platform_type", "agent_version"):
+        del state["instance"][field]
     started = time.monotonic()
 
     output = wait_online.handler(wait_event(state), cloud.context)
 
     assert output["online"] is True and output["checks"] == 1
-    assert time.monotonic() - started < 1  # no sleep until the launch's learned time
-    assert learned_item(cloud) == learned  # a ready member's "registration" is no registration time
-    assert cloud.item(f"registration#{cloud.linux_ami}#t3.large#start") is None
+    assert time.monotonic() - started < 1
 
 
 def test_a_started_member_learns_the_start_time_apart_from_the_launch_time(

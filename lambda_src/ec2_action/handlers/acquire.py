@@ -2,13 +2,15 @@
 the registry (its action's cap, counted in the table) and make its instance available. One step, so that nothing
 waits between the two.
 
-Capacity (DESIGN.md, "Instance pools"): a ready pool member of the job's configuration is leased (warm: used as it is,
-`boot: ready`; stopped: started, `boot: start`, or replaced by a fresh launch when EC2 has no capacity to start it);
-else a slot below the cap is reserved and an instance launched into it (`boot: launch`): a pool member when the job
-matches the pool's configuration, otherwise an ephemeral member under the same cap. At the cap, or with jobs queued
-before it, the job queues: the output says `queued: true` and the state machine's WaitForCapacity step writes the
-queue entry with its task token. When capacity is granted, the execution comes back here with `grant`: the granted
-member is taken and the wait is taken off the build's timeout.
+Capacity (DESIGN.md, "Instance pools"): a ready pool member of the job's configuration is leased (warm: used as it is
+once one DescribeInstanceInformation finds it Online, `boot: ready`; stopped: started, `boot: start`); a leased member
+whose instance cannot serve (not Online, gone, not stopped, no capacity to start it) is terminated and a fresh
+instance launched into the same member (`boot: launch`), so that the job keeps its slot. Else a slot below the cap is
+reserved and an instance launched into it (`boot: launch`): a pool member when the job matches the pool's
+configuration, otherwise an ephemeral member under the same cap. At the cap, or with jobs queued before it, the job
+queues: the output says `queued: true` and the state machine's WaitForCapacity step writes the queue entry with its
+task token. When capacity is granted, the execution comes back here with `grant`: the granted member is taken and the
+wait is taken off the build's timeout.
 
 Input: `{"state": <the state machine's state>, "execution_arn"}` (or the older `{"job", "execution_arn"}`).
 Output: `{"job", "build", "instance" | null, "queued", "grant"?}`.
@@ -19,10 +21,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .. import buildspec, instances, launcher, log, pools, queue, registry
+from .. import buildspec, instances, launcher, log, pools, queue, registration, registry
 from ..config import ActionType, Config, load
 from ..errors import CapacityTimeout, InvalidJobConfiguration
-from ..launcher import NoCapacityToStart
+from ..launcher import CannotStart
 from ..payloads import BuildSpec, Instance, Job
 from ..registry import Member
 
@@ -90,27 +92,56 @@ def shortened(build: BuildSpec, waited_seconds: int) -> BuildSpec:
 
 
 def materialise(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member) -> Instance:
-    """Make the member's instance available to the job: launch it (a new slot), start it (a stopped member; a fresh
-    launch when EC2 has no capacity to start it), or use it (a warm member, or a retried invocation's)."""
+    """Make the member's instance available to the job: launch it (a new slot), start it (a stopped member), check
+    it (a warm member: Online in Systems Manager), or hand over what a retried invocation launched. A leased member
+    whose instance cannot serve (no capacity to start it, gone, not Online) gets a fresh instance instead."""
     if not member.instance_id:
         return _launch(config, action, job, build, member)
-    if member.kind == "stopped" and member.state == registry.LEASED:
+    if member.state != registry.LEASED:  # a retried invocation: the member's instance was launched by the first
+        return _described(_recorded(member), member, "launch")
+    if member.kind == "stopped":
         try:
             return _described(launcher.start(member), member, "start")
-        except NoCapacityToStart as exc:
-            log.warning("no capacity to start the stopped member: launching a fresh one", error=str(exc))
-            instances.terminate([member.instance_id])
-            return _launch(config, action, job, build, member)
-    boot = "ready" if member.state == registry.LEASED else "launch"
+        except CannotStart as exc:
+            return _replaced(config, action, job, build, member, f"StartInstances failed: {exc}")
+    agent = registration.agent_information(member.instance_id)
+    if agent is None or agent.get("PingStatus") != "Online":
+        status = agent.get("PingStatus", "no status") if agent else "not registered"
+        return _replaced(
+            config, action, job, build, member, f"its instance is not Online in Systems Manager ({status})"
+        )
     instance: Instance = {
-        "instance_id": member.instance_id,
+        **_recorded(member),
+        "launched_epoch": round(time.time(), 3),  # the registration window runs from now
+        "online_checked": True,
+        "platform_type": str(agent.get("PlatformType", "")),
+        "agent_version": str(agent.get("AgentVersion", "")),
+    }
+    return _described(instance, member, "ready")
+
+
+def _recorded(member: Member) -> Instance:
+    """The member's instance as its record has it."""
+    return {
+        "instance_id": member.instance_id or "",
         "subnet_id": member.subnet_id or "",
         "launched_at": member.launched_at or "",
         "launched_epoch": float(member.launched_epoch),
     }
-    if boot == "ready":
-        instance["launched_epoch"] = round(time.time(), 3)  # the registration window runs from now
-    return _described(instance, member, boot)
+
+
+def _replaced(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member, why: str) -> Instance:
+    """The leased member's instance cannot serve the job (terminated or stopped behind the pool's back, its agent
+    lost, no capacity to start it): it is terminated if it still exists, and a fresh instance is launched into the
+    same member (the job keeps its slot; the pool gets a healthy member back after the build)."""
+    log.warning(
+        "the member's instance cannot serve the job: launching a fresh one into the member",
+        member_id=member.id,
+        instance_id=member.instance_id,
+        reason=why,
+    )
+    instances.terminate_if_present([member.instance_id or ""])
+    return _launch(config, action, job, build, member)
 
 
 def _launch(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member) -> Instance:

@@ -1,7 +1,8 @@
 """wait_online (WaitForSsmOnline): wait, inside this invocation, until the build instance is Online in Systems
 Manager (registration: learned per AMI, instance type and boot kind, checked every second around the expected time).
-A launched or started instance is first checked just before its learned time; a ready pool member (`boot: ready`,
-already Online when it was returned to the pool) is checked at once, and teaches nothing.
+A launched or started instance is first checked just before its learned time; a ready pool member (`boot: ready`)
+teaches nothing: acquire found it Online as it leased it (`online_checked`), so it is online at once without a
+request (a ready member from an acquire that did not check is checked at once).
 
 Waiting is not an error: the output says `online`, and the state machine invokes the function again only when a
 registration outlasts one invocation. InstanceNotReady when the registration window ends, InstanceLost when the
@@ -26,9 +27,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     build = event["build"]
     instance_id = instance["instance_id"]
     log.reset(job_id=event.get("job_id"), instance_id=instance_id)
+    boot = instance.get("boot", "launch")  # an instance from before pools was launched
+    if boot == "ready" and instance.get("online_checked"):
+        log.info("instance online", checks=0, boot=boot, checked_by="acquire")
+        return {
+            "online": True,
+            "checks": 0,
+            "platform_type": instance.get("platform_type", ""),
+            "agent_version": instance.get("agent_version", ""),
+        }
     config = load()
     launched = float(instance.get("launched_epoch") or time.time())
-    boot = instance.get("boot", "launch")  # an instance from before pools was launched
     learns = boot in registration.LEARNED_BOOTS
     previous = registration.learned(build["image_id"], build["instance_type"], boot) if learns else None
     waiting = registration.Waiting(
