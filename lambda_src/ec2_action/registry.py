@@ -3,6 +3,7 @@ and a counter per action, so that the cap is counted from the table, never from 
 
 Items, in the table `<prefix>-pool` (hash key `pool`, range key `id`):
 * the counter, `pool=<action key>, id="#counter"`: `instances` (member records), `queued` (queue entries);
+* the keeper's lock, `pool=<action key>, id="#keeper"`: held by one keeper pass over the action at a time;
 * a member, `pool=<action key>, id="m-<12 hex>"`: its state, kind, configuration, instance, lease and history.
 
 Every invariant is a conditional write or a transaction: `instances <= cap`; a newcomer takes capacity only when no
@@ -25,7 +26,11 @@ from .config import ActionType, load
 from .jobs import plain
 
 COUNTER_ID = "#counter"
+KEEPER_LOCK_ID = "#keeper"
 MEMBER_PREFIX = "m-"
+# A keeper lock left by a pass that died is deleted by the table's TTL this long after it expired (it no longer
+# counts from its lock_until on: the TTL only tidies up).
+LOCK_RETENTION_SECONDS = 24 * 3600
 
 # Member states (DESIGN.md, "Instance pools"): a slot taken for a job with no instance yet; RunInstances done (leased
 # to a job, or launched by the keeper for the pool); idle (warm: running and Online; stopped: stopped); serving a
@@ -467,3 +472,44 @@ def retire(member: Member, reason: str) -> bool:
         instances.terminate_if_present([retiring.instance_id])
     log.info("member retired", member_id=member.id, instance_id=member.instance_id, reason=reason)
     return remove(retiring)
+
+
+def lock_keeper(pool: str, holder: str, now: float, until: float) -> bool:
+    """Take the action's keeper lock for one pass until `until` (epoch seconds: the invocation's end, so that a pass
+    that dies holds it no longer than its function could run); False when another pass holds it. Two passes over one
+    action at once (the schedule's and release's nudge) would both see the pool below its minimum and both launch."""
+    try:
+        table().put_item(
+            Item={
+                "pool": pool,
+                "id": KEEPER_LOCK_ID,
+                "holder": holder,
+                "locked_at": Decimal(str(round(now, 3))),
+                "lock_until": Decimal(str(round(until, 3))),
+                "expires_at": int(until) + LOCK_RETENTION_SECONDS,
+            },
+            ConditionExpression="attribute_not_exists(id) OR lock_until < :now",
+            ExpressionAttributeValues={":now": Decimal(str(round(now, 3)))},
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def unlock_keeper(pool: str, holder: str) -> bool:
+    """Release the action's keeper lock if this pass still holds it; False when it does not (it expired and another
+    pass took it)."""
+    try:
+        table().delete_item(
+            Key={"pool": pool, "id": KEEPER_LOCK_ID},
+            ConditionExpression="#holder = :holder",
+            ExpressionAttributeNames={"#holder": "holder"},
+            ExpressionAttributeValues={":holder": holder},
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True

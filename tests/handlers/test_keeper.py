@@ -5,6 +5,7 @@ registry, EC2, the queued executions and the metrics show after each pass."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -329,6 +330,7 @@ def test_a_failure_on_one_action_does_not_stop_the_others(cloud, monkeypatch, ta
     assert "UnauthorizedOperation" in summary["failed"][ACTION_KEY]
     assert summary["actions"]["other"]["expired"] == ["late-job"]
     assert execution(cloud, arn)["status"] == "FAILED"
+    assert lock_item(ACTION_KEY) is None and lock_item("other") is None  # the failed pass released its lock too
 
 
 def test_a_pass_describes_the_pools_instances_with_one_call_to_ec2_and_one_to_systems_manager(
@@ -368,3 +370,78 @@ def test_a_nudge_passes_over_the_action_it_names_only(cloud, monkeypatch) -> Non
 
     assert list(summary["actions"]) == ["other"] and registry.members(ACTION_KEY) == []
     assert len(keeper.handler(SCHEDULED, cloud.context)["actions"][ACTION_KEY]["launched"]) == 1
+
+
+# --- one pass at a time per action ----------------------------------------------------------------------------------
+
+
+def lock_item(action_key: str) -> dict[str, Any] | None:
+    item = registry.table().get_item(Key={"pool": action_key, "id": "#keeper"}, ConsistentRead=True).get("Item")
+    return dict(item) if item else None
+
+
+def test_two_passes_at_once_never_both_keep_an_action(cloud, monkeypatch, capsys) -> None:
+    """The schedule's pass and release's nudge at once: the second finds the action's lock taken and skips it, so the
+    pool is not grown twice towards its minimum (both would see it empty)."""
+    pool(cloud, min_ready=2)
+    monkeypatch.setattr(keeper, "now", time.time)
+    growing, nudged = threading.Event(), threading.Event()  # the first pass is about to grow the pool; the nudge ran
+    reserve, reserved = registry.reserve, []
+    guard = threading.Lock()
+
+    def reserve_after_the_nudge(*args: Any, **kwargs: Any) -> Member | None:
+        with guard:
+            reserved.append(threading.current_thread().name)
+            first = len(reserved) == 1
+        if first:  # the scheduled pass has judged the pool empty: the nudge comes now
+            growing.set()
+            assert nudged.wait(timeout=30)
+        return reserve(*args, **kwargs)
+
+    monkeypatch.setattr(registry, "reserve", reserve_after_the_nudge)
+    summaries: dict[str, dict[str, Any]] = {}
+    scheduled = threading.Thread(
+        target=lambda: summaries.update(scheduled=keeper.handler(SCHEDULED, cloud.context)), name="scheduled"
+    )
+    started = time.time()
+    scheduled.start()
+    assert growing.wait(timeout=30)
+    held = lock_item(ACTION_KEY)
+    capsys.readouterr()
+
+    nudge = threading.Thread(
+        target=lambda: summaries.update(nudge=keeper.handler({"nudge": "member retired", "action": ACTION_KEY},
+                                                             cloud.context)),
+        name="nudge",
+    )  # fmt: skip
+    nudge.start()
+    nudge.join(timeout=30)
+    logged = capsys.readouterr().out
+    nudged.set()
+    scheduled.join(timeout=30)
+
+    assert summaries["nudge"] == {"actions": {}, "failed": {}, "skipped": [ACTION_KEY]}
+    assert "another keeper pass is keeping the action: skipped" in logged
+    assert len(summaries["scheduled"]["actions"][ACTION_KEY]["launched"]) == 2
+    assert reserved == ["scheduled", "scheduled"]
+    assert len(members()) == 2 and registry.counter(ACTION_KEY).instances == 2  # the minimum, not twice it
+    # Held until the invocation's timeout at the latest (a pass that dies holds it no longer), released at the end.
+    assert held is not None
+    assert float(held["lock_until"]) == pytest.approx(started + cloud.context.remaining_ms / 1000, abs=2)
+    assert lock_item(ACTION_KEY) is None
+
+
+def test_a_lock_left_by_a_pass_that_died_expires_at_its_invocations_timeout(cloud, monkeypatch) -> None:
+    pool(cloud, min_ready=1)
+    at = time.time()
+    assert registry.lock_keeper(ACTION_KEY, "a pass that died", at, at + 300)
+
+    monkeypatch.setattr(keeper, "now", lambda: at + 299)
+    assert keeper.handler(SCHEDULED, cloud.context)["skipped"] == [ACTION_KEY]
+    assert members() == {}
+
+    done = keeper_pass(cloud, monkeypatch, at + 301)
+
+    assert len(done["launched"]) == 1
+    assert lock_item(ACTION_KEY) is None
+    assert registry.unlock_keeper(ACTION_KEY, "a pass that died") is False  # its late release takes nobody's lock

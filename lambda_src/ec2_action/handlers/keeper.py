@@ -15,7 +15,10 @@ the grants nobody picked up. Then, for a warm or stopped pool, from one Query of
 
 A member leased to a job is never touched here: its job's release, or the reaper when the job's execution ended,
 decides what happens to it. Every change is a conditional write on the state read, so a job that leases a member
-while the keeper judges it wins, and two passes at once never retire a member twice. A failure on one action is
+while the keeper judges it wins. Passes over one action never overlap (the schedule's and release's nudge could run at
+once, and both launch towards the minimum): each takes the action's lock item in the registry (`id="#keeper"`, until
+its invocation's timeout, so that a pass that dies holds it no longer) and releases it at its end; a pass that finds
+it taken skips the action (no reserved concurrency: new accounts cannot reserve any). A failure on one action is
 logged and does not stop the others. Each action's figures go out as one CloudWatch Embedded Metric Format line.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,6 +49,8 @@ STALE_RESERVATION_SECONDS = 300
 UNSEEN_LAUNCH_SECONDS = 120
 # EC2 states of an instance that is gone or going.
 GONE_STATES = frozenset({"shutting-down", "terminated"})
+# How long a pass may run when it is not invoked by Lambda (no context): the function's timeout.
+DEFAULT_INVOCATION_SECONDS = 300.0
 
 
 def now() -> float:
@@ -76,19 +82,34 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     if drain.applied(event):  # terraform apply: capacity a destroy blocked before it failed is given back
         drain.lift(config)
     at = now()
+    holder = str(getattr(context, "aws_request_id", "") or uuid.uuid4())
+    until = at + remaining_seconds(context)
     wanted = (event or {}).get("action")
-    summary: dict[str, Any] = {"actions": {}, "failed": {}}
+    summary: dict[str, Any] = {"actions": {}, "failed": {}, "skipped": []}
     for key, action in config.actions_by_key().items():
         if wanted and key != wanted:
             continue
         log.reset(action=key)
         try:
-            summary["actions"][key] = asdict(keep(config, action, at))
+            if not registry.lock_keeper(key, holder, at, until):
+                log.info("another keeper pass is keeping the action: skipped")
+                summary["skipped"].append(key)
+                continue
+            try:
+                summary["actions"][key] = asdict(keep(config, action, at))
+            finally:
+                registry.unlock_keeper(key, holder)
         except Exception as exc:  # one action must not stop the others; the next pass tries again
             log.error("cannot keep the action", error=repr(exc))
             summary["failed"][key] = repr(exc)
     log.reset()
     return summary
+
+
+def remaining_seconds(context: Any) -> float:
+    """How long this invocation may still run (until the function's timeout): how long its keeper locks last."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000.0 if callable(remaining) else DEFAULT_INVOCATION_SECONDS
 
 
 def keep(config: Config, action: ActionType, at: float) -> ActionPass:
