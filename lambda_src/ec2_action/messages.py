@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import text
 from .payloads import BuildSpec, Result
+
+if TYPE_CHECKING:
+    from .config import ActionType
 
 SUMMARY_LIMIT = 2048  # executionDetails.summary
 MESSAGE_LIMIT = 5000  # failureDetails.message
@@ -150,6 +153,18 @@ def error_message(error: dict[str, Any]) -> str:
     return cause
 
 
+def capacity_timeout(waited_seconds: float | None, action: ActionType | None) -> str:
+    """Why a job that waited for capacity until its timeout never ran (the queue's CapacityTimeout cause, and the
+    report of the WaitForCapacity step's own timeout)."""
+    waited = "until its timeout" if waited_seconds is None else _minutes(round(waited_seconds / 60))
+    busy = (
+        f"action {action.key} allows {action.cap} concurrent builds and all were busy"
+        if action is not None
+        else "all of the action's concurrent builds were busy"
+    )
+    return f"waited {waited} for capacity: {busy}; raise max_concurrent_builds or the build timeout"
+
+
 def step_failure(
     step: str,
     error: dict[str, Any],
@@ -157,9 +172,11 @@ def step_failure(
     state: dict[str, Any],
     registration_seconds: int,
     note: str = "",
+    action: ActionType | None = None,
 ) -> Result:
     """The result of a step that failed (its Catch put the error in $.error, the state machine its name in
-    $.failed_step; empty for an execution started by a definition that did not record it); note lines go first."""
+    $.failed_step; empty for an execution started by a definition that did not record it); note lines go first.
+    `action`: the job's action (its key and cap), for a job that waited for capacity until its timeout."""
     name, detail = error.get("Error", "Unknown"), error_message(error)
     failure_type = JOB_FAILED
     instance_id = (state.get("instance") or {}).get("instance_id", "")
@@ -184,6 +201,12 @@ def step_failure(
         )
     elif name == "InstanceLost":
         message = f"The build instance went away before the build ran: {detail}"
+    elif name == "States.Timeout" and step == "WaitForCapacity":
+        # Step Functions' backstop (TimeoutSecondsPath: the build's task timeout) when no keeper pass expired it.
+        waited = build["task_timeout_seconds"] if build else None
+        message = f"The build never started: it {capacity_timeout(waited, action)}."
+    elif name == "CapacityTimeout":
+        message = f"The build never started: it {detail}."
     elif name == "States.Timeout" and step == "RunBuildCommand" and build:
         message = (
             f"The build exceeded its timeout of {_minutes(build['timeout_minutes'])} (TimeoutMinutes) plus "

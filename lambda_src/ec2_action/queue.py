@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, log, registry
+from . import aws, log, messages, registry
 from .config import ActionType, Config, load
 from .jobs import plain
 from .registry import COUNTER_ID, Member
@@ -299,11 +299,8 @@ def expire(config: Config, action: ActionType, now: float | None = None) -> list
 
 
 def capacity_timeout_message(action: ActionType, waited_seconds: float) -> str:
-    minutes = round(waited_seconds / 60)
-    return (
-        f"waited {minutes} minutes for capacity: action {action.key} allows {action.cap} concurrent builds and all "
-        "were busy; raise max_concurrent_builds or the build timeout"
-    )
+    """CapacityTimeout's cause (messages.capacity_timeout): how long the job waited, the action's cap, what to raise."""
+    return messages.capacity_timeout(waited_seconds, action)
 
 
 def resend_grants(config: Config, action: ActionType, now: float | None = None) -> list[str]:

@@ -283,6 +283,23 @@ def test_an_execution_that_recorded_no_step_still_reports_its_error(cloud: Cloud
     assert final(cloud, state, execution_arn)["message"] == "A step of the build failed: Lambda.Unknown: crashed"
 
 
+def test_a_job_whose_wait_for_capacity_timed_out_reports_its_actions_cap(cloud: Cloud, pipeline: Pipeline) -> None:
+    """WaitForCapacity's own States.Timeout (no keeper pass expired the wait first): the report names the action and
+    its cap, as a CapacityTimeout from the keeper does."""
+    job, execution_arn = started_build(cloud, pipeline)
+    build = succeeded_state(cloud, job)["build"]
+    state = {"job": job, "build": build, "queued": True, "instance": None, "failed_step": "WaitForCapacity",
+             "error": {"Error": "States.Timeout", "Cause": ""}}  # fmt: skip
+
+    message = final(cloud, state, execution_arn)["message"]
+
+    minutes = build["task_timeout_seconds"] // 60
+    assert message == (
+        f"The build never started: it waited {minutes} minutes for capacity: action build allows 10 concurrent builds "
+        "and all were busy; raise max_concurrent_builds or the build timeout."
+    )
+
+
 def test_sweep_answers_a_result_that_could_not_be_sent(cloud: Cloud, pipeline: Pipeline) -> None:
     job, execution_arn = started_build(cloud, pipeline)
     continuation = pipeline.continuation_of(job["id"])

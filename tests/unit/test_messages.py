@@ -4,6 +4,7 @@ from urllib.parse import unquote
 import pytest
 
 from ec2_action import messages
+from ec2_action.config import ActionType
 
 CONSOLE = messages.Console("us-east-1", "aws")
 BUILD = {
@@ -134,6 +135,45 @@ def test_capacity_failure_keeps_type_and_subnets() -> None:
     error = lambda_error("NoCapacity", "no capacity for instance type t3.large in subnets subnet-a (Unsupported)")
     message = messages.step_failure("AcquireInstance", error, BUILD, {}, 900)["message"]
     assert "t3.large" in message and "subnet-a" in message and "another InstanceType" in message
+
+
+ACTION = ActionType(
+    category="Build", owner="Custom", provider="EC2-Linux", version="1", key="build", strategy="ephemeral", cap=4,
+    defaults={}, pool=None,
+)  # fmt: skip
+CAPACITY_ADVICE = "raise max_concurrent_builds or the build timeout"
+
+
+def test_a_job_that_waited_for_capacity_until_its_step_timed_out_says_so_plainly() -> None:
+    """Step Functions' own timeout of WaitForCapacity (TimeoutSecondsPath: the build's task timeout), the backstop
+    when no keeper pass failed the wait first."""
+    error = {"Error": "States.Timeout", "Cause": ""}
+    result = messages.step_failure("WaitForCapacity", error, BUILD, {}, 900, action=ACTION)
+    assert result == {
+        "succeeded": False,
+        "message": "The build never started: it waited 45 minutes for capacity: action build allows 4 concurrent "
+        f"builds and all were busy; {CAPACITY_ADVICE}.",
+        "failure_type": "JobFailed",
+    }
+    # An action no longer served, a state without its build: still the reason, without what is unknown.
+    assert messages.step_failure("WaitForCapacity", error, None, {}, 900)["message"] == (
+        "The build never started: it waited until its timeout for capacity: all of the action's concurrent builds "
+        f"were busy; {CAPACITY_ADVICE}."
+    )
+
+
+def test_a_capacity_timeout_says_how_long_the_job_waited_and_what_to_raise() -> None:
+    """The keeper's CapacityTimeout (SendTaskFailure: a plain cause) and acquire's (a Lambda error) read the same."""
+    cause = messages.capacity_timeout(61, ACTION)
+    assert (
+        cause
+        == f"waited 1 minute for capacity: action build allows 4 concurrent builds and all were busy; {CAPACITY_ADVICE}"
+    )
+    for step, error in (
+        ("WaitForCapacity", {"Error": "CapacityTimeout", "Cause": cause}),
+        ("AcquireInstance", lambda_error("CapacityTimeout", cause)),
+    ):
+        assert messages.step_failure(step, error, BUILD, {}, 900)["message"] == f"The build never started: it {cause}."
 
 
 def test_build_timeout_of_the_task_names_the_limit() -> None:

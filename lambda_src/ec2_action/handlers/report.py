@@ -38,7 +38,10 @@ def result_of(state: dict[str, Any]) -> Result:
             note += messages.log_location(console, config.build_log_group, prefix) + "\n"
         # The state machine records the step whose Catch fired (asl/build-job.asl.json, the <Step>Failed states).
         step = state.get("failed_step", "")
-        return messages.step_failure(step, state["error"], build, state, config.ssm_registration_timeout_seconds, note)
+        action = config.action(state["job"]["action"]) if state.get("job") else None
+        return messages.step_failure(
+            step, state["error"], build, state, config.ssm_registration_timeout_seconds, note, action
+        )
     if not build or not state.get("command"):
         return messages.step_failure(
             "ReportResult", {"Error": "IncompleteState", "Cause": json.dumps(sorted(state))}, build, state, 0, note
