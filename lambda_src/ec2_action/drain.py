@@ -99,13 +99,14 @@ def drain(config: Config, context: Any) -> dict[str, Any]:
     done = Drained()
     log.warning("terraform destroy: draining the stack", stack=config.stack)
 
+    members: list[Member] = []
+    failure: Exception | None = None  # raised once the instances are ended: they come first
     try:
-        members = _close_registry(config, started, done)
+        _close_registry(config, started, done, members)
     except ClientError as exc:
         if aws.error_code(exc) != "ResourceNotFoundException":
-            raise
-        log.warning("the registry table is gone: only the instances are drained", error=str(exc))
-        members = []
+            failure = exc
+        log.warning("cannot close the registry: the instances are ended all the same", error=str(exc))
 
     in_flight = [m for m in members if m.state == registry.RESERVED and _age(m, started) < IN_FLIGHT_SECONDS]
     known = {m.instance_id for m in members if m.instance_id}
@@ -118,13 +119,14 @@ def drain(config: Config, context: Any) -> dict[str, Any]:
 
     summary = asdict(done)
     log.warning("stack drained", seconds=round(now() - started, 3), **summary)
+    if failure is not None:
+        raise failure
     return summary
 
 
-def _close_registry(config: Config, at: float, done: Drained) -> list[Member]:
-    """Block every action's capacity, fail and delete its queue entries; the member records (read once blocked: no
-    record is created after)."""
-    members: list[Member] = []
+def _close_registry(config: Config, at: float, done: Drained, members: list[Member]) -> None:
+    """Block every action's capacity, fail and delete its queue entries; its member records are added to `members`
+    (read once blocked: no record is created after)."""
     for key in config.actions_by_key():
         block(key, at)
         done.blocked.append(key)
@@ -133,7 +135,6 @@ def _close_registry(config: Config, at: float, done: Drained) -> list[Member]:
             if _fail_entry(config, entry):
                 done.failed_jobs.append(entry.job_id)
             done.queue_entries_deleted += 1
-    return members
 
 
 def _remaining_seconds(context: Any) -> float:

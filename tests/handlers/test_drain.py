@@ -11,12 +11,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from conftest import ACTION_KEY, REGION, STACK, Agent, Cloud, wait_for
 from pool_fixtures import acquired, configure_pool, ec2_state, pool_job, ready_member
 
 from ec2_action import buildspec, config, drain, launcher, pools, queue, registry, tags
 from ec2_action.config import ActionType
 from ec2_action.handlers import keeper
+from emulator import faults
 
 # What the module's aws_lambda_invocation sends (modules/orchestrator/keeper_invocation.tf): its input, with the
 # provider's lifecycle key added.
@@ -201,6 +203,30 @@ def test_without_the_registry_table_the_instances_are_still_terminated(cloud: Cl
 
     assert summary["terminated"] == [member.instance_id] and summary["blocked"] == []
     assert live_instances(cloud, STACK) == {}
+
+
+def test_a_registry_error_is_raised_once_the_instances_are_terminated(cloud: Cloud, task_token: Any) -> None:
+    """The destroy must fail (and be run again) rather than go on with a queue it could not empty; the instances are
+    ended first all the same."""
+    action = configure_pool(cloud, "warm", cap=1)
+    member = ready_member(cloud)
+    token, execution_arn = task_token("queued-job")
+    queue.enqueue(action, "queued-job", execution_arn, token, time.time() + 3600, pool_config(action), "warm")
+    faults.inject_api_error(
+        "stepfunctions", "SendTaskFailure", "KmsAccessDeniedException", "the key of the state machine is not usable"
+    )
+
+    with pytest.raises(ClientError, match="KmsAccessDeniedException"):
+        destroyed(cloud)
+
+    assert live_instances(cloud, STACK) == {} and ec2_state(cloud, member.instance_id) == "terminated"
+    assert registry.members(ACTION_KEY) == []
+    assert [entry.job_id for entry in queue.entries(ACTION_KEY)] == ["queued-job"]  # for the destroy run again
+
+    summary = destroyed(cloud)
+
+    assert summary["failed_jobs"] == ["queued-job"] and queue.entries(ACTION_KEY) == []
+    assert failure_of(cloud, execution_arn)["error"] == "StackDestroyed"
 
 
 def test_the_drain_answers_with_instances_still_shutting_down_when_its_time_runs_out(
