@@ -362,7 +362,8 @@ def run_strategy(
     results = []
     with tempfile.TemporaryDirectory(prefix=f"ec2-action-bench-{strategy}-") as work:
         print(f"applying the {strategy} deployment ...", flush=True)
-        variables = {"name_prefix": f"bench-{strategy}", **STRATEGIES[strategy]}
+        # One action type per deployment: a deleted type can only be registered again with its exact definition.
+        variables = {"name_prefix": f"bench-{strategy}", "action_provider": f"Bench-{strategy}", **STRATEGIES[strategy]}
         deployment = Deployment.apply(cloud, Path(work), variables=variables)
         try:
             for key, title, seconds, jobs in scenarios:

@@ -18,7 +18,7 @@ os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.1")
 
 from emulator import server
 from harness import timeline
-from harness.deployment import EXAMPLE, Deployment, PipelineRun, zip_tree
+from harness.deployment import EXAMPLE, LIVE_STATES, Deployment, PipelineRun, zip_tree
 
 SOURCE_DIR = EXAMPLE / "source"
 
@@ -63,12 +63,13 @@ def show_run(deployment: Deployment, run: PipelineRun, title: str) -> None:
 def compare(deployment: Deployment, runs: list[tuple[str, PipelineRun]]) -> None:
     """The two jobs side by side: how the instance became available and how long the job waited for it."""
     print("\n=== Cold and warm, side by side")
-    print(f"  {'job':<34} {'instance':<22} {'how':<8} {'STARTED event -> command start':>31}")
+    width = max(len(title) for title, _ in runs)
+    print(f"  {'job':<{width}}  {'instance':<20}  {'how':<6}  {'STARTED event -> command start':>30}")
     for title, run in runs:
         figures = timeline.figures(deployment, run, 0)
         instance = run.instances[-1]["InstanceId"] if run.instances else "-"
         waited = f"{figures.event_to_command_start:.2f} s" if figures.event_to_command_start is not None else "-"
-        print(f"  {title:<34} {instance:<22} {figures.boot or '-':<8} {waited:>31}")
+        print(f"  {title:<{width}}  {instance:<20}  {figures.boot or '-':<6}  {waited:>30}")
     print(
         "  (AWS-side waits are scaled by LOCALCLOUD_TIME_SCALE: a launch's boot and SSM registration take 20 s of AWS"
         " time here; a warm instance skips both.)"
@@ -99,8 +100,9 @@ def main() -> int:
             compare(deployment, runs)
             say(started, "terraform destroy")
             deployment.destroy()
-            say(started, "destroyed; done")
-            return 0 if all(run.status == "Succeeded" for _, run in runs) else 1
+            live = [i["InstanceId"] for i in deployment.instances() if i["State"]["Name"] in LIVE_STATES]
+            say(started, f"destroyed; instances of the stack still live: {live or 'none'}; done")
+            return 0 if all(run.status == "Succeeded" for _, run in runs) and not live else 1
         finally:
             cloud.stop()
 
