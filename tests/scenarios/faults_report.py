@@ -1,5 +1,7 @@
 """`make faults`: apply examples/basic-linux into the local cloud, run every row of the fault matrix and the
-bad-input matrix (tests/e2e/fault_rows.py, bad_input_rows.py) and print both tables.
+bad-input matrix (tests/e2e/fault_rows.py, bad_input_rows.py), then the pool matrix against a warm and a stopped
+pool (tests/e2e/pool_rows.py: each its own deployment of the example, and plans refused at plan time), and print
+every table.
 
 Exits 0 only when every row holds. Everything it creates lives in a temporary directory and in the local cloud's
 memory, and is destroyed before it exits.
@@ -17,9 +19,9 @@ from pathlib import Path
 
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
 
-from e2e import bad_input_rows, fault_rows
+from e2e import bad_input_rows, fault_rows, pool_rows
 from emulator import server
-from harness import matrix
+from harness import matrix, pool_matrix
 from harness.deployment import Deployment
 
 MESSAGE_WIDTH = 110
@@ -63,6 +65,24 @@ def run_matrix(deployment: Deployment, title: str, rows: Sequence[matrix.Row]) -
     return results
 
 
+def run_pool_matrix(cloud: server.LocalCloud, work: Path) -> list[pool_matrix.PoolResult]:
+    """Each pool's rows against its own deployment (applied, run, destroyed in turn), then the plan-time rows."""
+    results: list[pool_matrix.PoolResult] = []
+    for stack, rows in (("warm", pool_rows.WARM_ROWS), ("stopped", pool_rows.STOPPED_ROWS)):
+        deployment = Deployment.apply(cloud, work / f"pool-{stack}", variables=pool_matrix.POOL_STACKS[stack])
+        for row in rows:
+            result = pool_matrix.run_pool_row(deployment, row)
+            print(f"  {stack}: {row.id}: {pool_matrix.verdict(result)} ({result.seconds:.0f} s)", flush=True)
+            results.append(result)
+        deployment.destroy()
+    for plan_row in pool_rows.PLAN_ROWS:
+        result = pool_matrix.run_plan_row(cloud.env(), cloud.region, work / f"plan-{plan_row.id}", plan_row)
+        print(f"  plan: {plan_row.id}: {pool_matrix.verdict(result)} ({result.seconds:.0f} s)", flush=True)
+        results.append(result)
+    print(f"\nPool matrix\n\n{pool_matrix.table(results)}\n", flush=True)
+    return results
+
+
 def main() -> int:
     # moto's state machine interpreter logs every Fail state as an exception; failing builds are the point here.
     logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -76,13 +96,13 @@ def main() -> int:
             results = run_matrix(deployment, "Fault matrix", fault_rows.FAULT_ROWS)
             results += run_matrix(deployment, "Bad-input matrix", bad_input_rows.BAD_INPUT_ROWS)
             deployment.destroy()
+            pool_results = run_pool_matrix(cloud, Path(work))
     finally:
         cloud.stop()
     failed = [result.row.id for result in results if not result.passed]
-    print(
-        f"{len(results) - len(failed)} of {len(results)} rows hold"
-        + (f"; failed: {', '.join(failed)}" if failed else "")
-    )
+    failed += [result.id for result in pool_results if not result.passed]
+    total = len(results) + len(pool_results)
+    print(f"{total - len(failed)} of {total} rows hold" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0
 
 
