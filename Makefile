@@ -57,7 +57,7 @@ release-bundle: $(READY) check-build
 bench: $(READY)
 	PYTHONPATH=tests $(PYTHON) -m scenarios.bench
 
-## faults: the fault matrix and the bad-input matrix in the local cloud (prints both tables; fails if a row fails).
+## faults: the fault, bad-input and pool matrices in the local cloud (prints the tables; fails if a row fails).
 faults: $(READY)
 	PYTHONPATH=tests $(PYTHON) -m scenarios.faults_report
 

@@ -57,6 +57,6 @@ variable "max_concurrent_builds" {
 
   validation {
     condition     = var.max_concurrent_builds >= 1 && var.max_concurrent_builds <= 500 && floor(var.max_concurrent_builds) == var.max_concurrent_builds
-    error_message = "max_concurrent_builds must be a whole number from 1 to 500."
+    error_message = "max_concurrent_builds must be a whole number from 1 to 500: a cap of 0 would queue every job forever."
   }
 }

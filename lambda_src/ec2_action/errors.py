@@ -9,6 +9,12 @@ class NoCapacity(Exception):
     """No subnet had capacity for the instance type; the state machine retries with backoff."""
 
 
+class LaunchThrottled(Exception):
+    """EC2 throttled RunInstances or StartInstances (RequestLimitExceeded) beyond the SDK's own retries: the
+    account's request or resource bucket is empty for now. The state machine retries with backoff; the job's slot and
+    the launch's client token stay, so a retry never launches twice."""
+
+
 class InstanceLaunchFailed(Exception):
     """RunInstances failed for a reason other than capacity; never retried."""
 

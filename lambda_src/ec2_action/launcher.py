@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from . import aws, log, tags
 from .config import ActionType, Config
-from .errors import InstanceLaunchFailed, NoCapacity
+from .errors import InstanceLaunchFailed, LaunchThrottled, NoCapacity
 from .payloads import BuildSpec, Instance, Job
 from .registry import Member
 
@@ -33,6 +33,9 @@ CAPACITY_ERRORS = frozenset(
         "MaxSpotInstanceCountExceeded",
     }
 )
+# EC2's answers to a request over the account's rate (its token buckets): botocore retried them already; the state
+# machine retries the step with backoff (LaunchThrottled).
+THROTTLING_ERRORS = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
 # The orphan_grace_minutes variable's description states it (tests/test_shared_constants.py keeps them equal).
 SHUTDOWN_GRACE_MINUTES = 30
 
@@ -78,6 +81,8 @@ def launch(
             instance: dict[str, Any] = aws.client("ec2").run_instances(**request)["Instances"][0]
         except ClientError as exc:
             code = aws.error_code(exc)
+            if code in THROTTLING_ERRORS:
+                raise LaunchThrottled(f"RunInstances: {code}: {exc.response['Error'].get('Message', '')}") from exc
             if code not in CAPACITY_ERRORS:
                 raise InstanceLaunchFailed(f"{code}: {exc.response['Error'].get('Message', '')}") from exc
             log.warning("no capacity in subnet", subnet_id=subnet_id, error=code)
@@ -105,6 +110,8 @@ def start(member: Member) -> Instance:
     except ClientError as exc:
         code = aws.error_code(exc)
         why = f"{code}: {exc.response['Error'].get('Message', '')}"
+        if code in THROTTLING_ERRORS:
+            raise LaunchThrottled(f"StartInstances: {why}") from exc
         if code in CAPACITY_ERRORS:
             raise NoCapacityToStart(why) from exc
         if code in NOT_STARTABLE_ERRORS:

@@ -188,6 +188,12 @@ def step_failure(
             f"No EC2 capacity for the build, even after retries: {detail}\n"
             "Choose another InstanceType, or give the module subnets in more Availability Zones."
         )
+    elif name == "LaunchThrottled":
+        message = (
+            f"EC2 kept throttling the launch, even after retries over about 5 minutes: {detail}\n"
+            "The account's EC2 API request rate is used up (by this module's bursts or by other tools in the account "
+            "and Region): lower max_concurrent_builds, or spread the pipelines' starts."
+        )
     elif name == "InstanceLaunchFailed":
         message = f"EC2 refused to launch the build instance: {detail}"
     elif name == "InstanceNotReady":

@@ -294,7 +294,7 @@ PLAN_ROWS: list[PlanRow] = [
         "cap-of-zero",
         "max_concurrent_builds = 0",
         {"capacity_strategy": "warm", "pool_min_ready": 0, "max_concurrent_builds": 0},
-        "max_concurrent_builds must be a whole number from 1 to 500.",
+        "a cap of 0 would queue every job forever",
     ),
     PlanRow(
         "minimum-above-cap",

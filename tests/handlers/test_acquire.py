@@ -13,7 +13,13 @@ from pool_fixtures import acquired as pool_acquired
 from pool_fixtures import configure_pool, ec2_state, pool_job, ready_member, released
 
 from ec2_action import buildspec, config, jobs, pools, queue, registry
-from ec2_action.errors import CapacityTimeout, InstanceLaunchFailed, InvalidJobConfiguration, NoCapacity
+from ec2_action.errors import (
+    CapacityTimeout,
+    InstanceLaunchFailed,
+    InvalidJobConfiguration,
+    LaunchThrottled,
+    NoCapacity,
+)
 from ec2_action.handlers import acquire, enqueue
 from emulator import faults
 from emulator.ssm.agent import AGENT_VERSION
@@ -143,6 +149,37 @@ def test_other_launch_errors_carry_the_aws_message(cloud: Cloud) -> None:
     faults.inject_api_error("ec2", "RunInstances", "UnauthorizedOperation", "not allowed to use this AMI", status=403)
     with pytest.raises(InstanceLaunchFailed, match=r"UnauthorizedOperation: not allowed to use this AMI"):
         launch(cloud, linux_job(cloud))
+
+
+def test_a_launch_throttled_beyond_the_sdk_retries_is_retried_by_the_state_machine_without_a_second_instance(
+    cloud: Cloud,
+) -> None:
+    """RequestLimitExceeded on every attempt botocore makes: LaunchThrottled (the state machine retries it with
+    backoff), not InstanceLaunchFailed (never retried). The job keeps its slot, and the retry launches once."""
+    job = linux_job(cloud)
+    faults.inject_api_error(
+        "ec2", "RunInstances", "RequestLimitExceeded", "Request limit exceeded.", times=SDK_ATTEMPTS, status=503
+    )
+    with pytest.raises(LaunchThrottled, match=r"RunInstances: RequestLimitExceeded: Request limit exceeded\."):
+        acquired(cloud, job)
+    assert cloud.client("ec2").describe_instances()["Reservations"] == []
+    instance = launch(cloud, job)  # the state machine's retry
+    assert registry.counter("build").instances == 1
+    reservations = cloud.client("ec2").describe_instances()["Reservations"]
+    assert [i["InstanceId"] for r in reservations for i in r["Instances"]] == [instance["instance_id"]]
+
+
+def test_a_start_throttled_beyond_the_sdk_retries_is_retried_by_the_state_machine(
+    cloud: Cloud, quick_ec2: None
+) -> None:
+    configure_pool(cloud, "stopped", cap=1)
+    member = ready_member(cloud)
+    faults.inject_api_error(
+        "ec2", "StartInstances", "RequestLimitExceeded", "Request limit exceeded.", times=SDK_ATTEMPTS, status=503
+    )
+    with pytest.raises(LaunchThrottled, match=r"StartInstances: RequestLimitExceeded"):
+        pool_acquired(cloud, pool_job())
+    assert ec2_state(cloud, member.instance_id) == "stopped"
 
 
 # --- capacity: pools, the cap, the queue (DESIGN.md, "Instance pools") ----------------------------------------------

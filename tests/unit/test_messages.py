@@ -196,6 +196,13 @@ def test_release_warning_goes_first() -> None:
     assert result["message"].endswith("EC2 refused to launch the build instance: bad")
 
 
+def test_a_throttled_launch_says_the_request_rate_is_used_up_and_what_to_lower() -> None:
+    error = lambda_error("LaunchThrottled", "RunInstances: RequestLimitExceeded: Request limit exceeded.")
+    message = messages.step_failure("AcquireInstance", error, BUILD, {}, 900)["message"]
+    assert message.startswith("EC2 kept throttling the launch, even after retries over about 5 minutes: RunInstances")
+    assert "lower max_concurrent_builds" in message
+
+
 def test_a_one_minute_timeout_reads_as_one_minute() -> None:
     outcome = {
         "instance_id": "i-0123456789abcdef0",

@@ -125,6 +125,15 @@ def test_acquire_outputs_the_state_it_validated_and_launched() -> None:
     assert never["MaxAttempts"] == 0
 
 
+def test_a_throttled_launch_is_retried_with_backoff_for_minutes() -> None:
+    """EC2's request buckets refill in seconds to minutes: LaunchThrottled is retried 6 times, 5 s doubling (about 5
+    minutes in all), not failed like a refused launch."""
+    [throttled] = [r for r in definition()["States"][ACQUIRE]["Retry"] if "LaunchThrottled" in r["ErrorEquals"]]
+    assert throttled["ErrorEquals"] == ["LaunchThrottled"]
+    waits = [throttled["IntervalSeconds"] * throttled["BackoffRate"] ** n for n in range(throttled["MaxAttempts"])]
+    assert 240 <= sum(waits) <= 600
+
+
 def test_the_wait_for_ssm_goes_on_in_another_invocation_until_the_instance_is_online() -> None:
     states = definition()["States"]
     wait, choice = states[WAIT], states[IS_ONLINE]
