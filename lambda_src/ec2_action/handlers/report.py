@@ -38,7 +38,9 @@ def result_of(state: dict[str, Any]) -> Result:
             note += messages.log_location(console, config.build_log_group, prefix) + "\n"
         # The state machine records the step whose Catch fired (asl/build-job.asl.json, the <Step>Failed states).
         step = state.get("failed_step", "")
-        action = config.action(state["job"]["action"]) if state.get("job") else None
+        # The job's action names the cap in a capacity timeout (a state without it, e.g. a test's, reads without).
+        job_action = (state.get("job") or {}).get("action")
+        action = config.action(job_action) if job_action else None
         return messages.step_failure(
             step, state["error"], build, state, config.ssm_registration_timeout_seconds, note, action
         )
