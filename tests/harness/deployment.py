@@ -267,3 +267,38 @@ class Deployment:
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def leftovers(deployment: Deployment, prefix: str) -> dict[str, list[str]]:
+    """Everything named with prefix that the module or the example creates, per service (after a destroy: {})."""
+    lambdas = deployment.client("lambda").list_functions()["Functions"]
+    machines = deployment.client("stepfunctions").list_state_machines()["stateMachines"]
+    roles = deployment.client("iam").list_roles()["Roles"]
+    profiles = deployment.client("iam").list_instance_profiles()["InstanceProfiles"]
+    rules = deployment.client("events").list_rules()["Rules"]
+    tables = deployment.client("dynamodb").list_tables()["TableNames"]
+    groups = deployment.client("logs").describe_log_groups()["logGroups"]
+    documents = deployment.client("ssm").list_documents(Filters=[{"Key": "Owner", "Values": ["Self"]}])
+    templates = deployment.client("ec2").describe_launch_templates()["LaunchTemplates"]
+    action_types = deployment.client("codepipeline").list_action_types(actionOwnerFilter="Custom")["actionTypes"]
+    pipelines = deployment.client("codepipeline").list_pipelines()["pipelines"]
+    buckets = deployment.client("s3").list_buckets()["Buckets"]
+    found = {
+        "lambda functions": [f["FunctionName"] for f in lambdas],
+        "state machines": [m["name"] for m in machines],
+        "iam roles": [r["RoleName"] for r in roles],
+        "instance profiles": [p["InstanceProfileName"] for p in profiles],
+        "event rules": [r["Name"] for r in rules],
+        "dynamodb tables": tables,
+        "log groups": [g["logGroupName"].strip("/").split("/")[-1] for g in groups],
+        "ssm documents": [d["Name"] for d in documents["DocumentIdentifiers"]],
+        "launch templates": [t["LaunchTemplateName"] for t in templates],
+        "pipelines": [p["name"] for p in pipelines],
+        "buckets": [b["Name"] for b in buckets],
+    }
+    leftovers = {kind: [n for n in names if prefix in n] for kind, names in found.items()}
+    # Custom action types are not named by the prefix: the example's provider is.
+    leftovers["action types"] = [
+        t["id"]["provider"] for t in action_types if t["id"]["provider"] == deployment.action["provider"]
+    ]
+    return {kind: names for kind, names in leftovers.items() if names}
