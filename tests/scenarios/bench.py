@@ -327,7 +327,7 @@ ROWS = (
     ("lambda_errors_per_job", "Lambda errors per job (all jobs succeeded)"),
     ("api_requests_per_job", "AWS API requests per job"),
     ("api_requests_per_job_by_service", "  by service"),
-    ("api_requests_per_job_without_schedules", "  without the schedules' (sweep, reaper)"),
+    ("api_requests_per_job_without_schedules", "  without the schedules' (sweep, reaper, keeper)"),
     ("acknowledgements_per_codepipeline_job", "AcknowledgeJob calls per CodePipeline job"),
     ("poll_invocations_timed_out", "poll invocations timed out"),
     ("wall_seconds", "wall time of the scenario (s)"),
