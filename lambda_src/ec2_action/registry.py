@@ -370,15 +370,20 @@ def mark(
     else:
         condition += "lease_job = :lease"
         values[":lease"] = member.lease_job
+    return _update_member(
+        member,
+        UpdateExpression=expression,
+        ConditionExpression=condition,
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
+
+
+def _update_member(member: Member, **request: Any) -> Member | None:
+    """A conditional UpdateItem of the member's record: the record as it now is, or None when the condition did not
+    hold (another writer got there first, or a retry finds its work done)."""
     try:
-        response = table().update_item(
-            Key={"pool": member.pool, "id": member.id},
-            UpdateExpression=expression,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
+        response = table().update_item(Key={"pool": member.pool, "id": member.id}, ReturnValues="ALL_NEW", **request)
     except ClientError as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
             return None
@@ -397,38 +402,24 @@ def release_lease(member: Member, job_id: str, state: str, **attrs: Any) -> Memb
         names[f"#a{index}"] = name
         values[f":a{index}"] = Decimal(str(value)) if isinstance(value, float) else value
         sets.append(f"#a{index} = :a{index}")
-    try:
-        response = table().update_item(
-            Key={"pool": member.pool, "id": member.id},
-            UpdateExpression="SET " + ", ".join(sets) + " ADD builds :one "
-            "REMOVE lease_job, lease_execution, leased_at, grant_token, granted_at, queued_at",
-            ConditionExpression="lease_job = :job",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as exc:
-        if aws.error_code(exc) == "ConditionalCheckFailedException":
-            return None
-        raise
-    return Member.from_item(response["Attributes"])
+    return _update_member(
+        member,
+        UpdateExpression="SET " + ", ".join(sets) + " ADD builds :one "
+        "REMOVE lease_job, lease_execution, leased_at, grant_token, granted_at, queued_at",
+        ConditionExpression="lease_job = :job",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues=values,
+    )
 
 
 def picked_up(member: Member, job_id: str) -> Member | None:
     """The granted job took its member: the grant needs no resending. None if the member is not leased to it."""
-    try:
-        response = table().update_item(
-            Key={"pool": member.pool, "id": member.id},
-            UpdateExpression="REMOVE grant_token, granted_at",
-            ConditionExpression="lease_job = :job",
-            ExpressionAttributeValues={":job": job_id},
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as exc:
-        if aws.error_code(exc) == "ConditionalCheckFailedException":
-            return None
-        raise
-    return Member.from_item(response["Attributes"])
+    return _update_member(
+        member,
+        UpdateExpression="REMOVE grant_token, granted_at",
+        ConditionExpression="lease_job = :job",
+        ExpressionAttributeValues={":job": job_id},
+    )
 
 
 def remove(member: Member) -> bool:
