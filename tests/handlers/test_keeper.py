@@ -158,6 +158,24 @@ def test_the_pool_never_grows_above_the_cap(cloud, monkeypatch) -> None:
     assert len(members()) == 3
 
 
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("RequestLimitExceeded", 503), ("InsufficientInstanceCapacity", 500), ("UnauthorizedOperation", 403)],
+)
+def test_a_refused_launch_gives_its_slot_back_and_the_next_pass_launches(cloud, monkeypatch, code, status) -> None:
+    pool(cloud, min_ready=1)
+    faults.inject_api_error("ec2", "RunInstances", code, "refused", times=None, status=status)
+
+    refused = keeper_pass(cloud, monkeypatch)
+
+    assert refused["launched"] == []
+    assert members() == {}  # no slot left reserved as if a launch were on its way
+    assert registry.counter(ACTION_KEY).instances == 0
+
+    faults.clear()
+    assert len(keeper_pass(cloud, monkeypatch)["launched"]) == 1
+
 def test_queued_jobs_come_before_the_pools_growth(cloud, monkeypatch, task_token) -> None:
     action = pool(cloud, cap=2, min_ready=2)
     token, arn = task_token("queued-job")

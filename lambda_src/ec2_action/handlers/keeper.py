@@ -36,7 +36,7 @@ from botocore.exceptions import ClientError
 
 from .. import aws, buildspec, drain, launcher, log, pools, queue, registry, tags
 from ..config import ActionType, Config, PoolSettings, load
-from ..errors import InstanceLaunchFailed, InvalidJobConfiguration, NoCapacity
+from ..errors import InstanceLaunchFailed, InvalidJobConfiguration, LaunchThrottled, NoCapacity
 from ..payloads import BuildSpec
 from ..registry import Member
 
@@ -309,7 +309,8 @@ def _retire(member: Member, reason: str, done: ActionPass, state: str | None = "
 
 def _launch(config: Config, action: ActionType, build: BuildSpec, current: str, count: int, done: ActionPass) -> None:
     """Launch up to `count` members for the pool. Each takes a slot below the cap, and only while no job is queued;
-    a launch without capacity gives its slot back and ends the growth for this pass."""
+    a launch refused (no capacity, throttled, or failed) gives its slot back at once and ends the growth for this
+    pass: the next pass tries again, instead of the slot being held as if launching until it goes stale."""
     for _ in range(count):
         member = registry.reserve(action, current, action.strategy, fair=True)
         if member is None:
@@ -317,7 +318,7 @@ def _launch(config: Config, action: ActionType, build: BuildSpec, current: str, 
             return
         try:
             instance = launcher.launch(config, None, build, member, pool_member=True, action=action)
-        except (NoCapacity, InstanceLaunchFailed) as exc:
+        except (NoCapacity, InstanceLaunchFailed, LaunchThrottled) as exc:
             log.warning("cannot launch a pool member", member_id=member.id, error=str(exc))
             registry.remove(member)
             return
