@@ -158,7 +158,6 @@ def test_the_pool_never_grows_above_the_cap(cloud, monkeypatch) -> None:
     assert len(members()) == 3
 
 
-
 @pytest.mark.parametrize(
     ("code", "status"),
     [("RequestLimitExceeded", 503), ("InsufficientInstanceCapacity", 500), ("UnauthorizedOperation", 403)],
@@ -175,6 +174,7 @@ def test_a_refused_launch_gives_its_slot_back_and_the_next_pass_launches(cloud, 
 
     faults.clear()
     assert len(keeper_pass(cloud, monkeypatch)["launched"]) == 1
+
 
 def test_queued_jobs_come_before_the_pools_growth(cloud, monkeypatch, task_token) -> None:
     action = pool(cloud, cap=2, min_ready=2)
