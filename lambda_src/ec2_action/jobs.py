@@ -233,6 +233,13 @@ def await_command(job_id: str, task_token: str, instance_id: str, plugin_name: s
     )
 
 
+def take_token(job_id: str, task_token: str) -> bool:
+    """Remove the awaited task token if it is still this one, before failing its task (an interrupted build): True for
+    the one caller that may fail the task; False when another event about the instance took it, the report stored a
+    result (which removes it) or a later attempt stored its own."""
+    return _update(job_id, "REMOVE task_token", {":t": task_token}, "task_token = :t") is not None
+
+
 def _scan(request: dict[str, Any]) -> list[dict[str, Any]]:
     table = _table()
     items: list[dict[str, Any]] = []

@@ -8,6 +8,7 @@ line start so that the last lines survive, each output stream keeping its headin
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -113,17 +114,57 @@ def _minutes(count: int) -> str:
     return f"{count} minute" if count == 1 else f"{count} minutes"
 
 
-def _where(build: BuildSpec, instance_id: str) -> str:
-    return f"instance {instance_id} ({build['instance_type']}, {build['platform']}, {build['image_id']})"
+def _where(build: BuildSpec, instance_id: str, instance_type: str | None = None) -> str:
+    """The instance, its type (the one EC2 launched when known: a job may list several), platform and AMI."""
+    kind = instance_type or build["instance_type"]
+    return f"instance {instance_id} ({kind}, {build['platform']}, {build['image_id']})"
 
 
-def command_result(outcome: dict[str, Any], build: BuildSpec, console: Console, note: str = "") -> Result:
-    """The result of a command that ran to an end (the RunBuildCommand task's output); note goes before the output."""
-    where = _where(build, outcome["instance_id"])
+def _times(count: int) -> str:
+    return "1 time" if count == 1 else f"{count} times"
+
+
+def restarts(interruptions: int, instance: Mapping[str, Any]) -> str:
+    """What a success summary's first line adds after spot interruptions: "; interrupted N time(s), finished on
+    i-... (on-demand)" ("" when the build was never interrupted). An instance without `lifecycle` is on-demand."""
+    if not interruptions:
+        return ""
+    lifecycle = instance.get("lifecycle") or "on-demand"
+    return f"; interrupted {_times(interruptions)}, finished on {instance.get('instance_id', '')} ({lifecycle})"
+
+
+def interruptions_line(interruptions: int, history: Sequence[Mapping[str, Any]]) -> str:
+    """A failure's line about the spot interruptions before it ("" when none): which instances, in which step."""
+    if not interruptions:
+        return ""
+    lost = ", ".join(
+        f"{entry.get('instance_id') or 'an instance'}" + (f" during {entry['step']}" if entry.get("step") else "")
+        for entry in history
+    )
+    where = f" ({lost})" if lost else ""
+    return (
+        f"The build was interrupted {_times(interruptions)} before this{where}: EC2 reclaimed its spot instance, and "
+        "the build ran again from the start on a fresh one.\n"
+    )
+
+
+def command_result(
+    outcome: dict[str, Any],
+    build: BuildSpec,
+    console: Console,
+    note: str = "",
+    instance: Mapping[str, Any] | None = None,
+    interruptions: int = 0,
+) -> Result:
+    """The result of a command that ran to an end (the RunBuildCommand task's output); note goes before the output.
+    `instance`: the state's (its actual type and purchase option); `interruptions`: the spot interruptions before the
+    attempt that ran it (a success says so in its first line; a failure's note says so)."""
+    instance = instance or {}
+    where = _where(build, outcome["instance_id"], instance.get("instance_type"))
     location = log_location(console, outcome["log_group"], outcome["log_stream_prefix"])
     status, details, code = outcome["status"], outcome.get("status_details", ""), outcome.get("response_code")
     if status == "Success":
-        head = f"Build succeeded on {where}.\n{note}{location}\n"
+        head = f"Build succeeded on {where}{restarts(interruptions, instance)}.\n{note}{location}\n"
         summary = fit(head, _output(outcome, SUMMARY_LIMIT - len(head)), SUMMARY_LIMIT)
         return {"succeeded": True, "message": summary, "failure_type": None}
     if status == "TimedOut" and details == "DeliveryTimedOut":
@@ -205,6 +246,8 @@ def step_failure(
             "policy. The instance's system log (EC2 console, Monitor and troubleshoot) shows boot problems. "
             f"Last check: {detail}"
         )
+    elif name == "InstanceLost" and step == "RunBuildCommand":
+        message = f"The build instance went away: {detail}"
     elif name == "InstanceLost":
         message = f"The build instance went away before the build ran: {detail}"
     elif name == "States.Timeout" and step == "WaitForCapacity":

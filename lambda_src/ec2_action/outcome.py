@@ -154,9 +154,9 @@ def is_current(command: dict[str, Any], item: dict[str, Any]) -> bool:
     return bool(command["RequestedDateTime"].timestamp() >= awaited_at - CLOCK_TOLERANCE_SECONDS)
 
 
-def awaited_command(item: dict[str, Any]) -> str | None:
-    """The id of the command the item's task token awaits, found on its instance (the sweep's way, when the event
-    that names it was lost): this module's document, the job's id as its comment, sent by the latest attempt."""
+def awaited(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The command the item's task token awaits (ListCommands' shape, its Status included), found on its instance:
+    this module's document, the job's id as its comment, sent by the latest attempt; None before it was sent."""
     commands = aws.client("ssm").list_commands(InstanceId=item["instance_id"])["Commands"]
     ours = [
         command
@@ -165,8 +165,13 @@ def awaited_command(item: dict[str, Any]) -> str | None:
         and command.get("Comment") == item["job_id"]
         and is_current(command, item)
     ]
-    newest = max(ours, key=lambda command: command["RequestedDateTime"], default=None)
-    return newest["CommandId"] if newest else None
+    return max(ours, key=lambda command: command["RequestedDateTime"], default=None)
+
+
+def awaited_command(item: dict[str, Any]) -> str | None:
+    """The id of the command the item's task token awaits (the sweep's way, when the event that names it was lost)."""
+    command = awaited(item)
+    return str(command["CommandId"]) if command else None
 
 
 def ended_commands(items: list[dict[str, Any]]) -> dict[str, str]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -145,20 +145,34 @@ def online_information(instance_id: str) -> dict[str, Any] | None:
     return info if info is not None and info.get("PingStatus") == "Online" else None
 
 
-def ec2_state(instance_id: str) -> tuple[str, str]:
-    """(state name, state reason) of the instance; 'not visible yet' while EC2 does not list a new instance."""
+class Ec2State(NamedTuple):
+    """What the wait reads of the instance in EC2: its state's name, the state reason's message, and whether it is a
+    spot instance (a spot instance gone is an interruption: the build restarts on another instance)."""
+
+    name: str
+    reason: str = ""
+    spot: bool = False
+
+
+def ec2_state(instance_id: str) -> Ec2State:
+    """The instance's EC2 state; 'not visible yet' while EC2 does not list a new instance."""
     try:
         reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     except ClientError as exc:
         if aws.error_code(exc) == "InvalidInstanceID.NotFound":
-            return "not visible yet", ""
+            return Ec2State("not visible yet")
         raise
     instance = reservations[0]["Instances"][0]
-    return instance["State"]["Name"], (instance.get("StateReason") or {}).get("Message", "")
+    reason = (instance.get("StateReason") or {}).get("Message", "")
+    return Ec2State(instance["State"]["Name"], reason, instance.get("InstanceLifecycle") == "spot")
 
 
 class Lost(Exception):
-    """The instance stopped or terminated while it was awaited."""
+    """The instance stopped or terminated while it was awaited (`state`: what EC2 said)."""
+
+    def __init__(self, message: str, state: Ec2State) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 @dataclass
@@ -196,9 +210,10 @@ def wait(
         waiting.last_negative = now
         if now - waiting.ec2_read_at >= EC2_STATE_EVERY or now >= waiting.deadline:
             waiting.ec2_read_at = now
-            state, reason = ec2_state(instance_id)
+            read = ec2_state(instance_id)
+            state = read.name
             if state in GONE_STATES:
-                raise Lost(f"instance {instance_id} is {state} ({reason or 'no reason given'})")
+                raise Lost(f"instance {instance_id} is {state} ({read.reason or 'no reason given'})", read)
         if now >= waiting.deadline:
             return Outcome(False, None, waiting.checks, clock() - started, state or "unknown")
         check_at = waiting.next_check(now)

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, codepipeline, jobs, log, messages, outcome
+from .. import aws, codepipeline, errors, jobs, log, messages, outcome
 from ..config import load
 from ..payloads import Result
 
@@ -31,7 +31,9 @@ def result_of(state: dict[str, Any]) -> Result:
     build = state.get("build")
     instance_id = (state.get("instance") or {}).get("instance_id", "")
     note = messages.release_warning(state["release_error"], instance_id) if state.get("release_error") else ""
+    interruptions, history = interruptions_of(state)
     if state.get("error"):
+        note += messages.interruptions_line(interruptions, history)
         command_id = _failed_command(state, instance_id)
         if command_id and build:
             prefix = f"{command_id}/{instance_id}/{outcome.plugin_name(build['platform'])}"
@@ -48,7 +50,23 @@ def result_of(state: dict[str, Any]) -> Result:
         return messages.step_failure(
             "ReportResult", {"Error": "IncompleteState", "Cause": json.dumps(sorted(state))}, build, state, 0, note
         )
-    return messages.command_result(state["command"], build, console, note)
+    command = state["command"]
+    if command.get("status") != "Success":
+        note += messages.interruptions_line(interruptions, history)
+    return messages.command_result(command, build, console, note, state.get("instance"), interruptions)
+
+
+def interruptions_of(state: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+    """The spot interruptions of the build (acquire counts them in $.attempt) and what is known of each; an
+    interruption acquire could not count (it failed after it: $.interrupted is still in the state) is one more."""
+    attempt = state.get("attempt") or {}
+    count, history = int(attempt.get("interruptions") or 0), list(attempt.get("history") or [])
+    if state.get("interrupted"):
+        details = errors.interruption_of(state["interrupted"])
+        instance_id = (state.get("instance") or {}).get("instance_id")
+        history.append({"instance_id": details.get("instance_id") or instance_id, "step": details.get("step")})
+        count += 1
+    return count, history
 
 
 def _failed_command(state: dict[str, Any], instance_id: str) -> str | None:

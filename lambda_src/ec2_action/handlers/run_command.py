@@ -1,16 +1,22 @@
 """run_command (RunBuildCommand, task token): store the token, send the build document; command_event completes the
-task (the command's comment is the job id, which leads it to the token)."""
+task (the command's comment is the job id, which leads it to the token).
+
+Systems Manager refuses the command (InvalidInstanceId) both for an instance whose agent cannot be reached yet
+(InstanceNotReady: retried) and for one that is going away: then EC2 says which, a spot instance shutting down or
+terminated being an interruption (SpotInterrupted: the build restarts on a fresh instance), any other a lost
+instance (InstanceLost: the build fails)."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, jobs, log
+from .. import aws, jobs, log, registration
 from ..config import Config, load
-from ..errors import InstanceNotReady
+from ..errors import ENDING_STATES, InstanceNotReady, instance_gone
 from ..outcome import plugin_name
 from ..payloads import BuildSpec, Job
 
@@ -74,9 +80,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
             CloudWatchOutputConfig={"CloudWatchLogGroupName": config.build_log_group, "CloudWatchOutputEnabled": True},
         )
     except ClientError as exc:
-        if aws.error_code(exc) == "InvalidInstanceId":
-            raise InstanceNotReady(f"Systems Manager cannot reach instance {instance_id} yet: {exc}") from exc
-        raise
+        if aws.error_code(exc) != "InvalidInstanceId":
+            raise
+        read = registration.ec2_state(instance_id)
+        if read.name in ENDING_STATES:
+            at = datetime.now(UTC).isoformat(timespec="seconds")
+            raise instance_gone(instance_id, read.name, read.reason, read.spot, "RunBuildCommand", at) from exc
+        raise InstanceNotReady(f"Systems Manager cannot reach instance {instance_id} yet: {exc}") from exc
     command_id = response["Command"]["CommandId"]
     log.info("build command sent", command_id=command_id, plugin=plugin)
     return {"command_id": command_id}

@@ -6,17 +6,19 @@ request (a ready member from an acquire that did not check is checked at once).
 
 Waiting is not an error: the output says `online`, and the state machine invokes the function again only when a
 registration outlasts one invocation. InstanceNotReady when the registration window ends, InstanceLost when the
-instance goes away meanwhile: both end the build.
+instance goes away meanwhile: both end the build. A spot instance shutting down or terminated meanwhile was reclaimed
+by EC2: SpotInterrupted, and the state machine restarts the build on a fresh instance.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import log, registration
 from ..config import load
-from ..errors import InstanceLost, InstanceNotReady
+from ..errors import InstanceNotReady, instance_gone
 
 # Left of the invocation's time when the wait gives up its turn (the next invocation goes on).
 RESERVED_SECONDS = 15.0
@@ -48,7 +50,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         outcome = registration.wait(instance_id, waiting, lambda: _time_left(context))
     except registration.Lost as exc:
-        raise InstanceLost(str(exc)) from exc
+        read, at = exc.state, datetime.now(UTC).isoformat(timespec="seconds")
+        raise instance_gone(instance_id, read.name, read.reason, read.spot, "WaitForSsmOnline", at) from exc
     if outcome.online and outcome.info is not None:
         online_at = time.time()
         seconds = waiting.registration_seconds(online_at)
