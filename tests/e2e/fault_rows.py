@@ -27,6 +27,7 @@ from harness.matrix import (
     stop_execution_by_hand,
     two_pollers,
 )
+from harness.spot_matrix import capacity_after_one_failed_acquire, no_capacity
 
 LAMBDA_STEPS = {  # Lambda key -> the state machine step a permanent crash is reported as
     "acquire": "AcquireInstance",
@@ -137,20 +138,21 @@ def _crash_always_rows() -> list[Row]:
 FAULT_ROWS: list[Row] = [
     Row(
         "no-capacity",
-        "RunInstances: InsufficientInstanceCapacity on every call",
+        "CreateFleet: no capacity in any pool (InsufficientInstanceCapacity for every override), every attempt",
         FAILED,
         "JobFailed",
-        "no capacity for instance type t3.micro in subnets subnet-",
+        "t3.micro in subnet-",  # the pool tried, named
         may_launch=False,
-        inject=api_error("ec2", "RunInstances", "InsufficientInstanceCapacity", None, 500),
+        inject=no_capacity(),
         proof=ran_at_least("acquire", 4),  # the first attempt and three capacity retries
     ),
     Row(
         "no-capacity-once",
-        "RunInstances: InsufficientInstanceCapacity for one acquire attempt (the SDK's 3 calls), then capacity",
+        "CreateFleet: no capacity in any pool for one acquire attempt, then capacity (the attempt's retry launches)",
         SUCCEEDED,
         message=BUILD_SUCCEEDED,
-        inject=api_error("ec2", "RunInstances", "InsufficientInstanceCapacity", SDK_ATTEMPTS, 500),
+        inject=no_capacity(),
+        during=capacity_after_one_failed_acquire,
         proof=ran_at_least("acquire", 2),
     ),
     Row(

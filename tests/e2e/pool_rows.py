@@ -173,11 +173,12 @@ def _new_launch_template_version(run: PoolRun) -> str:
     functions = [f for f in lambdas.list_functions()["Functions"] if f["FunctionName"].startswith(prefix)]
     configured = [f for f in functions if "EC2_ACTION_CONFIG" in (f.get("Environment") or {}).get("Variables", {})]
     current = json.loads(configured[0]["Environment"]["Variables"]["EC2_ACTION_CONFIG"])
-    template = current["launch_template_id"]
+    linux = current["launch_templates"]["Linux"]  # the example's builders are Linux
+    template = linux["id"]
     ec2 = run.deployment.client("ec2")
-    [source] = ec2.describe_launch_template_versions(
-        LaunchTemplateId=template, Versions=[str(current["launch_template_version"])]
-    )["LaunchTemplateVersions"]
+    [source] = ec2.describe_launch_template_versions(LaunchTemplateId=template, Versions=[str(linux["version"])])[
+        "LaunchTemplateVersions"
+    ]
     data = {key: value for key, value in source["LaunchTemplateData"].items() if value not in ("", None, [], {})}
     data["MetadataOptions"] = {**data.get("MetadataOptions", {}), "HttpPutResponseHopLimit": 2}
     created = ec2.create_launch_template_version(
@@ -188,7 +189,7 @@ def _new_launch_template_version(run: PoolRun) -> str:
     for function in configured:
         variables = dict(function["Environment"]["Variables"])
         settings = json.loads(variables["EC2_ACTION_CONFIG"])
-        settings["launch_template_version"] = version
+        settings["launch_templates"]["Linux"]["version"] = version
         variables["EC2_ACTION_CONFIG"] = json.dumps(settings, separators=(",", ":"))
         lambdas.update_function_configuration(
             FunctionName=function["FunctionName"], Environment={"Variables": variables}
@@ -204,18 +205,18 @@ THROTTLED_REFILL_PER_SECOND = 1 / 60
 
 
 def throttled_burst(run: PoolRun) -> None:
-    """EC2 throttling on and RunInstances' request bucket shrunk to one token refilled once per AWS minute, then a
+    """EC2 throttling on and CreateFleet's request bucket shrunk to one token refilled once per AWS minute, then a
     burst of four jobs that each launch (another instance type than the pool's: ephemeral instances under the same
     cap; jobs of the pool's own configuration would lease its instances and launch almost nothing). Every job
     succeeds once: the launches the bucket refuses are retried until it refills, nothing is lost."""
-    before = metrics.throttled_requests()["ec2:RunInstances"]
+    before = metrics.throttled_requests()["ec2:CreateFleet"]
     throttling.enable(True)
-    faults.throttle("RunInstances", bucket=1, refill_per_second=THROTTLED_REFILL_PER_SECOND)
+    faults.throttle("CreateFleet", bucket=1, refill_per_second=THROTTLED_REFILL_PER_SECOND)
     jobs = [run.job(label, "sleep 1; echo built", configuration=OTHER_INSTANCE_TYPE) for label in "abcd"]
     run.start(*jobs)
     run.wait(*jobs)
-    throttled = metrics.throttled_requests()["ec2:RunInstances"] - before
-    run.check(throttled > 0, "no RunInstances request was throttled: the burst did not meet throttling")
+    throttled = metrics.throttled_requests()["ec2:CreateFleet"] - before
+    run.check(throttled > 0, "no CreateFleet request was throttled: the burst did not meet throttling")
     for job in jobs:
         handed = run.acquisitions(job)
         run.check(len(handed) == 1, f"job {job.label} was handed {len(handed)} instances, expected 1")
@@ -252,8 +253,8 @@ WARM_ROWS: list[PoolRow] = [
     ),
     PoolRow(
         "throttled-burst",
-        "EC2 throttling on, RunInstances' bucket 1 token refilled once per minute, a burst of 4 jobs that each "
-        "launch: RunInstances throttled, every job succeeds once",
+        "EC2 throttling on, CreateFleet's bucket 1 token refilled once per minute, a burst of 4 jobs that each "
+        "launch: CreateFleet throttled, every job succeeds once",
         throttled_burst,
     ),
 ]

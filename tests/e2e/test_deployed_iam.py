@@ -7,6 +7,7 @@ document (whose Linux steps must be exactly the shellchecked script) are checked
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -133,21 +134,37 @@ def test_only_the_launching_functions_pass_a_role_and_each_instance_call_has_its
     policies = {role.name.removeprefix(f"{prefix}-"): role.statements for role in roles}
     assert who_may(policies, PASS_ROLE) == {"acquire", "keeper"}
     assert who_may(policies, "ec2:RunInstances") == {"acquire", "keeper"}
+    assert who_may(policies, "ec2:CreateFleet") == {"acquire", "keeper"}
     assert who_may(policies, "ec2:StartInstances") == {"acquire"}
     assert who_may(policies, "ec2:StopInstances") == {"release", "keeper"}
     assert who_may(policies, "ec2:TerminateInstances") == {"acquire", "release", "keeper", "reap"}
 
 
-def test_builder_launch_template_requires_imdsv2_and_terminates_on_shutdown(deployment: Deployment) -> None:
-    ((_, template),) = state_resources(deployment, "aws_launch_template")
-    versions = deployment.client("ec2").describe_launch_template_versions(
-        LaunchTemplateId=template["id"], Versions=["$Default"]
-    )
-    data = versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]
-    assert data["MetadataOptions"]["HttpTokens"] == "required"
-    assert data["MetadataOptions"]["HttpEndpoint"] == "enabled"
-    assert data["InstanceInitiatedShutdownBehavior"] == "terminate"
-    assert "KeyName" not in data and "NetworkInterfaces" not in data
+def test_builder_launch_templates_require_imdsv2_terminate_on_shutdown_and_read_the_deadline_tag(
+    deployment: Deployment,
+) -> None:
+    """One template per platform (EC2 Fleet launches every builder with it): IMDSv2, instance tags readable from
+    the metadata (the self-shutdown reads the deadline tag), terminate on shutdown, one network interface with the
+    builders' security groups and no public IP, no key pair, and user data that shuts down at the deadline."""
+    templates = {attributes["name"]: attributes for _, attributes in state_resources(deployment, "aws_launch_template")}
+    prefix = deployment.outputs["name_prefix"]
+    assert sorted(templates) == [f"{prefix}-builder", f"{prefix}-builder-windows"]
+    ec2 = deployment.client("ec2")
+    for name, template in templates.items():
+        versions = ec2.describe_launch_template_versions(LaunchTemplateId=template["id"], Versions=["$Default"])
+        data = versions["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        assert data["MetadataOptions"]["HttpTokens"] == "required", name
+        assert data["MetadataOptions"]["HttpEndpoint"] == "enabled", name
+        assert data["MetadataOptions"]["InstanceMetadataTags"] == "enabled", name
+        assert data["InstanceInitiatedShutdownBehavior"] == "terminate", name
+        assert "KeyName" not in data, name
+        [interface] = data["NetworkInterfaces"]
+        assert int(interface["DeviceIndex"]) == 0, name
+        assert str(interface["AssociatePublicIpAddress"]).lower() == "false", name
+        assert interface["Groups"] and "SubnetId" not in interface, name
+        user_data = base64.b64decode(data["UserData"]).decode()
+        assert "tags/instance/ec2-action:deadline" in user_data, name
+        assert ("shutdown /s" if name.endswith("-windows") else "shutdown -h") in user_data, name
 
 
 def running_builder(deployment: Deployment, pipeline_name: str, timeout: float = 120) -> dict[str, Any]:

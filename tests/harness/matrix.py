@@ -37,9 +37,16 @@ QUEUED_WINDOW_SECONDS = 12.0  # four sweeps at the e2e time scale
 RUN_TIMEOUT_SECONDS = 240.0
 BUILD_SUCCEEDED = "Build succeeded on instance"
 SDK_ATTEMPTS = 3  # the Lambdas' botocore clients use standard retries: 3 attempts, 5xx and throttling retried
+# The instance types the matrices' deployment offers beside the example's own (t4g.medium), in that order.
+DEPLOYMENT_INSTANCE_TYPES = ["t4g.large", "m6g.large"]
 # What the matrices' deployment is applied with: the registration window is waited for inside the wait_online
-# function, in its own (real) time, so the shortest window keeps the never-registers row to a minute.
-DEPLOYMENT_VARIABLES = {"ssm_registration_timeout_minutes": 1}
+# function, in its own (real) time, so the shortest window keeps the never-registers row to a minute. Its action
+# buys spot first and falls back to on-demand, so every job of the e2e suite launches through EC2 Fleet on spot.
+DEPLOYMENT_VARIABLES: dict[str, Any] = {
+    "ssm_registration_timeout_minutes": 1,
+    "purchase_option": "spot-then-on-demand",
+    "instance_types": DEPLOYMENT_INSTANCE_TYPES,
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -74,8 +81,9 @@ Proof = Callable[[RowRun, "Result"], list[str]]
 
 @dataclass(frozen=True)
 class Row:
-    """One case of a matrix. `configure` returns action configuration over the default (example AMI, t3.micro,
-    `command`); `inject` runs before the pipeline starts, `during` after; `proof` returns extra problems."""
+    """One case of a matrix. `configure` returns action configuration over the default (example AMI,
+    `instance_type`, `command`); `inject` runs before the pipeline starts, `during` after; `proof` returns extra
+    problems. `instance_type` None: no InstanceType property, the job takes the action's own instance types."""
 
     id: str
     description: str
@@ -85,6 +93,7 @@ class Row:
     may_launch: bool = True
     handling: str | None = None  # bad input only: REJECTED or LITERAL
     command: str = "echo built"
+    instance_type: str | None = "t3.micro"
     configure: Callable[[RowRun], Mapping[str, str]] | None = None
     inject: Hook | None = None
     during: Hook | None = None
@@ -110,7 +119,9 @@ class Result:
 
 
 def default_configuration(run: RowRun, row: Row) -> dict[str, str]:
-    base = {"ImageId": run.deployment.outputs["image_id"], "InstanceType": "t3.micro", "Command": row.command}
+    base = {"ImageId": run.deployment.outputs["image_id"], "Command": row.command}
+    if row.instance_type is not None:
+        base["InstanceType"] = row.instance_type
     return base | dict(row.configure(run) if row.configure else {})
 
 

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,10 +92,10 @@ class TerraformRoot:
     def init(self) -> None:
         self.run("init", "-input=false", "-no-color")
 
-    def apply(self, variables: dict[str, str] | None = None) -> None:
+    def apply(self, variables: Mapping[str, Any] | None = None) -> None:
         self.run("apply", "-auto-approve", "-input=false", "-no-color", f"-state={self.state}", *_var_args(variables))
 
-    def plan_changes(self, variables: dict[str, str] | None = None) -> str:
+    def plan_changes(self, variables: Mapping[str, Any] | None = None) -> str:
         """Return the plan's output if it has changes, or an empty string when the infrastructure matches."""
         result = self.run(
             "plan", "-detailed-exitcode", "-input=false", "-no-color", f"-state={self.state}",
@@ -106,7 +107,7 @@ class TerraformRoot:
             return result.stdout
         raise TerraformError(f"terraform plan failed:\n{result.stdout}\n{result.stderr}")
 
-    def destroy(self, variables: dict[str, str] | None = None) -> None:
+    def destroy(self, variables: Mapping[str, Any] | None = None) -> None:
         self.run("destroy", "-auto-approve", "-input=false", "-no-color", f"-state={self.state}", *_var_args(variables))
 
     def outputs(self) -> dict[str, object]:
@@ -119,8 +120,13 @@ class TerraformRoot:
         return [line for line in result.stdout.splitlines() if line.strip()]
 
 
-def _var_args(variables: dict[str, str] | None) -> list[str]:
-    return [f"-var={name}={value}" for name, value in (variables or {}).items()]
+def _var_args(variables: Mapping[str, Any] | None) -> list[str]:
+    """-var arguments: a string as it is, anything else (a list, a number, a bool) as JSON, which HCL reads."""
+    return [f"-var={name}={_hcl_value(value)}" for name, value in (variables or {}).items()]
+
+
+def _hcl_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _terraform() -> str:

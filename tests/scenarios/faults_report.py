@@ -1,7 +1,7 @@
-"""`make faults`: apply examples/basic-linux into the local cloud, run every row of the fault matrix and the
-bad-input matrix (tests/e2e/fault_rows.py, bad_input_rows.py), then the pool matrix against a warm and a stopped
-pool (tests/e2e/pool_rows.py: each its own deployment of the example, and plans refused at plan time), and print
-every table.
+"""`make faults`: apply examples/basic-linux into the local cloud (its action on spot, then on-demand), run every row
+of the fault matrix, the spot matrix and the bad-input matrix (tests/e2e/fault_rows.py, spot_rows.py,
+bad_input_rows.py), then the pool matrix against a warm and a stopped pool (tests/e2e/pool_rows.py: each its own
+deployment of the example, and plans refused at plan time), and print every table.
 
 Exits 0 only when every row holds. Everything it creates lives in a temporary directory and in the local cloud's
 memory, and is destroyed before it exits.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.05")
 
-from e2e import bad_input_rows, fault_rows, pool_rows
+from e2e import bad_input_rows, fault_rows, pool_rows, spot_rows
 from emulator import server
 from harness import matrix, pool_matrix
 from harness.deployment import Deployment
@@ -94,6 +94,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="ec2-action-faults-") as work:
             deployment = Deployment.apply(cloud, Path(work), variables=matrix.DEPLOYMENT_VARIABLES)
             results = run_matrix(deployment, "Fault matrix", fault_rows.FAULT_ROWS)
+            results += run_matrix(deployment, "Spot matrix", spot_rows.SPOT_ROWS)
             results += run_matrix(deployment, "Bad-input matrix", bad_input_rows.BAD_INPUT_ROWS)
             deployment.destroy()
             pool_results = run_pool_matrix(cloud, Path(work))
