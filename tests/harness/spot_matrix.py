@@ -23,8 +23,8 @@ from harness.matrix import Hook, Proof, Result, RowRun, one_final_answer
 RUN_TIMEOUT = 90.0  # seconds a row waits for a build run or a launch it expects
 STEP_SECONDS = 0.2
 ON_DEMAND, SPOT = "on-demand", "spot"
-# The success summary's line about a restarted build (messages.py).
-RESTART_SUMMARY = re.compile(r"interrupted (\d+) time\(s\), finished on (i-[0-9a-f]+) \((on-demand|spot)\)")
+# The success summary's words about a restarted build (messages.py): "interrupted 1 time, finished on i-... (spot)".
+RESTART_SUMMARY = re.compile(r"interrupted (\d+) times?, finished on (i-[0-9a-f]+) \((on-demand|spot)\)")
 
 
 class RowStuck(AssertionError):
@@ -248,7 +248,8 @@ def build_ran(times: int) -> Proof:
 
 def restarted(interruptions: int, finished_on: str) -> Proof:
     """The job was handed one instance per attempt, each interrupted one a spot instance; it finished on a
-    `finished_on` instance, and its summary says "interrupted N time(s), finished on <that instance> (<option>)"."""
+    `finished_on` instance, and its summary says "interrupted N time(s), finished on <that instance> (<option>)"
+    ("1 time", "2 times")."""
 
     def proof(run: RowRun, result: Result) -> list[str]:
         problems = []
@@ -261,7 +262,8 @@ def restarted(interruptions: int, finished_on: str) -> Proof:
         final = handed[-1]["instance_id"] if handed else ""
         if bought and bought[-1] != finished_on:
             problems.append(f"the build finished on a {bought[-1]} instance, expected {finished_on}")
-        expected = f"interrupted {interruptions} time(s), finished on {final} ({finished_on})"
+        times = "1 time" if interruptions == 1 else f"{interruptions} times"
+        expected = f"interrupted {times}, finished on {final} ({finished_on})"
         said = RESTART_SUMMARY.search(result.message)
         if not said or said.group(0) != expected:
             problems.append(f"the summary does not say {expected!r}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from emulator import events
@@ -197,3 +199,110 @@ def figures(deployment: Deployment, run: PipelineRun, transitions: int) -> JobFi
         boot=boot,
         queue_wait=sum(queue_wait(deployment, e["executionArn"]) for e in run.state_machine_executions),
     )
+
+
+# --- spot: restarts and what instances cost ---------------------------------------------------------------------------
+
+INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning"
+STATE_CHANGE = "EC2 Instance State-change Notification"
+ENDING_STATES = ("shutting-down", "terminated")
+# moto's StateTransitionReason of a terminated instance: "User initiated (2026-12-03 18:40:00 UTC)".
+REASON_TIME = re.compile(r"\((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?: UTC| GMT)?\)")
+
+
+@dataclass(frozen=True)
+class Restart:
+    """One interruption of a job's instance and the restart that followed, in epoch seconds."""
+
+    instance_id: str  # the interrupted instance
+    interrupted_at: float | None  # its interruption warning (or, the warning lost, its shutting down)
+    next_command_start: float | None  # the build command's start on the job's next instance
+
+    @property
+    def extra_seconds(self) -> float | None:
+        return _difference(self.next_command_start, self.interrupted_at)
+
+
+def acquisitions(deployment: Deployment, execution_arn: str) -> list[dict[str, Any]]:
+    """Every instance the execution's AcquireInstance steps handed the job (`$.instance`), in order: one per
+    attempt, so each but the last was interrupted."""
+    found = []
+    for event in _history(deployment, execution_arn):
+        details = event.get("stateExitedEventDetails") or {}
+        if details.get("name") == "AcquireInstance" and details.get("output"):
+            instance = json.loads(details["output"]).get("instance")
+            if instance:
+                found.append(instance)
+    return found
+
+
+def _ec2_events(instance_id: str) -> list[tuple[float, str, dict[str, Any]]]:
+    """(delivered at, detail type, detail) of EC2's events about the instance that EventBridge delivered."""
+    found = []
+    for delivery in events.deliveries():
+        event = delivery.payload if isinstance(delivery.payload, dict) else json.loads(delivery.payload or "{}")
+        detail = event.get("detail") or {}
+        if event.get("source") == "aws.ec2" and detail.get("instance-id") == instance_id:
+            found.append((delivery.time, str(event.get("detail-type")), detail))
+    return found
+
+
+def interrupted_at(instance_id: str) -> float | None:
+    """When the instance's interruption was announced: its warning, else (a lost warning) its shutting down."""
+    delivered = _ec2_events(instance_id)
+    warnings = [at for at, kind, _ in delivered if kind == INTERRUPTION_WARNING]
+    ending = [at for at, kind, detail in delivered if kind == STATE_CHANGE and detail.get("state") in ENDING_STATES]
+    return min(warnings or ending) if warnings or ending else None
+
+
+def command_start_on(deployment: Deployment, run: PipelineRun, instance_id: str) -> float | None:
+    """When the run's build command started on the instance (its first plugin's start), None if it never did."""
+    ssm = deployment.client("ssm")
+    job_ids = {job.id for job in run.jobs}
+    invocations = ssm.list_command_invocations(InstanceId=instance_id, Details=True)["CommandInvocations"]
+    for invocation in invocations:
+        if (
+            invocation.get("DocumentName") == deployment.outputs["document_name"]
+            and invocation.get("Comment") in job_ids
+        ):
+            return _command_window(invocation)[0]
+    return None
+
+
+def restarts(deployment: Deployment, run: PipelineRun) -> list[Restart]:
+    """The run's restarts: each instance handed to the job but the last was interrupted, and the build started
+    again on the next."""
+    found = []
+    for execution in run.state_machine_executions:
+        handed = [instance["instance_id"] for instance in acquisitions(deployment, execution["executionArn"])]
+        for interrupted, following in itertools.pairwise(handed):
+            found.append(
+                Restart(interrupted, interrupted_at(interrupted), command_start_on(deployment, run, following))
+            )
+    return found
+
+
+def ended_at(instance: dict[str, Any]) -> float | None:
+    """When EC2 says the instance was terminated (its StateTransitionReason's time), None while it lives."""
+    if instance["State"]["Name"] not in ENDING_STATES:
+        return None
+    said = REASON_TIME.search(instance.get("StateTransitionReason") or "")
+    if said:
+        return datetime.strptime(said.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    ending = [
+        at
+        for at, kind, d in _ec2_events(instance["InstanceId"])
+        if kind == STATE_CHANGE and d.get("state") in ENDING_STATES
+    ]
+    return min(ending) if ending else None
+
+
+def instance_seconds(instances: list[dict[str, Any]], now: float) -> dict[str, float]:
+    """Seconds each purchase option ran (launch to termination per instance, `now` for one still alive), by EC2's
+    InstanceLifecycle ("spot"; none: "on-demand"): what a cost estimate multiplies by each option's price."""
+    seconds: dict[str, float] = {}
+    for instance in instances:
+        option = str(instance.get("InstanceLifecycle") or "on-demand")
+        end = ended_at(instance) or now
+        seconds[option] = seconds.get(option, 0.0) + max(0.0, end - _epoch(instance["LaunchTime"]))
+    return seconds

@@ -40,9 +40,10 @@ from typing import Any
 
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "1")
 
-from emulator import metrics, server, stepfunctions
+from emulator import clock, faults, metrics, server, stepfunctions
 from emulator.awslambda import runtime as lambda_runtime
 from emulator.ec2 import throttling
+from emulator.ssm import agent
 from harness import timeline
 from harness.deployment import Deployment, PipelineRun, unique_name
 from harness.terraform import REPO_ROOT
@@ -69,7 +70,16 @@ STRATEGIES: dict[str, dict[str, Any]] = {
         "max_concurrent_builds": 2,
         "pool_max_idle_minutes": 0,
     },
+    # A fresh instance per job, bought on spot first (on-demand when spot has no capacity, or after 2 interruptions).
+    "spot": {
+        "capacity_strategy": "ephemeral",
+        "max_concurrent_builds": 100,
+        "purchase_option": "spot-then-on-demand",
+        "instance_types": ["t4g.large", "m6g.large"],
+    },
 }
+SPOT_INTERRUPTION_RATE = 0.3
+SPOT_SEED = 11
 POOL_MINIMUM = {name: int(variables.get("pool_min_ready", 0)) for name, variables in STRATEGIES.items()}
 
 
@@ -192,6 +202,10 @@ def run_scenario(
     left_beyond_minimum = max(0, len(held_instances(deployment)) - minimum)
     per_job = [timeline.figures(deployment, run, _transitions(run)) for run in runs]
     queued = [f.queue_wait for f in per_job if f.queue_wait > 0]
+    restarts = [restart for run in runs for restart in timeline.restarts(deployment, run)]
+    instance_seconds: Counter[str] = Counter()
+    for run in runs:
+        instance_seconds.update(timeline.instance_seconds(run.instances, time.time()))
     return {
         "scenario": name,
         "strategy": strategy,
@@ -231,6 +245,9 @@ def run_scenario(
             sum(job.acknowledge_calls for job in codepipeline_jobs) / max(1, len(codepipeline_jobs)), 2
         ),
         "poll_invocations_timed_out": timeouts[f"{deployment.outputs['name_prefix']}-poll"],
+        "restarts": len(restarts),
+        "restart_extra_seconds": _summary([restart.extra_seconds for restart in restarts]),
+        "instance_seconds_by_purchase_option": {option: round(s) for option, s in sorted(instance_seconds.items())},
     }
 
 
@@ -245,6 +262,7 @@ HANDLERS = (
     "report",
     "reap",
     "keeper",
+    "interruption",
 )
 IMPORT_RUNS = 5
 
@@ -330,11 +348,14 @@ ROWS = (
     ("api_requests_per_job_without_schedules", "  without the schedules' (sweep, reaper, keeper)"),
     ("acknowledgements_per_codepipeline_job", "AcknowledgeJob calls per CodePipeline job"),
     ("poll_invocations_timed_out", "poll invocations timed out"),
+    ("restarts", "builds restarted after a spot interruption"),
+    ("restart_extra_seconds", "  interruption -> next command start (s)"),
+    ("instance_seconds_by_purchase_option", "instance-seconds by purchase option"),
     ("wall_seconds", "wall time of the scenario (s)"),
 )
 
 
-SCENARIOS = ("first", "cold", "warm", "long", "concurrent", "warm-pool", "burst", "stopped-pool")
+SCENARIOS = ("first", "cold", "warm", "long", "concurrent", "warm-pool", "burst", "stopped-pool", "spot")
 BREAKDOWNS = (
     ("lambda_invocations_per_job_by_function", "Lambda invocations per job, by function"),
     ("api_requests_per_job_by_operation", "AWS API requests per job, by operation"),
@@ -355,6 +376,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
             print(f"  {result['scenario']}: {_cell(result[key])}")
 
 
+def interrupt_spot_builds(build_seconds: int) -> None:
+    """From now on, each spot instance launched is interrupted (warning, then termination two AWS minutes later)
+    with probability SPOT_INTERRUPTION_RATE, at a moment drawn while its build runs: after its agent registered,
+    within the build's real seconds (the window is in AWS seconds, the build's own time is real)."""
+    registered = agent.registration_delay()
+    window = (registered + clock.aws_seconds(1), registered + clock.aws_seconds(max(2, build_seconds - 2)))
+    faults.spot_interruptions(rate=SPOT_INTERRUPTION_RATE, seed=SPOT_SEED, after_seconds=window)
+
+
 def run_strategy(
     cloud: server.LocalCloud, strategy: str, scenarios: list[tuple[str, str, int, int]]
 ) -> list[dict[str, Any]]:
@@ -372,11 +402,14 @@ def run_strategy(
                     print(f"  the pool never had {minimum} ready instance(s); running anyway", flush=True)
                 print(f"running: {title} ...", flush=True)
                 throttling.enable(key == "burst")
+                if key == "spot":
+                    interrupt_spot_builds(seconds)
                 try:
                     cold = key in ("first", "cold")
                     results.append(run_scenario(deployment, title, seconds, jobs, cold, strategy))
                 finally:
                     throttling.enable(None)
+                    faults.clear()
         finally:
             deployment.destroy()
     return results
@@ -386,6 +419,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrent-jobs", type=int, default=50)
     parser.add_argument("--burst-jobs", type=int, default=100)
+    parser.add_argument("--spot-jobs", type=int, default=20)
     parser.add_argument("--output", type=Path, default=Path("bench-results.json"))
     parser.add_argument(
         "--scenarios",
@@ -412,6 +446,12 @@ def main() -> int:
         "warm-pool": ("warm", "warm pool: 2 s build", 2, 1),
         "burst": ("warm", f"burst of {args.burst_jobs}, cap 10, throttled (2 s)", 2, args.burst_jobs),
         "stopped-pool": ("stopped", "stopped pool: 2 s build", 2, 1),
+        "spot": (
+            "spot",
+            f"{args.spot_jobs} jobs on spot, {SPOT_INTERRUPTION_RATE:.0%} interrupted (20 s)",
+            20,
+            args.spot_jobs,
+        ),
     }
     results = []
     try:
