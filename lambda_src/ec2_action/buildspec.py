@@ -43,6 +43,7 @@ def _settings(config: Config, job: Job) -> dict[str, str]:
 
 def _build_spec(config: Config, job: Job, own_account: str) -> BuildSpec:
     settings = _settings(config, job)
+    action = config.action(job["action"])
     problems: list[str] = []
 
     def check(rule: Callable[..., Any], *args: Any) -> Any:
@@ -53,7 +54,7 @@ def _build_spec(config: Config, job: Job, own_account: str) -> BuildSpec:
             return None
 
     image_id = check(guardrails.image_id, settings.get("ImageId", ""))
-    instance_type = check(guardrails.instance_type, settings.get("InstanceType", ""), config.allowed_instance_types)
+    types = check(guardrails.instance_types, _job_types(job, action), config.allowed_instance_types)
     command = check(guardrails.command, settings.get("Command", ""))
     timeout = check(guardrails.timeout_minutes, settings["TimeoutMinutes"], config.max_timeout_minutes)
     root_gib = check(guardrails.root_volume_gib, settings["RootVolumeGiB"]) if "RootVolumeGiB" in settings else None
@@ -83,7 +84,8 @@ def _build_spec(config: Config, job: Job, own_account: str) -> BuildSpec:
         raise InvalidJobConfiguration("\n".join(problems))
     return {
         "image_id": image_id,
-        "instance_type": instance_type,
+        "instance_type": types[0],
+        "instance_types": types,
         "platform": "Windows" if image.get("Platform") == "windows" else "Linux",
         "root_device_name": image["RootDeviceName"],
         "root_volume_gib": volume_gib,
@@ -94,6 +96,15 @@ def _build_spec(config: Config, job: Job, own_account: str) -> BuildSpec:
         "working_directory": working_directory,
         "output_artifact_path": output_path,
     }
+
+
+def _job_types(job: Job, action: ActionType | None) -> str | tuple[str, ...]:
+    """The job's InstanceType property (one type or a list) when it sets one, else its action's default types (the
+    InstanceType default, then the action's instance_types)."""
+    given = str((job.get("configuration") or {}).get("InstanceType") or "")
+    if given.strip() or action is None:
+        return given
+    return action.default_instance_types()
 
 
 def _image(config: Config, image_id: str, own_account: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ ENV_VAR = "EC2_ACTION_CONFIG"
 
 
 STRATEGIES = ("ephemeral", "warm", "stopped")
+PURCHASE_OPTIONS = ("on-demand", "spot", "spot-then-on-demand")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,24 @@ class ActionType:
     strategy: str  # one of STRATEGIES
     cap: int  # max_concurrent_builds: builds running or instances held, any strategy
     pool: PoolSettings | None  # None for ephemeral
+    # Where and how its instances launch (DESIGN.md, "Spot and capacity fallback"): the instance types tried after
+    # the InstanceType default, in order of preference; one of PURCHASE_OPTIONS; the allocation strategy of the
+    # purchase option (resolved by Terraform: a spot strategy for spot purchases, else an on-demand one); the spot
+    # interruptions of a build after which it restarts on-demand.
+    instance_types: tuple[str, ...] = ()
+    purchase_option: str = "on-demand"
+    allocation_strategy: str = "prioritized"
+    interruptions_before_on_demand: int = 2
+
+    @property
+    def uses_spot(self) -> bool:
+        return self.purchase_option != "on-demand"
+
+    def default_instance_types(self) -> tuple[str, ...]:
+        """A job's instance types when it sets no InstanceType: the InstanceType default, then `instance_types`, each
+        once, in order."""
+        first = str(self.defaults.get("InstanceType") or "")
+        return tuple(dict.fromkeys(t for t in (first, *self.instance_types) if t))
 
     @property
     def pooled(self) -> bool:
@@ -76,7 +95,7 @@ class Config:
     jobs_table: str
     document_name: str
     build_log_group: str
-    launch_template_id: str
+    launch_templates: dict[str, tuple[str, str]]  # platform -> (id, version): a new version rotates the pools
     subnet_ids: tuple[str, ...]
     security_group_ids: tuple[str, ...]
     allowed_image_ids: tuple[str, ...]
@@ -90,12 +109,15 @@ class Config:
     tracing: bool  # X-Ray: the functions load the SDK and trace their AWS calls only then
     pool_table: str  # the registry: instances, leases, the capacity queue
     keeper_function_name: str
-    launch_template_version: str  # part of a pool's configuration: a new version rotates the pools
 
     @property
     def partition(self) -> str:
         """The AWS partition (aws, aws-cn, aws-us-gov) the module runs in, read from its state machine's ARN."""
         return self.state_machine_arn.split(":")[1]
+
+    def launch_template(self, platform: str) -> tuple[str, str]:
+        """The launch template (id, version) of a platform's builders ("Linux" or "Windows")."""
+        return self.launch_templates[platform]
 
     def action(self, type_id: Mapping[str, object]) -> ActionType | None:
         """The served action type matching a job's actionTypeId (or an event's `type`), of any served version."""
@@ -147,6 +169,10 @@ def parse(text: str) -> Config:
             strategy=a.get("strategy") or "ephemeral",
             cap=int(a.get("cap", 10)),
             pool=_pool(a.get("pool")) if a.get("strategy", "ephemeral") != "ephemeral" else None,
+            instance_types=tuple(a.get("types") or ()),
+            purchase_option=str(a.get("purchase") or "on-demand"),
+            allocation_strategy=str(a.get("alloc") or "prioritized"),
+            interruptions_before_on_demand=int(a.get("od_after", 2)),
         )
         for a in raw["actions"]
         for version in a["versions"]
@@ -158,7 +184,10 @@ def parse(text: str) -> Config:
         jobs_table=raw["jobs_table"],
         document_name=raw["document_name"],
         build_log_group=raw["build_log_group"],
-        launch_template_id=raw["launch_template_id"],
+        launch_templates={
+            platform: (str(template["id"]), str(template["version"]))
+            for platform, template in raw["launch_templates"].items()
+        },
         subnet_ids=tuple(raw["subnet_ids"]),
         security_group_ids=tuple(raw["security_group_ids"]),
         allowed_image_ids=tuple(raw.get("allowed_image_ids") or ()),
@@ -172,7 +201,6 @@ def parse(text: str) -> Config:
         tracing=bool(raw.get("tracing", False)),
         pool_table=raw["pool_table"],
         keeper_function_name=raw["keeper_function_name"],
-        launch_template_version=str(raw["launch_template_version"]),
     )
 
 

@@ -10,6 +10,7 @@ AMI_ID = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
 DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
 MAX_COMMAND_CHARS = 1000  # the SSM document's allowedPattern for Command
 MIN_ROOT_GIB, MAX_ROOT_GIB = 8, 16384
+MAX_INSTANCE_TYPES = 20  # as many as the module's instance_types variable allows
 
 
 class Invalid(ValueError):
@@ -24,12 +25,25 @@ def image_id(value: str) -> str:
     return value
 
 
-def instance_type(value: str, allowed: tuple[str, ...]) -> str:
-    if not value:
+def instance_type_list(value: str) -> tuple[str, ...]:
+    """The types of an InstanceType property: one type or a comma-separated list, each stripped, empty entries and
+    repeats dropped, the order kept (the order of preference)."""
+    return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+
+
+def instance_types(value: str | tuple[str, ...], allowed: tuple[str, ...]) -> list[str]:
+    """The job's instance types (the InstanceType property, or the action's defaults as a tuple), each allowed."""
+    types = instance_type_list(value) if isinstance(value, str) else tuple(dict.fromkeys(value))
+    if not types:
         raise Invalid("InstanceType is missing: set it on the action, or give the action type a default.")
-    if not any(fnmatch.fnmatchcase(value, pattern) for pattern in allowed):
-        raise Invalid(f"InstanceType '{value}' is not allowed: this module allows {', '.join(allowed) or 'none'}.")
-    return value
+    if len(types) > MAX_INSTANCE_TYPES:
+        raise Invalid(f"InstanceType lists {len(types)} types: at most {MAX_INSTANCE_TYPES} are allowed.")
+    refused = [t for t in types if not any(fnmatch.fnmatchcase(t, pattern) for pattern in allowed)]
+    if refused:
+        named = ", ".join(f"'{t}'" for t in refused)
+        verb = "is" if len(refused) == 1 else "are"
+        raise Invalid(f"InstanceType {named} {verb} not allowed: this module allows {', '.join(allowed) or 'none'}.")
+    return list(types)
 
 
 def _whole_number(name: str, value: str | int, low: int, high: int, unit: str) -> int:

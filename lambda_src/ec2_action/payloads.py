@@ -47,7 +47,8 @@ class BuildSpec(TypedDict):
     """What acquire makes of a job (buildspec): the action's defaults applied, every guardrail passed."""
 
     image_id: str
-    instance_type: str
+    instance_type: str  # the first of instance_types (the instance's own type is Instance.instance_type)
+    instance_types: list[str]  # in order of preference, each allowed: the launch tries them all
     platform: Literal["Linux", "Windows"]
     root_device_name: str
     root_volume_gib: int
@@ -64,8 +65,10 @@ class Instance(TypedDict):
 
     instance_id: str
     subnet_id: str
-    launched_at: str  # EC2's LaunchTime, ISO 8601
-    launched_epoch: float  # acquire's clock when the instance became the job's: RunInstances/StartInstances returned
+    launched_at: str  # when it was launched, ISO 8601 (acquire's clock: CreateFleet returns no LaunchTime)
+    launched_epoch: float  # acquire's clock when the instance became the job's: CreateFleet/StartInstances returned
+    instance_type: NotRequired[str]  # the type EC2 launched (one of the build's instance_types)
+    lifecycle: NotRequired[Literal["spot", "on-demand"]]
     member_id: NotRequired[str]  # its record in the registry table
     pool: NotRequired[str]  # the action key whose cap it counts against
     kind: NotRequired[str]  # "ephemeral" | "warm" | "stopped"

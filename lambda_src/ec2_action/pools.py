@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from .config import ActionType, Config, PoolSettings
+from .guardrails import instance_type_list
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 # AWS stops a hibernated instance from hibernating again after 60 days; it retires a day before.
@@ -84,54 +85,62 @@ def retire_reason(
 
 def config_hash(
     image_id: str,
-    instance_type: str,
+    instance_types: Sequence[str],
     root_volume_gib: int,
-    launch_template_id: str,
-    launch_template_version: str,
+    launch_template: tuple[str, str],
     hibernate: bool,
+    purchase_option: str = "on-demand",
 ) -> str:
     """The configuration of an instance, as 16 hex digits: a member serves only a build with the same one, and a
-    pool whose configuration changed rotates its members."""
-    fields = [image_id, instance_type, int(root_volume_gib), launch_template_id, str(launch_template_version)]
-    return hashlib.sha256(json.dumps([*fields, hibernate]).encode()).hexdigest()[:16]
+    pool whose configuration changed rotates its members. `launch_template` is the platform's (id, version)."""
+    template_id, template_version = launch_template
+    fields = [image_id, list(instance_types), int(root_volume_gib), template_id, str(template_version)]
+    return hashlib.sha256(json.dumps([*fields, hibernate, purchase_option]).encode()).hexdigest()[:16]
 
 
 def build_config(config: Config, action: ActionType | None, build: Mapping[str, Any]) -> str:
-    """The configuration hash of an instance launched for this build spec with this stack's launch template (and the
-    action's hibernation, for a stopped pool)."""
+    """The configuration hash of an instance launched for this build spec with its platform's launch template (and
+    the action's hibernation and purchase option)."""
     hibernate = bool(action is not None and action.pool is not None and action.pool.hibernate)
     return config_hash(
         str(build["image_id"]),
-        str(build["instance_type"]),
+        [str(t) for t in build.get("instance_types") or [build["instance_type"]]],
         int(build["root_volume_gib"]),
-        config.launch_template_id,
-        config.launch_template_version,
+        config.launch_template(str(build.get("platform") or "Linux")),
         hibernate,
+        action.purchase_option if action is not None else "on-demand",
     )
 
 
-def pool_config(config: Config, action: ActionType, root_volume_gib: int) -> str:
+def pool_config(config: Config, action: ActionType, root_volume_gib: int, platform: str = "Linux") -> str:
     """The configuration hash the pool's members have now (from the action's defaults and the current launch
-    template version). `root_volume_gib` stands in when the action sets no RootVolumeGiB (a matching build's, or
-    buildspec.pool_build's: both derive it from the AMI the same way)."""
+    template version of the platform). `root_volume_gib` stands in when the action sets no RootVolumeGiB (a matching
+    build's, or buildspec.pool_build's: both derive it from the AMI the same way); `platform` is the AMI's (a
+    matching build's)."""
     defaults = action.defaults
     return config_hash(
         str(defaults.get("ImageId", "")),
-        str(defaults.get("InstanceType", "")),
+        action.default_instance_types(),
         int(defaults.get("RootVolumeGiB") or root_volume_gib),
-        config.launch_template_id,
-        config.launch_template_version,
+        config.launch_template(platform),
         bool(action.pool is not None and action.pool.hibernate),
+        action.purchase_option,
     )
 
 
 def job_matches_pool(action: ActionType, configuration: Mapping[str, Any]) -> bool:
     """Whether a job of a pooled action runs on the pool: it sets none of the instance properties to a value other
-    than the action's default (its build spec then has the pool's configuration)."""
+    than the action's default (its build spec then has the pool's configuration). An InstanceType list matches when
+    it names the action's default types in their order."""
     if not action.pooled:
         return False
     for name in INSTANCE_PROPERTIES:
         given = configuration.get(name)
-        if given not in (None, "") and str(given) != str(action.defaults.get(name)):
+        if given in (None, ""):
+            continue
+        if name == "InstanceType":
+            if instance_type_list(str(given)) != action.default_instance_types():
+                return False
+        elif str(given) != str(action.defaults.get(name)):
             return False
     return True

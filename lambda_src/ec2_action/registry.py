@@ -57,6 +57,11 @@ class Member:
     subnet_id: str | None = None
     launched_at: str | None = None
     launched_epoch: float = 0.0
+    instance_type: str | None = None  # the type EC2 launched (of the build's instance types)
+    lifecycle: str | None = None  # "spot" | "on-demand"
+    # Launches of this instance generation that EC2 answered without an instance: part of the launch's client token,
+    # so that a retry is a new request (CreateFleet answers a token it has seen with its first answer).
+    failed_launches: int = 0
     builds: int = 0
     lease_job: str | None = None
     lease_execution: str | None = None
@@ -326,7 +331,9 @@ def reserve(
 
 
 def launched(member: Member, instance: Mapping[str, Any]) -> Member:
-    """RunInstances returned: the member is `launching`, with its instance (acquire's Instance fields)."""
+    """The launch returned: the member is `launching`, with its instance (acquire's Instance fields); a new instance
+    generation starts with no failed launches."""
+    described = {key: instance[key] for key in ("instance_type", "lifecycle") if instance.get(key)}
     updated = mark(
         member,
         LAUNCHING,
@@ -334,10 +341,28 @@ def launched(member: Member, instance: Mapping[str, Any]) -> Member:
         subnet_id=instance["subnet_id"],
         launched_at=instance["launched_at"],
         launched_epoch=Decimal(str(instance["launched_epoch"])),
+        failed_launches=0,
+        **described,
     )
     if updated is None:
         raise LookupError(f"member {member.id} of {member.pool} changed while its instance launched")
     return updated
+
+
+def launch_failed(member: Member) -> Member:
+    """EC2 answered the member's launch without an instance (no capacity, throttled, refused): the next try is a new
+    request with a new client token. The member as it now is (unchanged when its lease changed meanwhile)."""
+    condition = "attribute_not_exists(lease_job)" if member.lease_job is None else "lease_job = :lease"
+    values: dict[str, Any] = {":one": 1}
+    if member.lease_job is not None:
+        values[":lease"] = member.lease_job
+    updated = _update_member(
+        member,
+        UpdateExpression="ADD failed_launches :one",
+        ConditionExpression=f"attribute_exists(id) AND {condition}",
+        ExpressionAttributeValues=values,
+    )
+    return updated or member
 
 
 def mark(

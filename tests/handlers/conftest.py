@@ -37,7 +37,10 @@ ACTION_KEY = "build"  # the action's key in the module's `actions`
 # the configuration is rendered once per session, and each stand-in replaced by its resource's id wherever Terraform
 # put it.
 CREATED = {
-    "launch_template_id": "lt-created-by-the-fixture",
+    "launch_templates": {
+        "Linux": {"id": "lt-linux-created-by-the-fixture", "version": "1"},
+        "Windows": {"id": "lt-windows-created-by-the-fixture", "version": "1"},
+    },
     "subnet_ids": [
         "subnet-created-by-the-fixture-a",
         "subnet-created-by-the-fixture-b",
@@ -68,7 +71,6 @@ CONFIG_VARIABLES: dict[str, Any] = {
     "orphan_grace_minutes": 30,
     "pool_table_name": f"{STACK}-pool",
     "keeper_function_name": f"{STACK}-keeper",
-    "launch_template_version": "1",
     **CREATED,
 }  # fmt: skip
 
@@ -159,14 +161,27 @@ def _create_resources() -> dict[str, str]:
     group_id = ec2.create_security_group(GroupName="builders", Description="builders", VpcId=vpc_id)["GroupId"]
     iam = boto3.client("iam", region_name=REGION)
     iam.create_instance_profile(InstanceProfileName=f"{STACK}-builder")
-    template_id = ec2.create_launch_template(
-        LaunchTemplateName=f"{STACK}-builder",
-        LaunchTemplateData={
-            "IamInstanceProfile": {"Name": f"{STACK}-builder"},
-            "MetadataOptions": {"HttpTokens": "required"},
-            "InstanceInitiatedShutdownBehavior": "terminate",
-        },
-    )["LaunchTemplate"]["LaunchTemplateId"]
+    # One template per platform, as modules/builder makes them: the profile, the builders' network interface (the
+    # launch's overrides give the subnet), instance tags in the metadata (the self-shutdown reads its deadline there).
+    template_ids = {
+        platform: ec2.create_launch_template(
+            LaunchTemplateName=f"{STACK}-builder{suffix}",
+            LaunchTemplateData={
+                "IamInstanceProfile": {"Name": f"{STACK}-builder"},
+                "MetadataOptions": {"HttpTokens": "required", "InstanceMetadataTags": "enabled"},
+                "InstanceInitiatedShutdownBehavior": "terminate",
+                "NetworkInterfaces": [
+                    {
+                        "DeviceIndex": 0,
+                        "Groups": [group_id],
+                        "AssociatePublicIpAddress": False,
+                        "DeleteOnTermination": True,
+                    }
+                ],
+            },
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        for platform, suffix in (("Linux", ""), ("Windows", "-windows"))
+    }
     boto3.client("dynamodb", region_name=REGION).create_table(
         TableName=CONFIG_VARIABLES["jobs_table_name"],
         KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}],
@@ -191,7 +206,8 @@ def _create_resources() -> dict[str, str]:
         definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STACK}-sfn",
     )["stateMachineArn"]
-    created = {CREATED["launch_template_id"]: template_id, CREATED["state_machine_arn"]: machine_arn}
+    created = {CREATED["state_machine_arn"]: machine_arn}
+    created.update({CREATED["launch_templates"][platform]["id"]: template_ids[platform] for platform in template_ids})
     created.update(zip(CREATED["subnet_ids"], subnet_ids, strict=True))
     created.update(zip(CREATED["security_group_ids"], [group_id], strict=True))
     return created
@@ -265,6 +281,7 @@ def build_spec(image_id: str, **overrides: Any) -> dict[str, Any]:
     spec = {
         "image_id": image_id,
         "instance_type": "t3.large",
+        "instance_types": ["t3.large"],
         "platform": "Linux",
         "root_device_name": "/dev/xvda",
         "root_volume_gib": 30,

@@ -22,6 +22,7 @@ def test_linux_job_gets_the_action_defaults_and_the_ami_root_device(cloud: Cloud
     assert build == {
         "image_id": cloud.linux_ami,
         "instance_type": "t3.large",  # the action type's default
+        "instance_types": ["t3.large"],  # the action sets no other types
         "platform": "Linux",
         "root_device_name": "/dev/sda1",
         "root_volume_gib": 15,  # the AMI's root snapshot
@@ -45,6 +46,7 @@ def test_job_settings_override_defaults(cloud: Cloud) -> None:
                 WorkingDirectory="C:\\src")  # fmt: skip
     assert build["platform"] == "Windows"
     assert (build["instance_type"], build["timeout_minutes"], build["root_volume_gib"]) == ("m6i.large", 15, 64)
+    assert build["instance_types"] == ["m6i.large"]  # the job's type alone: the action's list is not added
     assert build["task_timeout_seconds"] == 15 * 60 + 900
     assert build["working_directory"] == "C:\\src"
 
@@ -100,3 +102,42 @@ def test_output_artifact_needs_a_path_and_a_path_needs_an_artifact(cloud: Cloud)
     assert validated(cloud, job)["output_artifact_path"] == "dist"
     with pytest.raises(InvalidJobConfiguration, match=r"OutputArtifactPath is set but the action declares no output"):
         run(cloud, ImageId=cloud.linux_ami, OutputArtifactPath="dist")
+
+
+# --- instance types: one or a list, each allowed (DESIGN.md, "Spot and capacity fallback") -------------------------
+
+
+def test_a_job_lists_instance_types_in_its_order_of_preference(cloud: Cloud) -> None:
+    build = run(cloud, ImageId=cloud.linux_ami, InstanceType=" m6i.large,t3.large , m6i.large,, t3.xlarge")
+    assert build["instance_types"] == ["m6i.large", "t3.large", "t3.xlarge"]  # stripped, repeats and blanks dropped
+    assert build["instance_type"] == "m6i.large"
+
+
+def test_without_instance_type_a_job_gets_the_actions_default_then_its_instance_types(cloud: Cloud) -> None:
+    cloud.configure(actions=cloud.action_variables(instance_types=["m6i.large", "t3.large", "t3.xlarge"]))
+    build = run(cloud, ImageId=cloud.linux_ami)
+    assert build["instance_types"] == ["t3.large", "m6i.large", "t3.xlarge"]  # the default first, once
+    assert build["instance_type"] == "t3.large"
+
+
+def test_every_listed_type_is_checked_against_the_allowed_types(cloud: Cloud) -> None:
+    with pytest.raises(InvalidJobConfiguration) as raised:
+        run(cloud, ImageId=cloud.linux_ami, InstanceType="t3.large, p5.48xlarge, c7g.large")
+    assert str(raised.value) == (
+        "InstanceType 'p5.48xlarge', 'c7g.large' are not allowed: this module allows t3.*, m6i.*."
+    )
+    assert cloud.client("ec2").describe_instances()["Reservations"] == []
+
+
+def test_the_actions_own_types_are_checked_too(cloud: Cloud) -> None:
+    """Terraform refuses an instance_types entry outside allowed_instance_types at plan time; a job of an action
+    configured before the allowed list was narrowed is refused all the same."""
+    cloud.configure(actions=cloud.action_variables(instance_types=["m6i.large"]), allowed_instance_types=["t3.*"])
+    with pytest.raises(InvalidJobConfiguration, match=r"InstanceType 'm6i.large' is not allowed: .* allows t3\.\*\."):
+        run(cloud, ImageId=cloud.linux_ami)
+
+
+def test_at_most_20_types(cloud: Cloud) -> None:
+    types = ",".join(f"t3.size{i}" for i in range(21))
+    with pytest.raises(InvalidJobConfiguration, match=r"InstanceType lists 21 types: at most 20 are allowed\."):
+        run(cloud, ImageId=cloud.linux_ami, InstanceType=types)

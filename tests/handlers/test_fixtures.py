@@ -25,7 +25,8 @@ def test_the_functions_configuration_is_terraforms_with_the_created_resources(cl
     ec2, sfn = cloud.client("ec2"), cloud.client("stepfunctions")
     assert len(ec2.describe_subnets(SubnetIds=cloud.settings["subnet_ids"])["Subnets"]) == 3
     assert ec2.describe_security_groups(GroupIds=cloud.settings["security_group_ids"])["SecurityGroups"]
-    assert ec2.describe_launch_templates(LaunchTemplateIds=[cloud.settings["launch_template_id"]])["LaunchTemplates"]
+    template_ids = [template["id"] for template in cloud.settings["launch_templates"].values()]
+    assert len(ec2.describe_launch_templates(LaunchTemplateIds=template_ids)["LaunchTemplates"]) == 2
     assert sfn.describe_state_machine(stateMachineArn=cloud.settings["state_machine_arn"])["status"] == "ACTIVE"
 
 

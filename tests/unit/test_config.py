@@ -19,7 +19,7 @@ VARIABLES = {
     "jobs_table_name": "ec2-build-jobs",
     "document_name": "ec2-build-run-build",
     "build_log_group_name": "/ec2-build/builds",
-    "launch_template_id": "lt-0123",
+    "launch_templates": {"Linux": {"id": "lt-0123", "version": "4"}, "Windows": {"id": "lt-0456", "version": "2"}},
     "subnet_ids": ["subnet-a", "subnet-b"],
     "security_group_ids": ["sg-1"],
     "allowed_image_ids": [],
@@ -32,7 +32,6 @@ VARIABLES = {
     "orphan_grace_minutes": 30,
     "pool_table_name": "ec2-build-pool",
     "keeper_function_name": "ec2-build-keeper",
-    "launch_template_version": "4",
 }
 SETTINGS = rendered.lambda_config(VARIABLES)
 
@@ -48,7 +47,16 @@ def test_parses_the_design_example() -> None:
     assert (action.key, action.strategy, action.cap, action.pool) == ("linux", "ephemeral", 10, None)
     assert not action.pooled
     assert (parsed.pool_table, parsed.keeper_function_name) == ("ec2-build-pool", "ec2-build-keeper")
-    assert parsed.launch_template_version == "4"
+    assert parsed.launch_template("Linux") == ("lt-0123", "4")
+    assert parsed.launch_template("Windows") == ("lt-0456", "2")
+    # An action that says nothing of how it is bought: on-demand, its InstanceType default alone.
+    assert (action.instance_types, action.purchase_option, action.allocation_strategy) == (
+        (),
+        "on-demand",
+        "prioritized",
+    )
+    assert action.interruptions_before_on_demand == 2
+    assert action.default_instance_types() == ("t3.large",)
 
 
 def test_finds_the_action_of_a_job_or_event() -> None:
@@ -194,3 +202,37 @@ def test_one_action_type_per_key_whatever_its_versions() -> None:
 def test_impossible_capacity_is_refused_by_terraform(action: dict[str, object], message: str) -> None:
     with pytest.raises(TerraformError, match=r"\s+".join(map(re.escape, message.split()))):  # Terraform wraps lines
         rendered.lambda_config({**VARIABLES, "actions": {"linux": {**LINUX, **action}}})
+
+
+def test_a_spot_action_is_parsed_with_its_types_and_its_resolved_allocation_strategy() -> None:
+    action = render(instance_types=["m6i.large", "t3.large", "t3.xlarge"], purchase_option="spot-then-on-demand",
+                    interruptions_before_on_demand=1).actions[0]  # fmt: skip
+    assert action.instance_types == ("m6i.large", "t3.large", "t3.xlarge")
+    assert (action.purchase_option, action.allocation_strategy) == ("spot-then-on-demand", "price-capacity-optimized")
+    assert action.interruptions_before_on_demand == 1
+    assert action.default_instance_types() == ("t3.large", "m6i.large", "t3.xlarge")  # the default first, once
+    assert render(purchase_option="spot", allocation_strategy="capacity-optimized").actions[0].allocation_strategy == (
+        "capacity-optimized"
+    )
+
+
+def test_the_purchase_settings_stay_compact() -> None:
+    settings = rendered.lambda_config({**VARIABLES, "actions": {"linux": {**LINUX, "purchase_option": "spot"}}})
+    action = settings["actions"][0]
+    assert {key: action[key] for key in ("types", "purchase", "alloc", "od_after")} == {
+        "types": [], "purchase": "spot", "alloc": "price-capacity-optimized", "od_after": 2,
+    }  # fmt: skip
+
+
+def test_an_action_rendered_without_the_purchase_keys_is_on_demand() -> None:
+    """A configuration of an older module (no types, purchase, alloc or od_after): today's behaviour."""
+    settings = json.loads(json.dumps(SETTINGS))
+    for key in ("types", "purchase", "alloc", "od_after"):
+        settings["actions"][0].pop(key, None)
+    action = config.parse(json.dumps(settings)).actions[0]
+    assert (action.instance_types, action.purchase_option, action.allocation_strategy) == (
+        (),
+        "on-demand",
+        "prioritized",
+    )
+    assert action.interruptions_before_on_demand == 2

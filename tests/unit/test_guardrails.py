@@ -24,14 +24,23 @@ def test_missing_ami_says_where_to_set_it() -> None:
 
 def test_instance_type_allow_list_uses_globs() -> None:
     allowed = ("t3.*", "m6i.large")
-    assert guardrails.instance_type("t3.2xlarge", allowed) == "t3.2xlarge"
-    assert guardrails.instance_type("m6i.large", allowed) == "m6i.large"
+    assert guardrails.instance_types("t3.2xlarge", allowed) == ["t3.2xlarge"]
+    assert guardrails.instance_types("m6i.large", allowed) == ["m6i.large"]
     with pytest.raises(
         Invalid, match=r"InstanceType 'm6i.xlarge' is not allowed: this module allows t3\.\*, m6i.large"
     ):
-        guardrails.instance_type("m6i.xlarge", allowed)
+        guardrails.instance_types("m6i.xlarge", allowed)
     with pytest.raises(Invalid, match=r"InstanceType 't3a.large'"):
-        guardrails.instance_type("t3a.large", allowed)
+        guardrails.instance_types("t3a.large", allowed)
+
+
+def test_an_instance_type_list_is_split_stripped_and_deduplicated_in_order() -> None:
+    assert guardrails.instance_type_list(" m6i.large,t3.large , m6i.large,,") == ("m6i.large", "t3.large")
+    assert guardrails.instance_types(("t3.large", "t3.xlarge", "t3.large"), ("t3.*",)) == ["t3.large", "t3.xlarge"]
+    with pytest.raises(Invalid, match=r"InstanceType is missing"):
+        guardrails.instance_types(" , ", ("t3.*",))
+    with pytest.raises(Invalid, match=r"InstanceType 'm6i.large', 'c7g.large' are not allowed"):
+        guardrails.instance_types("t3.large,m6i.large,c7g.large", ("t3.*",))
 
 
 @pytest.mark.parametrize("value", ["0", "481", "-5", "1.5", "ten", ""])

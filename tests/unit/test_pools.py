@@ -99,25 +99,28 @@ def test_a_hibernating_member_retires_before_the_60_day_hibernation_limit() -> N
 
 
 def test_the_configuration_hash_changes_with_each_part() -> None:
-    base = ("ami-1", "t3.large", 30, "lt-1", "1", False)
+    base = ("ami-1", ["t3.large"], 30, ("lt-1", "1"), False, "on-demand")
     changed = [
-        ("ami-2", "t3.large", 30, "lt-1", "1", False),
-        ("ami-1", "m6i.large", 30, "lt-1", "1", False),
-        ("ami-1", "t3.large", 40, "lt-1", "1", False),
-        ("ami-1", "t3.large", 30, "lt-2", "1", False),
-        ("ami-1", "t3.large", 30, "lt-1", "2", False),
-        ("ami-1", "t3.large", 30, "lt-1", "1", True),
+        ("ami-2", ["t3.large"], 30, ("lt-1", "1"), False, "on-demand"),
+        ("ami-1", ["m6i.large"], 30, ("lt-1", "1"), False, "on-demand"),
+        ("ami-1", ["t3.large", "m6i.large"], 30, ("lt-1", "1"), False, "on-demand"),
+        ("ami-1", ["m6i.large", "t3.large"], 30, ("lt-1", "1"), False, "on-demand"),  # the order is the preference
+        ("ami-1", ["t3.large"], 40, ("lt-1", "1"), False, "on-demand"),
+        ("ami-1", ["t3.large"], 30, ("lt-2", "1"), False, "on-demand"),
+        ("ami-1", ["t3.large"], 30, ("lt-1", "2"), False, "on-demand"),
+        ("ami-1", ["t3.large"], 30, ("lt-1", "1"), True, "on-demand"),
+        ("ami-1", ["t3.large"], 30, ("lt-1", "1"), False, "spot"),
     ]
-    first = pools.config_hash(*base)
-    assert len(first) == 16 and first == pools.config_hash(*base)
-    assert len({pools.config_hash(*other) for other in changed} | {first}) == 7
+    first = pools.config_hash(*base)  # type: ignore[arg-type]
+    assert len(first) == 16 and first == pools.config_hash(*base)  # type: ignore[arg-type]
+    assert len({pools.config_hash(*other) for other in changed} | {first}) == 10  # type: ignore[arg-type]
 
 
-def action(strategy: str = "warm") -> ActionType:
+def action(strategy: str = "warm", instance_types: tuple[str, ...] = ()) -> ActionType:
     return ActionType(
         category="Build", owner="Custom", provider="EC2-Linux", version="1", key="build", strategy=strategy, cap=5,
         defaults={"ImageId": "ami-1", "InstanceType": "t3.large", "RootVolumeGiB": 30, "TimeoutMinutes": 60},
-        pool=None if strategy == "ephemeral" else settings(),
+        pool=None if strategy == "ephemeral" else settings(), instance_types=instance_types,
     )  # fmt: skip
 
 
@@ -135,3 +138,17 @@ def action(strategy: str = "warm") -> ActionType:
 def test_a_job_matches_its_pool_unless_it_sets_another_instance(configuration: dict[str, str], matches: bool) -> None:
     assert pools.job_matches_pool(action(), configuration) is matches
     assert pools.job_matches_pool(action("ephemeral"), configuration) is False
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "matches"),
+    [
+        ("t3.large, m6i.large", True),  # the action's default types, in their order
+        ("t3.large,m6i.large,t3.large", True),
+        ("t3.large", False),  # one type only: another build spec than the pool's
+        ("m6i.large, t3.large", False),  # another order of preference
+    ],
+)
+def test_an_instance_type_list_matches_the_pool_when_it_is_the_actions_types(instance_type: str, matches: bool) -> None:
+    listed = action(instance_types=("m6i.large",))
+    assert pools.job_matches_pool(listed, {"Command": "make", "InstanceType": instance_type}) is matches

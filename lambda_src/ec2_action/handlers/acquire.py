@@ -12,26 +12,34 @@ queues: the output says `queued: true` and the state machine's WaitForCapacity s
 task token. When capacity is granted, the execution comes back here with `grant`: the granted member is taken and the
 wait is taken off the build's timeout.
 
+A spot instance interrupted during WaitForSsmOnline or RunBuildCommand brings the execution back here with
+`interrupted` (the caught SpotInterrupted) and the interrupted `instance`: the job keeps its member (its slot) and gets
+a fresh instance in it, on-demand once the action's interruption budget is spent; the build runs again from the
+start. `attempt` counts the interruptions, with a bound (never reached while on-demand follows the budget).
+
 Input: `{"state": <the state machine's state>, "execution_arn"}` (or the older `{"job", "execution_arn"}`).
-Output: `{"job", "build", "instance" | null, "queued", "grant"?}`.
+Output: `{"job", "build", "instance" | null, "queued", "grant"?, "attempt"?}`.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from .. import buildspec, instances, launcher, log, pools, queue, registration, registry
 from ..config import ActionType, Config, load
-from ..errors import CapacityTimeout, InvalidJobConfiguration
+from ..errors import CapacityTimeout, InstanceLaunchFailed, InvalidJobConfiguration, interruption_of
 from ..launcher import CannotStart
 from ..payloads import BuildSpec, Instance, Job
 from ..registry import Member
 
 # Kept here for the module's variable descriptions (tests/test_shared_constants.py).
 SHUTDOWN_GRACE_MINUTES = launcher.SHUTDOWN_GRACE_MINUTES
-user_data = launcher.user_data
 subnet_rotation = launcher.subnet_rotation
+# Interruptions a build may have beyond its action's budget before it fails: after the budget it runs on-demand, which
+# is never interrupted, so only a spot instance reported interrupted by mistake reaches the bound.
+RESTARTS_BEYOND_BUDGET = 2
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -43,6 +51,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = config.action(job["action"])
     if action is None:
         raise InvalidJobConfiguration(f"the action type {job['action']} is no longer served by this module")
+    if state.get("interrupted"):
+        return restarted(config, action, job, state)
     grant = state.get("grant")
     build: BuildSpec = state["build"] if grant and state.get("build") else buildspec.validated(config, job, context)
     matches = pools.job_matches_pool(action, job.get("configuration") or {})
@@ -67,11 +77,75 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if member is None:
         log.info("no capacity: the job queues", cap=action.cap)
         return {"job": job, "build": build, "instance": None, "queued": True}
-    instance = materialise(config, action, job, build, member)
+    attempt = state.get("attempt")
+    purchase = launcher.purchase_for(action, int(attempt["interruptions"]) if attempt else 0)
+    instance = materialise(config, action, job, build, member, purchase)
     output: dict[str, Any] = {"job": job, "build": build, "instance": instance, "queued": False}
     if grant:
         output["grant"] = grant
+    if attempt:
+        output["attempt"] = attempt
     return output
+
+
+def restarted(config: Config, action: ActionType, job: Job, state: dict[str, Any]) -> dict[str, Any]:
+    """The job's spot instance was interrupted: a fresh instance in the member the job holds (no queue: it keeps its
+    slot), bought as purchase_for says after this interruption; the build spec as it was (validated, the wait for
+    capacity already taken off)."""
+    interrupted: dict[str, Any] = state.get("instance") or {}
+    attempt = counted(state.get("attempt"), interrupted, state)
+    interruptions = int(attempt["interruptions"])
+    bound = action.interruptions_before_on_demand + RESTARTS_BEYOND_BUDGET
+    log.warning("the build's instance was interrupted", interruptions=interruptions, **attempt["history"][-1])
+    if interruptions > bound:
+        raise InstanceLaunchFailed(
+            f"the build's instance was interrupted {interruptions} times (at most {bound} restarts): "
+            f"the build never ran to its end"
+        )
+    build: BuildSpec = state["build"]
+    member = held_member(action, job["id"], str(interrupted.get("member_id") or ""))
+    if member is None:
+        raise InstanceLaunchFailed(
+            f"the build's instance {interrupted.get('instance_id')} was interrupted and the job no longer holds "
+            f"its slot of {action.key}: it cannot be restarted"
+        )
+    purchase = launcher.purchase_for(action, interruptions)
+    interrupted_id = str(interrupted.get("instance_id") or "")
+    if member.instance_id and member.instance_id != interrupted_id:  # a retried invocation launched it already
+        instance = _described(_recorded(member), member, "launch")
+    else:
+        why = f"its instance {interrupted_id} was interrupted ({interruptions} so far): restarting the build"
+        instance = _replaced(config, action, job, build, member, why, purchase)
+    return {"job": job, "build": build, "instance": instance, "queued": False, "attempt": attempt}
+
+
+def counted(attempt: dict[str, Any] | None, interrupted: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+    """The job's attempts with this interruption added: how many, and which instance, where and when."""
+    before = attempt or {"interruptions": 0, "history": []}
+    cause = interruption_of(state["interrupted"])
+    entry = {
+        "instance_id": str(interrupted.get("instance_id") or cause.get("instance_id") or ""),
+        "instance_type": str(interrupted.get("instance_type") or state.get("build", {}).get("instance_type") or ""),
+        "lifecycle": str(interrupted.get("lifecycle") or "spot"),
+        "step": interrupted_step(cause, state),
+        "at": cause.get("at") or datetime.now(UTC).isoformat(),
+    }
+    return {"interruptions": int(before["interruptions"]) + 1, "history": [*before["history"], entry]}
+
+
+def interrupted_step(cause: dict[str, str], state: dict[str, Any]) -> str:
+    """The step the interruption stopped: as its cause names it, else RunBuildCommand once WaitForSsmOnline found the
+    instance Online in this attempt (its `ssm` result: every acquire output starts a fresh state), else
+    WaitForSsmOnline."""
+    if cause.get("step") in ("WaitForSsmOnline", "RunBuildCommand"):
+        return cause["step"]
+    return "RunBuildCommand" if (state.get("ssm") or {}).get("online") is True else "WaitForSsmOnline"
+
+
+def held_member(action: ActionType, job_id: str, member_id: str) -> Member | None:
+    """The member the job holds (leased to it): the one its instance was in when there are several."""
+    held = [m for m in registry.members(action.key) if m.lease_job == job_id]
+    return next((m for m in held if m.id == member_id), held[0] if held else None)
 
 
 def granted(action: ActionType, job_id: str, member_id: str) -> Member | None:
@@ -91,25 +165,26 @@ def shortened(build: BuildSpec, waited_seconds: int) -> BuildSpec:
     return {**build, "task_timeout_seconds": task_timeout, "command_timeout_seconds": command_timeout}
 
 
-def materialise(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member) -> Instance:
+def materialise(
+    config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member, purchase: str = "on-demand"
+) -> Instance:
     """Make the member's instance available to the job: launch it (a new slot), start it (a stopped member), check
     it (a warm member: Online in Systems Manager), or hand over what a retried invocation launched. A leased member
     whose instance cannot serve (no capacity to start it, gone, not Online) gets a fresh instance instead."""
     if not member.instance_id:
-        return _launch(config, action, job, build, member)
+        return _launch(config, action, job, build, member, purchase)
     if member.state != registry.LEASED:  # a retried invocation: the member's instance was launched by the first
         return _described(_recorded(member), member, "launch")
     if member.kind == "stopped":
         try:
             return _described(launcher.start(member), member, "start")
         except CannotStart as exc:
-            return _replaced(config, action, job, build, member, f"StartInstances failed: {exc}")
+            return _replaced(config, action, job, build, member, f"StartInstances failed: {exc}", purchase)
     agent = registration.agent_information(member.instance_id)
     if agent is None or agent.get("PingStatus") != "Online":
         status = agent.get("PingStatus", "no status") if agent else "not registered"
-        return _replaced(
-            config, action, job, build, member, f"its instance is not Online in Systems Manager ({status})"
-        )
+        why = f"its instance is not Online in Systems Manager ({status})"
+        return _replaced(config, action, job, build, member, why, purchase)
     instance: Instance = {
         **_recorded(member),
         "launched_epoch": round(time.time(), 3),  # the registration window runs from now
@@ -122,15 +197,22 @@ def materialise(config: Config, action: ActionType, job: Job, build: BuildSpec, 
 
 def _recorded(member: Member) -> Instance:
     """The member's instance as its record has it."""
-    return {
+    instance: Instance = {
         "instance_id": member.instance_id or "",
         "subnet_id": member.subnet_id or "",
         "launched_at": member.launched_at or "",
         "launched_epoch": float(member.launched_epoch),
     }
+    if member.instance_type:
+        instance["instance_type"] = member.instance_type
+    if member.lifecycle in ("spot", "on-demand"):
+        instance["lifecycle"] = "spot" if member.lifecycle == "spot" else "on-demand"
+    return instance
 
 
-def _replaced(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member, why: str) -> Instance:
+def _replaced(
+    config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member, why: str, purchase: str
+) -> Instance:
     """The leased member's instance cannot serve the job (terminated or stopped behind the pool's back, its agent
     lost, no capacity to start it): it is terminated if it still exists, and a fresh instance is launched into the
     same member (the job keeps its slot; the pool gets a healthy member back after the build)."""
@@ -141,11 +223,11 @@ def _replaced(config: Config, action: ActionType, job: Job, build: BuildSpec, me
         reason=why,
     )
     instances.terminate_if_present([member.instance_id or ""])
-    return _launch(config, action, job, build, member)
+    return _launch(config, action, job, build, member, purchase)
 
 
-def _launch(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member) -> Instance:
-    instance = launcher.launch(config, job, build, member, member.pooled, action)
+def _launch(config: Config, action: ActionType, job: Job, build: BuildSpec, member: Member, purchase: str) -> Instance:
+    instance = launcher.launch(config, job, build, member, member.pooled, action, purchase)
     registry.launched(member, instance)
     return _described(instance, member, "launch")
 

@@ -317,7 +317,8 @@ def _launch(config: Config, action: ActionType, build: BuildSpec, current: str, 
             log.info("the pool cannot grow now: its cap is reached or jobs are queued", cap=action.cap)
             return
         try:
-            instance = launcher.launch(config, None, build, member, pool_member=True, action=action)
+            purchase = launcher.purchase_for(action, interruptions=0)
+            instance = launcher.launch(config, None, build, member, True, action, purchase)
         except (NoCapacity, InstanceLaunchFailed, LaunchThrottled) as exc:
             log.warning("cannot launch a pool member", member_id=member.id, error=str(exc))
             registry.remove(member)

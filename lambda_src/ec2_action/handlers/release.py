@@ -81,7 +81,9 @@ def _release_member(
         registry.remove(member)
         return
     worn = dataclasses.replace(member, builds=member.builds + 1)  # the build just ended counts
-    current = pools.pool_config(config, action, int(state.get("build", {}).get("root_volume_gib") or 0))
+    build = state.get("build") or {}
+    platform = str(build.get("platform") or "Linux")
+    current = pools.pool_config(config, action, int(build.get("root_volume_gib") or 0), platform)
     command = state.get("command") or {}
     reason = pools.retire_reason(
         action.pool, worn, time.time(), current, build_failed(state), command.get("retire") or None
