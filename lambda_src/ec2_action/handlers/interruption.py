@@ -74,8 +74,7 @@ def _act(instance_id: str, reason: str, at: str) -> str | None:
         return "the task was answered meanwhile"
     if command:
         _cancel(command["CommandId"], instance_id)
-    _fail_task(item["task_token"], found, reason, at)
-    return None
+    return _fail_task(item["task_token"], found, reason, at)
 
 
 def _describe(instance_id: str) -> dict[str, Any] | None:
@@ -97,7 +96,8 @@ def _cancel(command_id: str, instance_id: str) -> None:
         log.warning("cannot cancel the build command", command_id=command_id, error=aws.error_code(exc))
 
 
-def _fail_task(token: str, instance: dict[str, Any], reason: str, at: str) -> None:
+def _fail_task(token: str, instance: dict[str, Any], reason: str, at: str) -> str | None:
+    """Fail the RunBuildCommand task; None when it was failed, else why not."""
     instance_id = instance["InstanceId"]
     state_reason = (instance.get("StateReason") or {}).get("Message") or reason
     if instance.get("InstanceLifecycle") == "spot":
@@ -109,6 +109,7 @@ def _fail_task(token: str, instance: dict[str, Any], reason: str, at: str) -> No
     except ClientError as exc:
         if aws.error_code(exc) not in outcome.DEAD_TOKEN_ERRORS:
             raise
-        log.info("the task no longer waits (the execution moved on)", error=aws.error_code(exc))
-        return
+        log.info("SendTaskFailure refused", error=aws.error_code(exc))
+        return "the task no longer waits (the execution moved on)"
     log.info("build task failed", error=error, cause=cause)
+    return None
