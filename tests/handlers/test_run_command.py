@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 from conftest import Agent, Cloud, build_spec, make_job
 
-from ec2_action import jobs
+from ec2_action import errors, jobs
 from ec2_action.config import load
-from ec2_action.errors import InstanceNotReady
+from ec2_action.errors import InstanceLost, InstanceNotReady, SpotInterrupted
 from ec2_action.handlers import acquire, run_command, wait_online
 
 
@@ -132,3 +132,24 @@ def test_unregistered_instance_is_not_ready_and_the_token_is_kept(cloud: Cloud, 
     item = cloud.item(job["id"])
     assert item["task_token"] == "token-2" and item["instance_id"] == instance_id
     assert cloud.client("ssm").list_commands(InstanceId=instance_id)["Commands"] == []
+
+
+@pytest.mark.parametrize(("lifecycle", "error"), [("spot", SpotInterrupted), ("on-demand", InstanceLost)])
+def test_an_instance_terminated_before_the_command_is_interrupted_or_lost_not_unready(
+    cloud: Cloud, agent: Agent, lifecycle: str, error: type[Exception]
+) -> None:
+    """Systems Manager refuses the command (InvalidInstanceId) for a terminated instance as for one not registered
+    yet; EC2 tells them apart: no retry waits for an instance that is gone."""
+    from test_interruption import launched_instance
+
+    job = make_job(input_artifact=None, configuration={})
+    instance = launched_instance(cloud, job, lifecycle)
+    cloud.client("ec2").terminate_instances(InstanceIds=[instance["instance_id"]])
+    event = {"task_token": "token-4", "job": job, "build": build_spec(cloud.linux_ami), "instance": instance}
+
+    with pytest.raises(error, match=instance["instance_id"]) as raised:
+        run_command.handler(event, cloud.context)
+
+    if error is SpotInterrupted:
+        assert errors.interruption_of({"Cause": str(raised.value)})["step"] == "RunBuildCommand"
+    assert cloud.client("ssm").list_commands(InstanceId=instance["instance_id"])["Commands"] == []

@@ -2,16 +2,17 @@
 `LOCALCLOUD_SSM_REGISTRATION_DELAY` seconds after launch (tests/emulator/ssm/agent.py), and the function waits for
 that inside one invocation, learning the registration time of the AMI and instance type in the jobs table."""
 
+import json
 import time
 from typing import Any
 
 import pytest
-from conftest import Agent, Cloud, make_job
+from conftest import Agent, Cloud, build_spec, make_job
 from pool_fixtures import acquired as acquired_in_pool
 from pool_fixtures import configure_pool, pool_job, ready_member
 
-from ec2_action import jobs, registration
-from ec2_action.errors import InstanceLost, InstanceNotReady
+from ec2_action import errors, jobs, registration
+from ec2_action.errors import InstanceLost, InstanceNotReady, SpotInterrupted
 from ec2_action.handlers import acquire, wait_online
 from emulator import faults
 from emulator.ssm.agent import AGENT_VERSION
@@ -198,3 +199,26 @@ def test_a_started_member_learns_the_start_time_apart_from_the_launch_time(
     assert start_time is not None and 0.5 <= start_time["seconds"] <= 3
     assert learned_item(cloud) == launch_time  # the launch's learned time is not the start's
     assert registration.learned(cloud.linux_ami, "t3.large", "start").seconds == start_time["seconds"]
+
+
+def test_a_spot_instance_gone_while_awaited_is_an_interruption(
+    cloud: Cloud, agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EC2 reclaimed it (or anyone terminated it): SpotInterrupted, whose message says which instance, why and in
+    which step, for acquire to count (errors.interruption_of reads it back from the Lambda's cause)."""
+    from test_interruption import launched_instance
+
+    monkeypatch.setattr(registration, "EC2_STATE_EVERY", 2.0)
+    faults.never_register(count=1)
+    job = make_job(input_artifact=None, configuration={})
+    instance = launched_instance(cloud, job, "spot")
+    cloud.client("ec2").terminate_instances(InstanceIds=[instance["instance_id"]])
+    event = {"job_id": job["id"], "build": build_spec(cloud.linux_ami), "instance": instance}
+
+    with pytest.raises(SpotInterrupted) as raised:
+        wait_online.handler(event, cloud.context)
+
+    lambda_cause = {"errorMessage": str(raised.value), "errorType": "SpotInterrupted", "stackTrace": []}
+    details = errors.interruption_of({"Error": "SpotInterrupted", "Cause": json.dumps(lambda_cause)})
+    assert details["instance_id"] == instance["instance_id"] and details["step"] == "WaitForSsmOnline"
+    assert details["reason"] and details["at"]
