@@ -9,7 +9,7 @@ from conftest import ACCOUNT, REGION, STACK, Agent, Cloud, Pipeline, build_spec,
 from test_poll import SCHEDULE, STARTED, PollerDied, die_at
 from test_run_command import online_instance
 
-from ec2_action import aws, jobs
+from ec2_action import aws, errors, jobs
 from ec2_action import codepipeline as cp_helpers
 from ec2_action.config import load
 from ec2_action.handlers import poll, report, run_command
@@ -325,3 +325,50 @@ def test_the_report_clears_the_task_token(cloud: Cloud, pipeline: Pipeline) -> N
 
     assert "task_token" not in cloud.item(job["id"])
     wait_for(lambda: pipeline.results(pipeline.continuation_of(job["id"])), what="the answer")
+
+
+def test_a_build_finished_after_spot_interruptions_says_so(cloud: Cloud, pipeline: Pipeline) -> None:
+    """acquire counts the interruptions in $.attempt; the summary's first line names them and the instance the build
+    finished on, with its purchase option."""
+    job, execution_arn = started_build(cloud, pipeline)
+    continuation = pipeline.continuation_of(job["id"])
+    state = succeeded_state(cloud, job)
+    state["instance"].update(instance_type="t3.large", lifecycle="on-demand")
+    history = [{"instance_id": "i-1", "instance_type": "t3.large", "lifecycle": "spot", "step": "RunBuildCommand",
+                "at": "2026-01-01T00:00:00Z"}]  # fmt: skip
+    state["attempt"] = {"interruptions": 1, "history": history}
+
+    reported = final(cloud, state, execution_arn)
+
+    assert reported["succeeded"] is True and reported["reported_to"] == continuation
+    [result] = pipeline.results(continuation)
+    assert result.summary.splitlines()[0].endswith("; interrupted 1 time, finished on i-0123456789abcdef0 (on-demand).")
+
+
+def test_a_job_that_failed_after_interruptions_names_them_even_the_last_uncounted(
+    cloud: Cloud, pipeline: Pipeline
+) -> None:
+    """acquire failed after an interruption ($.interrupted still in the state, not yet counted in $.attempt): the
+    message counts it too, with the step the interruption's cause names."""
+    job, execution_arn = started_build(cloud, pipeline)
+    continuation = pipeline.continuation_of(job["id"])
+    cause = errors.interruption_cause("i-2", "Server.SpotInstanceTermination", "2026-01-01T00:00:00Z",
+                                      "WaitForSsmOnline")  # fmt: skip
+    lambda_cause = {"errorMessage": cause, "errorType": "SpotInterrupted"}
+    state = {
+        "job": job,
+        "instance": {"instance_id": "i-2", "member_id": "m-0123456789ab", "pool": "build", "kind": "ephemeral"},
+        "attempt": {"interruptions": 1, "history": [{"instance_id": "i-1", "step": "RunBuildCommand"}]},
+        "interrupted": {"Error": "SpotInterrupted", "Cause": json.dumps(lambda_cause)},
+        "error": {"Error": "NoCapacity", "Cause": json.dumps({"errorMessage": "no capacity in any pool"})},
+        "failed_step": "AcquireInstance",
+    }
+
+    reported = final(cloud, state, execution_arn)
+
+    assert reported["succeeded"] is False
+    [result] = pipeline.results(continuation)
+    assert result.message.startswith(
+        "The build was interrupted 2 times before this (i-1 during RunBuildCommand, i-2 during WaitForSsmOnline)"
+    )
+    assert "No EC2 capacity for the build, even after retries: no capacity in any pool" in result.message

@@ -268,3 +268,44 @@ def test_output_read_from_the_returned_beginning_says_so_in_its_heading() -> Non
     result = messages.command_result({**outcome(stdout="line 1\nline 2\n"), "stdout_note": note}, BUILD, CONSOLE)
 
     assert f"\nLast lines of output ({note}):\nline 1\nline 2" in result["message"]
+
+
+def test_a_build_that_survived_interruptions_says_so_in_its_summarys_first_line() -> None:
+    instance = {"instance_id": "i-0123456789abcdef0", "instance_type": "m5.large", "lifecycle": "on-demand"}
+    result = messages.command_result(outcome("Success", 0, stdout="ok"), BUILD, CONSOLE, instance=instance,
+                                     interruptions=2)  # fmt: skip
+
+    first_line = result["message"].splitlines()[0]
+    assert result["succeeded"] is True
+    assert first_line == (
+        "Build succeeded on instance i-0123456789abcdef0 (m5.large, Linux, ami-0123456789abcdef0); "
+        "interrupted 2 times, finished on i-0123456789abcdef0 (on-demand)."
+    )  # the type EC2 launched, not the first of the job's list
+    once = messages.command_result(outcome("Success", 0), BUILD, CONSOLE, instance={"instance_id": "i-1",
+                                   "lifecycle": "spot"}, interruptions=1)  # fmt: skip
+    assert "; interrupted 1 time, finished on i-1 (spot)." in once["message"]
+    never = messages.command_result(outcome("Success", 0), BUILD, CONSOLE, instance=instance)
+    assert "interrupted" not in never["message"]
+    assert never["message"].startswith("Build succeeded on instance i-0123456789abcdef0 (m5.large, Linux")
+
+
+def test_a_failure_after_interruptions_names_them() -> None:
+    history = [{"instance_id": "i-1", "step": "WaitForSsmOnline"}, {"instance_id": "i-2", "step": "RunBuildCommand"}]
+    line = messages.interruptions_line(2, history)
+    assert line == (
+        "The build was interrupted 2 times before this (i-1 during WaitForSsmOnline, i-2 during RunBuildCommand): "
+        "EC2 reclaimed its spot instance, and the build ran again from the start on a fresh one.\n"
+    )
+    assert messages.interruptions_line(0, []) == ""
+    failed = messages.command_result(outcome(), BUILD, CONSOLE, note=line)["message"]
+    assert failed.splitlines()[1] == line.rstrip()  # after the why, before the log's location
+    step = messages.step_failure("AcquireInstance", {"Error": "NoCapacity", "Cause": "none"}, BUILD, {}, 900, line)
+    assert step["message"].startswith(line + "No EC2 capacity")
+
+
+def test_an_instance_lost_during_the_build_is_not_said_to_be_lost_before_it() -> None:
+    error = {"Error": "InstanceLost", "Cause": "instance i-1 was terminated during the build (User initiated)"}
+    message = messages.step_failure("RunBuildCommand", error, BUILD, {}, 900)["message"]
+    assert message == "The build instance went away: instance i-1 was terminated during the build (User initiated)"
+    before = messages.step_failure("WaitForSsmOnline", error, BUILD, {}, 900)["message"]
+    assert before.startswith("The build instance went away before the build ran: ")
