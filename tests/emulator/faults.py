@@ -11,6 +11,9 @@
   starts (consulted by ec2.instances).
 - `throttle`: an EC2 operation's request token bucket shrunk to a given size and refill rate, whether or not EC2
   throttling is on (consulted by ec2.throttling).
+- `fleet_capacity`: how many more instances EC2 Fleet can launch per lifecycle, instance type and zone (ec2.capacity).
+- `interrupt_spot`, `rebalance_recommendation`, `spot_interruptions`: Spot Instance interruptions, with or without
+  their warning, one by one or drawn at random for every Spot launch (ec2.spot).
 """
 
 from __future__ import annotations
@@ -236,7 +239,47 @@ def throttled_bucket(operation: str) -> tuple[float, float] | None:
         return _throttles.get(operation)
 
 
+def fleet_capacity(
+    lifecycle: str | None = None, instance_type: str | None = None, zone: str | None = None, available: int | None = 0
+) -> None:
+    """EC2 Fleet's pools of `lifecycle` ("spot" | "on-demand"), `instance_type` and Availability Zone `zone` (None:
+    any) can launch `available` more instances (None: unlimited, every pool's default); an override of a pool with
+    none left is answered InsufficientInstanceCapacity. The latest call naming a pool governs it."""
+    from emulator.ec2 import capacity
+
+    capacity.limit(lifecycle, instance_type, zone, available)
+
+
+def interrupt_spot(instance_id: str, warning: bool = True, notice_seconds: float = 120) -> None:
+    """EC2 interrupts the Spot Instance: the "EC2 Spot Instance Interruption Warning" event (unless `warning` is
+    False: a lost warning), then after `notice_seconds` AWS seconds its termination with StateReason
+    Server.SpotInstanceTermination. ValueError for an instance that is not a Spot Instance."""
+    from emulator.ec2 import spot
+
+    spot.interrupt(instance_id, warning, notice_seconds)
+
+
+def rebalance_recommendation(instance_id: str) -> None:
+    """EC2 emits "EC2 Instance Rebalance Recommendation" for the Spot Instance (nothing else happens to it)."""
+    from emulator.ec2 import spot
+
+    spot.rebalance_recommendation(instance_id)
+
+
+def spot_interruptions(rate: float, seed: int, after_seconds: tuple[float, float]) -> None:
+    """Each Spot Instance launched from now on is interrupted (warning, then termination two AWS minutes later) with
+    probability `rate`, at a moment drawn in the window of `after_seconds` (low, high) AWS seconds after its launch;
+    the same seed draws the same interruptions for the same launches."""
+    from emulator.ec2 import spot
+
+    spot.draw(rate, seed, after_seconds)
+
+
 def clear() -> None:
+    from emulator.ec2 import capacity, spot
+
+    capacity.reset()
+    spot.clear()
     with _lock:
         _api_errors.clear()
         _lambda_crashes.clear()

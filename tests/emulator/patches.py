@@ -146,7 +146,8 @@ OVERRIDES: list[Override] = [
     Override(
         "moto.ec2.models:EC2Backend.run_instances", WRAPS,
         "every instance of a RunInstances call gets the instance profile and HibernationOptions (the request's or "
-        "the launch template's); the SSM Agent boots with the instance (its registration clock starts)",
+        "the launch template's); the SSM Agent boots with the instance (its registration clock starts); pending "
+        "and running state-change events; a Spot Instance's SpotInstanceRequestId and drawn interruption",
         "moto associates the requested profile with the first instance only and ignores the launch template's "
         "profile and HibernationOptions",
         _lazy("ec2.instances", "run_instances", wrap=True),
@@ -154,10 +155,12 @@ OVERRIDES: list[Override] = [
     *_operations(
         "moto.ec2.responses.instances:InstanceResponse", "ec2.responses", REPLACES,
         {
-            "stop_instances": "StopInstances: running -> stopping -> stopped in AWS time; Hibernate only for an "
+            "stop_instances": "StopInstances: running -> stopping -> stopped in AWS time (a state-change event "
+            "each); Hibernate only for an "
             "instance launched with hibernation configured (UnsupportedHibernationConfiguration); "
             "IncorrectInstanceState for a pending or terminated one",
-            "start_instances": "StartInstances: stopped -> pending -> running in AWS time, the SSM Agent back Online "
+            "start_instances": "StartInstances: stopped -> pending -> running in AWS time (a state-change event "
+            "each), the SSM Agent back Online "
             "after its reconnect; IncorrectInstanceState for a stopping or terminated one; "
             "InsufficientInstanceCapacity (HTTP 500) injected by faults.no_capacity_to_start",
             "terminate_instances": "TerminateInstances answers an instance terminated before as terminated -> "
@@ -167,9 +170,22 @@ OVERRIDES: list[Override] = [
         "answers stopping / pending / shutting-down; these response methods are where it reads the request",
     ),
     Override(
+        "moto.ec2.responses.fleets:Fleets.create_fleet", WRAPS,
+        "CreateFleet of Type instant: overrides tried by the allocation strategy, per-pool Spot and On-Demand "
+        "capacity (faults.fleet_capacity) with EC2's InsufficientInstanceCapacity per override, every instance "
+        "launched through RunInstances' path with the launch template (user data, network interfaces, instance "
+        "profile, metadata options, tags) and the override's type, subnet, image and block devices; Spot Instances "
+        "with InstanceLifecycle spot and a SpotInstanceRequestId; ClientToken idempotency",
+        "moto launches only the cheapest (or every, for diversified) launch spec, ignores the launch template's "
+        "network interfaces, metadata options and instance profile and the override's image and block devices, "
+        "never runs out of capacity and answers no Errors; maintain and request fleets stay moto's",
+        _lazy("ec2.responses", "create_fleet", wrap=True),
+    ),
+    Override(
         "moto.ec2.models:EC2Backend.terminate_instances", WRAPS,
         "a terminated instance's disk (the SSM Agent's directory tree for it) goes, and its stop or start walk ends; "
-        "terminating an instance already terminated succeeds and changes nothing",
+        "terminating an instance already terminated succeeds and changes nothing; shutting-down and terminated "
+        "state-change events; EC2's own StateReason for a Spot interruption",
         "moto's instances have no disk and no walk, and moto terminates a terminated instance again, failing with "
         "InvalidNetworkInterfaceID.NotFound when its first termination deleted its network interface",
         _lazy("ec2.instances", "terminate_instances", wrap=True),
@@ -177,7 +193,8 @@ OVERRIDES: list[Override] = [
     Override(
         "moto.ec2.responses:EC2Response.call_action", WRAPS,
         "EC2's request throttling: token buckets with AWS's sizes and refill rates (AWS time) for RunInstances, "
-        "StartInstances, StopInstances, TerminateInstances, DescribeInstances; RequestLimitExceeded (HTTP 503)",
+        "CreateFleet, StartInstances, StopInstances, TerminateInstances, DescribeInstances; RequestLimitExceeded "
+        "(HTTP 503)",
         "moto never throttles; EC2Response inherits BaseResponse.call_action (the fault hook above), which this "
         "wraps for EC2 only",
         _lazy("ec2.throttling", "call_action", wrap=True),

@@ -1,5 +1,5 @@
-"""EC2 instances in the emulator: the stop and start walk moto skips, hibernation, capacity on start, and the disk
-an instance loses at terminate.
+"""EC2 instances in the emulator: the stop and start walk moto skips, hibernation, capacity on start, the disk
+an instance loses at terminate, and the state-change events of every instance.
 
 moto moves an instance to `stopped` or `running` at once. EC2 walks it: StopInstances running -> stopping -> stopped
 after `stop_delay()` AWS seconds (LOCALCLOUD_STOP_DELAY_SECONDS, default 15), StartInstances stopped -> pending ->
@@ -16,6 +16,11 @@ the start (``emulator.ssm.agent``). Requests EC2 refuses:
 Starting a running or pending instance, or stopping a stopped or stopping one, changes nothing and answers its state.
 A hibernated instance keeps its memory: here there is nothing to keep but its state. Its disk, the SSM Agent's
 per-instance directory tree, persists across stop and start and goes at terminate.
+
+Every state an instance enters is announced, in order, with an "EC2 Instance State-change Notification"
+(``emulator.ec2.events``): a launch pending then running, a stop stopping then stopped, a start pending then running,
+a terminate shutting-down then terminated. moto launches instances running and terminates them at once, so the first
+state of a launch and of a terminate is announced right before the second.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from moto.ec2.models.instances import StateReason
+from moto.ec2.utils import random_spot_request_id
 
 from emulator import clock, faults
+from emulator.ec2 import events
 from emulator.ec2.exceptions import (
     IncorrectInstanceStateToStart,
     IncorrectInstanceStateToStop,
@@ -47,6 +54,7 @@ NOT_STOPPABLE = {"pending", "shutting-down", "terminated"}
 
 _lock = threading.RLock()  # state changes of the walks, against terminate
 _timers: dict[str, threading.Timer] = {}
+_termination_reasons: dict[str, StateReason] = {}  # instance id -> why EC2 (not its user) is terminating it
 
 
 def start_delay() -> float:
@@ -77,6 +85,7 @@ class Change:
 
 def _set_state(instance: Any, name: str) -> None:
     instance._state.name, instance._state.code = name, CODES[name]
+    events.state_changed(instance, name)
 
 
 def _after(aws_seconds: float, instance: Any, expected: str, finish: Callable[[], None]) -> None:
@@ -179,8 +188,10 @@ def apply_launch_template_options(backend: Any, reservation: Any, kwargs: dict[s
 
 
 def run_instances(original: Callable[..., Any]) -> Callable[..., Any]:
-    """RunInstances: the SSM Agent's part (instance profiles, the agent boots: ssm.agent.run_instances), and the
-    launch template's HibernationOptions."""
+    """RunInstances (and every launch made through it: CreateFleet's): the SSM Agent's part (instance profiles, the
+    agent boots: ssm.agent.run_instances), the launch template's HibernationOptions, a Spot Instance's request id
+    and its interruption when faults.spot_interruptions draws one, and the launch's state-change events."""
+    from emulator.ec2 import spot
     from emulator.ssm import agent
 
     launch = agent.run_instances(original)
@@ -188,9 +199,31 @@ def run_instances(original: Callable[..., Any]) -> Callable[..., Any]:
     def run_instances(self: Any, image_id: str, count: int, user_data: Any, security_group_names: Any, **kwargs: Any):
         reservation = launch(self, image_id, count, user_data, security_group_names, **kwargs)
         apply_launch_template_options(self, reservation, kwargs)
+        for instance in reservation.instances:
+            if instance.lifecycle == "spot" and not getattr(instance, "spot_instance_request_id", None):
+                instance.spot_instance_request_id = random_spot_request_id()
+            events.state_changed(instance, "pending")
+            events.state_changed(instance, "running")
+            if instance.lifecycle == "spot":
+                spot.launched(instance)
         return reservation
 
     return run_instances
+
+
+def terminate_by_ec2(backend: Any, instance_id: str, reason: StateReason) -> bool:
+    """EC2 itself terminates the instance (a Spot interruption): as TerminateInstances does, with `reason` as its
+    StateReason. False if it was already shutting down or terminated."""
+    with _lock:
+        instance = backend.get_instance(instance_id)
+        if instance._state.name in ("shutting-down", "terminated"):
+            return False
+        _termination_reasons[instance_id] = reason
+        try:
+            backend.terminate_instances([instance_id])
+        finally:
+            _termination_reasons.pop(instance_id, None)
+    return True
 
 
 def terminate_instances(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -208,10 +241,16 @@ def terminate_instances(original: Callable[..., Any]) -> Callable[..., Any]:
             terminated = (
                 {instance.id: (instance, previous) for instance, previous in original(self, live)} if live else {}
             )
-            for instance_id in terminated:
+            for instance_id, (instance, _) in terminated.items():
                 timer = _timers.pop(instance_id, None)
                 if timer is not None:
                     timer.cancel()
+                reason = _termination_reasons.get(instance_id)
+                if reason is not None:
+                    instance.state_reason = reason
+                    instance._reason = "Service initiated"
+                events.state_changed(instance, "shutting-down")
+                events.state_changed(instance, "terminated")
         for instance_id in terminated:
             agent.discard(instance_id)
         return [terminated.get(instance.id) or (instance, copy.copy(instance._state)) for instance in instances]
@@ -220,9 +259,12 @@ def terminate_instances(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def reset() -> None:
-    """Cancel every walk in progress (the backends are being emptied)."""
+    """Cancel every walk and Spot interruption in progress (the backends are being emptied)."""
+    from emulator.ec2 import spot
+
     with _lock:
         timers = list(_timers.values())
         _timers.clear()
     for timer in timers:
         timer.cancel()
+    spot.reset()

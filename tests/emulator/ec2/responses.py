@@ -1,6 +1,6 @@
-"""Wire format of EC2's StopInstances, StartInstances and TerminateInstances in the emulator (methods of moto's
-``InstanceResponse``, installed by ``emulator.patches``): the Hibernate parameter, and each instance's real previous
-and current state."""
+"""Wire format of EC2's StopInstances, StartInstances and TerminateInstances (methods of moto's ``InstanceResponse``,
+installed by ``emulator.patches``): the Hibernate parameter, and each instance's real previous and current state; and
+of CreateFleet of Type instant (wrapping moto's ``Fleets.create_fleet``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from moto.core.responses import ActionResult
 
-from emulator.ec2 import instances
+from emulator.ec2 import fleets, instances
 from emulator.ec2.exceptions import ServerError
 
 
@@ -47,3 +47,28 @@ def terminate_instances(self: Any) -> Any:
         for instance, previous in terminated
     ]
     return ActionResult({"TerminatingInstances": changes})
+
+
+FLEET_REQUEST = (
+    "ClientToken",
+    "LaunchTemplateConfigs",
+    "TargetCapacitySpecification",
+    "SpotOptions",
+    "OnDemandOptions",
+    "TagSpecifications",
+    "Type",
+)
+
+
+def create_fleet(original: Any) -> Any:
+    """CreateFleet: a fleet of Type instant launches here (``emulator.ec2.fleets``); maintain and request fleets stay
+    moto's."""
+
+    def create_fleet(self: Any) -> Any:
+        if self._get_param("Type") != "instant":
+            return original(self)
+        request = {name: self._get_param(name) for name in FLEET_REQUEST if self._get_param(name) is not None}
+        self.error_on_dryrun()
+        return ActionResult(fleets.create_instant_fleet(self.ec2_backend, request))
+
+    return create_fleet

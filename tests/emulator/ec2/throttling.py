@@ -2,7 +2,9 @@
 sizes and refill rates of "Request throttling for the Amazon EC2 API" (Amazon EC2 Developer Guide).
 
 Every request of a throttled action takes one token from the action's request bucket; RunInstances, StartInstances,
-StopInstances and TerminateInstances also take one token per instance from their resource bucket. A request that
+StopInstances and TerminateInstances also take one token per instance from their resource bucket, and CreateFleet one
+per instance of its total target capacity from RunInstances' resource bucket (instances launched, by whichever
+action, draw on the same resource tokens). A request that
 finds a bucket short answers RequestLimitExceeded (HTTP 503, "Request limit exceeded."), which the AWS SDKs retry
 (botocore's standard mode: a throttling code). A refusal by the resource bucket still spends the request token.
 
@@ -31,6 +33,7 @@ REQUEST_BUCKETS: dict[str, tuple[float, float]] = {
     "TerminateInstances": (100, 5),  # uncategorized action
     "StopInstances": (50, 5),  # a mutating action
     "DescribeInstances": (100, 20),  # a non-mutating action, with a filter or pagination
+    "CreateFleet": (50, 5),  # a mutating action
 }
 # DescribeInstances with neither a filter nor pagination draws on the smaller bucket of "unfiltered and unpaginated
 # non-mutating actions". InstanceIds is neither (the guide names Filter and pagination only).
@@ -41,6 +44,8 @@ RESOURCE_BUCKETS: dict[str, tuple[float, float]] = {
     "StartInstances": (1000, 2),
     "StopInstances": (1000, 20),
 }
+# Actions that launch instances without a resource bucket of their own: they draw on RunInstances'.
+SHARED_RESOURCE_BUCKETS: dict[str, str] = {"CreateFleet": "RunInstances"}
 
 _EPSILON = 1e-9  # a token refilled over float seconds is a whole token
 _lock = threading.Lock()
@@ -85,6 +90,8 @@ def _resources(operation: str, response: Any, names: set[str]) -> int:
     """How many resources the request acts on: the instances to launch, or the instance ids given."""
     if operation == "RunInstances":
         return int(response.querystring.get("MaxCount", ["1"])[0])
+    if operation == "CreateFleet":
+        return int(response.querystring.get("TargetCapacitySpecification.TotalTargetCapacity", ["1"])[0])
     return sum(1 for name in names if name.startswith("InstanceId."))
 
 
@@ -111,9 +118,10 @@ def admitted(response: Any) -> bool:
     limits = override or (UNFILTERED_BUCKETS if kind == "unfiltered" else REQUEST_BUCKETS)[operation]
     if not _take((account, region, operation, kind), limits, 1):
         return False
-    if on and operation in RESOURCE_BUCKETS:
+    resource_bucket = SHARED_RESOURCE_BUCKETS.get(operation, operation)
+    if on and resource_bucket in RESOURCE_BUCKETS:
         count = _resources(operation, response, names)
-        return _take((account, region, operation, "resource"), RESOURCE_BUCKETS[operation], count)
+        return _take((account, region, resource_bucket, "resource"), RESOURCE_BUCKETS[resource_bucket], count)
     return True
 
 

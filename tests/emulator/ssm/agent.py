@@ -12,6 +12,12 @@ Disk: each instance has one directory tree (its HOME, TMPDIR and the agent's orc
 command on it shares: files persist across commands and across stop and start, and go when the instance is
 terminated (``discard``).
 
+An instance terminated while a step runs takes its agent with it: the step's process dies, and nothing reports its end
+(no output, no status-change event); the invocation stays InProgress until Systems Manager gives up on it once the
+step's execution timeout has passed since it started (TimedOut, "Execution Timed Out", no output), or until a
+CancelCommand ends it (Cancelled). An instance stopped while a step runs fails the step (the agent reports it when
+its instance is back).
+
 Commands (accepted by the API layer, ``emulator.ssm.models``): one agent thread per instance runs the deployed
 document like SSM Agent 3.3: preconditions (platformType), `aws:runShellScript` steps as `sh _script.sh` in a
 per-instance work dir with ENV_VAR parameters as `SSM_<Name>` variables and `{{ }}` interpolation only for the others,
@@ -73,6 +79,9 @@ EventSink = Callable[..., None]
 _event_sink: EventSink | None = None
 _launches: dict[str, _Launch] = {}
 _processes: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
+_generation = 0  # bumped by reset(): a wait for a lost agent's step ends with the cloud it began in
+GONE = ("shutting-down", "terminated")
+LOST_POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -253,13 +262,20 @@ def _agent(backend: Any, command: Any, instance_id: str) -> None:
                 plugin.finish("Failed", -1, "", f"the local cloud's agent failed: {exc!r}\n")
         raise
     finally:
-        set_invocation(backend, command, invocation, overall([p.status for p in invocation.plugins]))
+        if not any(plugin.status == "InProgress" for plugin in invocation.plugins):  # else: a lost step, reset
+            set_invocation(backend, command, invocation, overall([p.status for p in invocation.plugins]))
 
 
 def _run_steps(backend: Any, command: Any, invocation: Invocation) -> None:
     instance = ec2_backend(backend.account_id, backend.region_name).get_instance(invocation.instance_id)
     steps = command.run_state.document.content_json.get("mainSteps") or []
     for step, plugin in zip(steps, invocation.plugins, strict=True):
+        if invocation.lost:
+            return  # the agent died with its instance: the steps after the lost one never run
+        if instance._state.name in GONE:
+            invocation.lost = True
+            _given_up(plugin, invocation, time.monotonic() + clock.real_seconds(_step_timeout(command, step)))
+            return
         plugin.on_output = lambda done: _write_cloudwatch(backend, command, invocation.instance_id, done)
         _run_step(backend, command, instance, step, plugin, invocation)
 
@@ -336,11 +352,22 @@ def _step_env(backend: Any, instance_id: str, root: Path, values: dict[str, str]
     }
 
 
-def _run_shell(backend: Any, command: Any, instance: Any, step: dict, plugin: Plugin, inv: Invocation) -> None:
+def _inputs(command: Any, step: dict) -> tuple[dict[str, Any], set[str]]:
+    """The step's inputs with `{{ }}` parameters interpolated, and the ENV_VAR parameters' names."""
     state: CommandState = command.run_state
     declared = state.document.content_json.get("parameters") or {}
     env_params = {name for name, spec in declared.items() if spec.get("interpolationType") == "ENV_VAR"}
-    inputs = _interpolate(step.get("inputs") or {}, state.values, env_params)
+    return _interpolate(step.get("inputs") or {}, state.values, env_params), env_params
+
+
+def _step_timeout(command: Any, step: dict) -> int:
+    inputs, _ = _inputs(command, step)
+    return int(inputs.get("timeoutSeconds") or DEFAULT_STEP_TIMEOUT)
+
+
+def _run_shell(backend: Any, command: Any, instance: Any, step: dict, plugin: Plugin, inv: Invocation) -> None:
+    state: CommandState = command.run_state
+    inputs, env_params = _inputs(command, step)
     lines = inputs.get("runCommand") or []
     timeout = int(inputs.get("timeoutSeconds") or DEFAULT_STEP_TIMEOUT)
     with contextlib.ExitStack() as files:
@@ -359,13 +386,33 @@ def _run_shell(backend: Any, command: Any, instance: Any, step: dict, plugin: Pl
                 start_new_session=True,
             )
             _processes[(command.command_id, instance.id)] = process
+        started = time.monotonic()
         ending = _watch(process, instance, inv, clock.real_seconds(timeout))
     stdout, stderr = _output(work / "stdout"), _output(work / "stderr")
     with lock:
         _processes.pop((command.command_id, instance.id), None)
-        if instance._state.name == "terminated" and not _busy(instance.id):
+        if instance._state.name in GONE and not _busy(instance.id):
             _remove_disk(instance.id)
+    if ending == "lost":
+        inv.lost = True
+        _given_up(plugin, inv, started + clock.real_seconds(timeout))
+        return
     _finish_shell(plugin, ending, process.returncode, stdout, stderr)
+
+
+def _given_up(plugin: Plugin, inv: Invocation, deadline: float) -> None:
+    """The step's agent died with its instance: nothing reports the step. Systems Manager ends it once its execution
+    timeout has passed (TimedOut, no output: the agent never uploaded any), or when a CancelCommand comes first."""
+    generation = _generation
+    while time.monotonic() < deadline and not inv.cancelled.is_set():
+        if generation != _generation:
+            return  # the cloud was reset
+        time.sleep(min(LOST_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+    plugin.on_output = None  # no output to upload
+    if inv.cancelled.is_set():
+        plugin.finish("Cancelled", -1, "", "")
+    else:
+        plugin.finish("TimedOut", -1, "", "", "Execution Timed Out")
 
 
 def _output(path: Path) -> str:
@@ -378,7 +425,8 @@ def _output(path: Path) -> str:
 
 
 def _watch(process: subprocess.Popen[bytes], instance: Any, inv: Invocation, limit: float) -> str:
-    """Wait for the step: 'exited', or why it was stopped: 'timeout', 'cancelled', 'terminated'."""
+    """Wait for the step: 'exited', or why it was stopped: 'timeout', 'cancelled', 'stopped' (its instance stopped),
+    'lost' (its instance is shutting down or terminated: the agent dies with it)."""
     deadline = time.monotonic() + limit
     while True:
         try:
@@ -390,8 +438,10 @@ def _watch(process: subprocess.Popen[bytes], instance: Any, inv: Invocation, lim
             reason = "timeout"
         elif inv.cancelled.is_set():
             reason = "cancelled"
+        elif instance._state.name in GONE:
+            reason = "lost"
         elif instance._state.name != "running":
-            reason = "terminated"
+            reason = "stopped"
         else:
             continue
         _kill(process)
@@ -409,8 +459,8 @@ def _finish_shell(plugin: Plugin, ending: str, code: int, stdout: str, stderr: s
         plugin.finish("TimedOut", STOPPED_EXIT_CODE, stdout, stderr, "Execution Timed Out")
     elif ending == "cancelled":
         plugin.finish("Cancelled", STOPPED_EXIT_CODE, stdout, stderr)
-    elif ending == "terminated":
-        note = "the instance stopped or terminated while the command ran"
+    elif ending == "stopped":
+        note = "the instance stopped while the command ran"
         plugin.finish("Failed", -1, stdout, f"{stderr}{note}\n")
     elif code == 0:
         plugin.finish("Success", 0, stdout, stderr)
@@ -498,7 +548,9 @@ def agent_cut(output: str, limit: int) -> str:
 
 def reset() -> None:
     """Stop every running step, forget launches and remove their disks (moto's own reset forgets commands)."""
+    global _generation
     with lock:
+        _generation += 1
         processes = list(_processes.values())
         _processes.clear()
         launched = list(_launches)

@@ -56,6 +56,7 @@ class Invocation:
     started: dt.datetime | None = None
     finished: dt.datetime | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
+    lost: bool = False  # its agent died with its instance while the command ran: the agent reports nothing more
 
 
 @dataclass
