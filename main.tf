@@ -15,8 +15,26 @@ locals {
       strategy              = action.strategy
       max_concurrent_builds = action.max_concurrent_builds
       pool                  = action.pool
+      # Purchase: validated by var.actions (and the action_types output for the allowed instance types).
+      instance_types                 = action.instance_types
+      purchase_option                = action.purchase_option
+      allocation_strategy            = action.allocation_strategy
+      interruptions_before_on_demand = action.interruptions_before_on_demand
     }
   }
+}
+
+locals {
+  # allowed_instance_types' shell-style patterns as regular expressions (validated: letters, digits, -, ., * and ?).
+  allowed_instance_type_regexes = [
+    for pattern in var.allowed_instance_types : "^${replace(replace(replace(pattern, ".", "\\."), "*", ".*"), "?", ".")}$"
+  ]
+  # Instance types an action lists beyond the guardrail: refused at plan time (the action_types output).
+  disallowed_instance_types = distinct(flatten([
+    for action in values(var.actions) : [
+      for type in action.instance_types : type if !anytrue([for expression in local.allowed_instance_type_regexes : can(regex(expression, type))])
+    ]
+  ]))
 }
 
 module "ssm_document" {
@@ -33,6 +51,7 @@ module "builder" {
 
   name_prefix              = var.name_prefix
   subnet_ids               = var.subnet_ids
+  security_group_ids       = var.security_group_ids
   egress_cidr_blocks       = var.builder_egress_cidr_blocks
   metadata_hop_limit       = var.builder_metadata_hop_limit
   artifact_bucket_arns     = var.artifact_bucket_arns
@@ -70,10 +89,8 @@ module "orchestrator" {
   name_prefix                      = var.name_prefix
   actions                          = local.actions
   subnet_ids                       = var.subnet_ids
-  security_group_ids               = concat([module.builder.security_group_id], var.security_group_ids)
-  launch_template_id               = module.builder.launch_template_id
-  launch_template_arn              = module.builder.launch_template_arn
-  launch_template_version          = module.builder.launch_template_latest_version
+  security_group_ids               = module.builder.security_group_ids
+  launch_templates                 = module.builder.launch_templates
   builder_role_arn                 = module.builder.role_arn
   document_name                    = module.ssm_document.document_name
   document_arn                     = module.ssm_document.document_arn

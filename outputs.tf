@@ -7,6 +7,12 @@ output "action_types" {
   description = "The `{category, owner, provider, version}` to put in a pipeline's action declaration (the current `version`), keyed like var.actions. It depends on the functions, so a pipeline that takes its version from here moves to a new version only after the poller serves it."
   value       = module.action_type.action_types
   depends_on  = [module.orchestrator]
+
+  # Here rather than in var.actions' validation: before Terraform 1.9 a validation cannot read another variable.
+  precondition {
+    condition     = length(local.disallowed_instance_types) == 0
+    error_message = "Every type in an action's instance_types must match one of allowed_instance_types (${join(", ", var.allowed_instance_types)}); these do not: ${join(", ", local.disallowed_instance_types)}."
+  }
 }
 
 output "served_action_types" {
@@ -75,8 +81,13 @@ output "builder_security_group_id" {
 }
 
 output "launch_template_id" {
-  description = "ID of the builders' launch template."
+  description = "ID of the Linux builders' launch template (launch_template_ids has both platforms')."
   value       = module.builder.launch_template_id
+}
+
+output "launch_template_ids" {
+  description = "IDs of the builders' launch templates, keyed by platform (Linux, Windows)."
+  value       = { for platform, template in module.builder.launch_templates : platform => template.id }
 }
 
 output "ssm_document_name" {

@@ -37,6 +37,17 @@ variable "actions" {
     builds, max_age_hours hours (at most 1416: hibernated instances must restart within 60 days), or max_idle_minutes
     idle above the minimum) and a command run on the instance after each build (at most 500 characters; if it fails,
     the instance is retired). See "Instance pools" in the README.
+
+    Purchase, per action: `instance_types` (default []) lists further instance types after `instance_type`, in order
+    of preference (at most 20, each within allowed_instance_types): a launch tries them all in every subnet at once
+    (EC2 Fleet), so a type or zone without capacity is passed over. `purchase_option` is "on-demand" (default),
+    "spot" or "spot-then-on-demand" (spot, and on-demand at once when no spot capacity is left in any of them).
+    `allocation_strategy` picks among them: for spot "price-capacity-optimized" (the default), "capacity-optimized",
+    "capacity-optimized-prioritized", "lowest-price" or "diversified"; for on-demand "prioritized" (the default: the
+    order given) or "lowest-price"; the on-demand fallback of spot-then-on-demand is always prioritized. A build whose
+    spot instance is interrupted runs again from the start on a new instance, in the same pipeline job;
+    `interruptions_before_on_demand` (default 2, 0-5) interruptions of one build move it to on-demand. Spot does not
+    combine with strategy "stopped" (a one-time spot instance cannot be stopped). See "Spot instances" in the README.
   EOT
   type = map(object({
     category              = optional(string, "Build")
@@ -64,6 +75,10 @@ variable "actions" {
       max_idle_minutes = optional(number, 10)
       reset_command    = optional(string, "")
     }), {})
+    instance_types                 = optional(list(string), [])
+    purchase_option                = optional(string, "on-demand")
+    allocation_strategy            = optional(string)
+    interruptions_before_on_demand = optional(number, 2)
   }))
 
   validation {
@@ -217,6 +232,42 @@ variable "actions" {
   validation {
     condition     = alltrue([for action in values(var.actions) : length(action.pool.reset_command) <= 500])
     error_message = "A pool's reset_command must be at most 500 characters: it travels in the functions' configuration, which Lambda limits to 4 KB. Put a longer script on the AMI and call it."
+  }
+
+  # Purchase: instance types, purchase option, allocation strategy, interruptions (README, "Spot instances"). Whether
+  # each instance type is within allowed_instance_types is checked by the action_types output's precondition (a
+  # validation cannot read another variable before Terraform 1.9).
+  validation {
+    condition = alltrue([for action in values(var.actions) : try(
+      length(action.instance_types) <= 20 && alltrue([for type in action.instance_types : can(regex("^[a-z0-9-]+\\.[a-z0-9-]+$", type))]), false
+    )])
+    error_message = "An action's instance_types must be at most 20 EC2 instance types (e.g. m6i.large)."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : contains(["on-demand", "spot", "spot-then-on-demand"], action.purchase_option)])
+    error_message = "An action's purchase_option must be \"on-demand\", \"spot\" or \"spot-then-on-demand\"."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : action.allocation_strategy == null || contains(
+      action.purchase_option == "on-demand" ? ["prioritized", "lowest-price"] :
+      ["price-capacity-optimized", "capacity-optimized", "capacity-optimized-prioritized", "lowest-price", "diversified"],
+      coalesce(action.allocation_strategy, "-")
+    )])
+    error_message = "An action's allocation_strategy must be null or one its purchase option takes: for on-demand \"prioritized\" or \"lowest-price\"; for spot and spot-then-on-demand \"price-capacity-optimized\", \"capacity-optimized\", \"capacity-optimized-prioritized\", \"lowest-price\" or \"diversified\"."
+  }
+
+  validation {
+    condition     = alltrue([for action in values(var.actions) : action.purchase_option == "on-demand" || action.strategy != "stopped"])
+    error_message = "A spot purchase option does not combine with strategy \"stopped\": a one-time spot instance cannot be stopped (use \"warm\" or \"ephemeral\" with spot)."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : try(
+      action.interruptions_before_on_demand >= 0 && action.interruptions_before_on_demand <= 5 && floor(action.interruptions_before_on_demand) == action.interruptions_before_on_demand, false
+    )])
+    error_message = "An action's interruptions_before_on_demand must be a whole number from 0 to 5 (0: a build interrupted once runs again on on-demand)."
   }
 }
 
@@ -521,12 +572,19 @@ variable "iam_role_permissions_boundary_arn" {
 }
 
 variable "tags" {
-  description = "Tags applied to every resource the module creates and to builder instances, volumes and network interfaces."
+  description = "Tags applied to every resource the module creates and to builder instances, volumes and network interfaces. Builders read their tags from the instance metadata, so keys hold only letters, digits and + - = . , _ : @ (EC2 refuses others at launch)."
   type        = map(string)
   default     = {}
 
   validation {
     condition     = alltrue([for key in keys(var.tags) : !startswith(lower(key), "aws:") && !startswith(key, "ec2-action:")])
     error_message = "Tag keys starting with aws: are reserved by AWS, and ec2-action: by this module."
+  }
+
+  # Builders read their tags from the instance metadata (their self-shutdown deadline), and EC2 then refuses to launch
+  # an instance with a tag key it cannot show there.
+  validation {
+    condition     = alltrue([for key in keys(var.tags) : can(regex("^[A-Za-z0-9+=.,_:@-]+$", key)) && !contains([".", "..", "_index"], key)])
+    error_message = "Tag keys may hold only letters, digits and + - = . , _ : @ (no spaces, no /), and may not be \".\", \"..\" or \"_index\": builders carry these tags and read them from their instance metadata, where EC2 refuses other keys at launch."
   }
 }

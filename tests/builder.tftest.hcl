@@ -23,45 +23,87 @@ variables {
   tags                     = { Team = "platform" }
 }
 
-run "launch_template_locks_the_instance_down" {
+override_resource {
+  target          = aws_security_group.builder
+  override_during = plan
+  values          = { id = "sg-0123456789abcdef0" }
+}
+
+# Both platforms' templates lock the instance down alike; only their user data (the self-shutdown script) differs.
+run "launch_templates_lock_the_instance_down" {
   command = plan
 
   module {
     source = "./modules/builder"
   }
 
+  variables {
+    security_group_ids = ["sg-0fedcba9876543210"]
+  }
+
   assert {
-    condition = (
-      aws_launch_template.builder.metadata_options[0].http_tokens == "required" &&
-      aws_launch_template.builder.metadata_options[0].http_endpoint == "enabled" &&
-      aws_launch_template.builder.metadata_options[0].http_put_response_hop_limit == 1
-    )
-    error_message = "Builders must require IMDSv2 with a hop limit of 1 by default."
+    condition = alltrue([
+      for template in [aws_launch_template.builder, aws_launch_template.builder_windows] :
+      template.metadata_options[0].http_tokens == "required" &&
+      template.metadata_options[0].http_endpoint == "enabled" &&
+      template.metadata_options[0].http_put_response_hop_limit == 1 &&
+      template.metadata_options[0].instance_metadata_tags == "enabled"
+    ])
+    error_message = "Builders must require IMDSv2 with a hop limit of 1 by default, and read their tags (the deadline) there."
   }
   assert {
-    condition     = aws_launch_template.builder.instance_initiated_shutdown_behavior == "terminate"
+    condition     = aws_launch_template.builder.instance_initiated_shutdown_behavior == "terminate" && aws_launch_template.builder_windows.instance_initiated_shutdown_behavior == "terminate"
     error_message = "A builder that shuts itself down (the user-data deadline) must be terminated, not left stopped."
   }
   assert {
-    condition     = aws_launch_template.builder.monitoring[0].enabled
+    condition     = aws_launch_template.builder.monitoring[0].enabled && aws_launch_template.builder_windows.monitoring[0].enabled
     error_message = "Detailed monitoring should be on."
   }
   assert {
-    condition = (
-      aws_launch_template.builder.key_name == null &&
-      aws_launch_template.builder.image_id == null &&
-      aws_launch_template.builder.instance_type == null &&
-      length(aws_launch_template.builder.network_interfaces) == 0 &&
-      aws_launch_template.builder.vpc_security_group_ids == null
-    )
-    error_message = "The launch template must carry no key pair, image, type or network: they come per job."
+    condition = alltrue([
+      for template in [aws_launch_template.builder, aws_launch_template.builder_windows] :
+      template.key_name == null && template.image_id == null && template.instance_type == null &&
+      template.vpc_security_group_ids == null && length(template.block_device_mappings) == 0
+    ])
+    error_message = "The launch templates must carry no key pair, image, type or volumes: they come per launch."
   }
+  # One network interface: the module's security group and the further ones, no public IP, no subnet (the fleet's
+  # overrides give it).
   assert {
     condition = alltrue([
-      for spec in aws_launch_template.builder.tag_specifications :
-      spec.tags["ec2-action:stack"] == "ci-build" && spec.tags["Team"] == "platform"
-    ]) && length(aws_launch_template.builder.tag_specifications) == 3
+      for template in [aws_launch_template.builder, aws_launch_template.builder_windows] :
+      length(template.network_interfaces) == 1 &&
+      template.network_interfaces[0].device_index == 0 &&
+      template.network_interfaces[0].security_groups == toset(["sg-0123456789abcdef0", "sg-0fedcba9876543210"]) &&
+      template.network_interfaces[0].associate_public_ip_address == "false" &&
+      template.network_interfaces[0].delete_on_termination == "true" &&
+      template.network_interfaces[0].subnet_id == null
+    ])
+    error_message = "Each template's network interface must carry the builders' security groups, no public IP and no subnet."
+  }
+  assert {
+    condition = (
+      base64decode(aws_launch_template.builder.user_data) == file("modules/builder/user_data/linux.sh") &&
+      base64decode(aws_launch_template.builder_windows.user_data) == "<powershell>\n${file("modules/builder/user_data/windows.ps1")}</powershell>\n"
+    )
+    error_message = "Each template's user data must be its platform's self-shutdown script (PowerShell wrapped for EC2Launch)."
+  }
+  assert {
+    condition = alltrue(flatten([
+      for template in [aws_launch_template.builder, aws_launch_template.builder_windows] : [
+        for spec in template.tag_specifications :
+        spec.tags["ec2-action:stack"] == "ci-build" && spec.tags["Team"] == "platform"
+      ]
+    ])) && length(aws_launch_template.builder.tag_specifications) == 3 && length(aws_launch_template.builder_windows.tag_specifications) == 3
     error_message = "Instances, volumes and network interfaces must be tagged with the stack and the user's tags."
+  }
+  assert {
+    condition = (
+      aws_launch_template.builder.name == "ci-build-builder" && aws_launch_template.builder_windows.name == "ci-build-builder-windows" &&
+      keys(output.launch_templates) == ["Linux", "Windows"] &&
+      output.security_group_ids == ["sg-0123456789abcdef0", "sg-0fedcba9876543210"]
+    )
+    error_message = "The templates must be named after the prefix and output by platform, with every security group."
   }
 }
 
@@ -155,7 +197,7 @@ run "no_key_statement_without_keys" {
     error_message = "No egress CIDR blocks means no egress rule."
   }
   assert {
-    condition     = aws_launch_template.builder.metadata_options[0].http_put_response_hop_limit == 2
+    condition     = aws_launch_template.builder.metadata_options[0].http_put_response_hop_limit == 2 && aws_launch_template.builder_windows.metadata_options[0].http_put_response_hop_limit == 2
     error_message = "The hop limit must follow metadata_hop_limit."
   }
 }

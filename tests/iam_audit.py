@@ -20,6 +20,11 @@ EC2_READ_PREFIXES = ("describe", "get", "list", "search")
 TAG_CONDITION_PREFIXES = ("aws:requesttag/", "aws:resourcetag/", "ec2:resourcetag/", "ec2:createaction")
 # RunInstances only reads an image: a wildcard over images launches nothing that is not otherwise allowed.
 EC2_TYPES_ONLY_READ_AT_LAUNCH = ("image",)
+# What a launch creates beside its instance and cannot tag: a spot instance's one-time request, an instant fleet's
+# record of the request. A wildcard over them, for the launch calls only, launches nothing the instance's own
+# (tag-conditioned) statement refuses.
+EC2_LAUNCH_ACTIONS = ("ec2:runinstances", "ec2:createfleet")
+EC2_TYPES_CREATED_BESIDE_AN_INSTANCE = ("spot-instances-request", "fleet")
 # The CodePipeline calls of a job worker; anything else (pipelines, action types, approvals) is management.
 CODEPIPELINE_JOB_ACTIONS = frozenset(
     f"codepipeline:{name}".lower()
@@ -33,6 +38,7 @@ CODEPIPELINE_JOB_ACTIONS = frozenset(
 )
 POLL_FOR_JOBS = "codepipeline:pollforjobs"
 PASS_ROLE = "iam:passrole"
+CREATE_SERVICE_LINKED_ROLE = "iam:createservicelinkedrole"
 # EC2 calls that change a running or stopped instance's state: each only on instances tagged with the stack.
 INSTANCE_STATE_ACTIONS = (
     "ec2:TerminateInstances",
@@ -157,7 +163,13 @@ def ec2_mutations_are_scoped(statement: Statement) -> list[str]:
     mutating = [p for p in service_patterns(statement, "ec2") if is_mutating_ec2_pattern(p)]
     if not mutating or has_tag_condition(statement):
         return []
-    unscoped = [arn for arn in statement.resources if not is_scoped_ec2_resource(arn)]
+    only_launches = all(pattern in EC2_LAUNCH_ACTIONS for pattern in mutating)
+    unscoped = [
+        arn
+        for arn in statement.resources
+        if not is_scoped_ec2_resource(arn)
+        and not (only_launches and ec2_resource_type(arn) in EC2_TYPES_CREATED_BESIDE_AN_INSTANCE)
+    ]
     if not unscoped:
         return []
     return [f"{statement.name}: {mutating} on {unscoped} without a tag condition"]
@@ -173,6 +185,22 @@ def pass_role_only_builder_to_ec2(builder_role_arn: str) -> Callable[[Statement]
         if statement.condition_values("StringEquals", "iam:PassedToService") != ["ec2.amazonaws.com"]:
             problems.append(f"{statement.name}: iam:PassRole is not limited to ec2.amazonaws.com")
         return problems
+
+    return rule
+
+
+def service_linked_roles_only_for(services: Iterable[str]) -> Callable[[Statement], list[str]]:
+    """iam:CreateServiceLinkedRole only with an iam:AWSServiceName condition naming some of these services."""
+    allowed = set(services)
+
+    def rule(statement: Statement) -> list[str]:
+        if not covers(statement, CREATE_SERVICE_LINKED_ROLE):
+            return []
+        named = set(statement.condition_values("StringEquals", "iam:AWSServiceName"))
+        if not named or not named <= allowed:
+            for_whom = sorted(named) or "any service"
+            return [f"{statement.name}: iam:CreateServiceLinkedRole for {for_whom}, not only {sorted(allowed)}"]
+        return []
 
     return rule
 

@@ -51,6 +51,12 @@ override_resource {
 }
 
 override_resource {
+  target          = aws_lambda_function.this["interruption"]
+  override_during = plan
+  values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-interruption" }
+}
+
+override_resource {
   target          = aws_lambda_function.this["keeper"]
   override_during = plan
   values          = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-keeper" }
@@ -73,6 +79,10 @@ variables {
         min_ready        = 0, schedule = [], timezone = "UTC", hibernate = false, max_builds = 50, max_age_hours = 168,
         max_idle_minutes = 10, reset_command = ""
       }
+      instance_types                 = ["m5.large", "t3.xlarge"]
+      purchase_option                = "spot-then-on-demand"
+      allocation_strategy            = null
+      interruptions_before_on_demand = 1
     }
     windows = {
       category              = "Build"
@@ -90,13 +100,18 @@ variables {
         timezone      = "Europe/Paris", hibernate = true, max_builds = 20, max_age_hours = 72, max_idle_minutes = 30
         reset_command = "docker image prune -f"
       }
+      instance_types                 = []
+      purchase_option                = "on-demand"
+      allocation_strategy            = "lowest-price"
+      interruptions_before_on_demand = 2
     }
   }
-  subnet_ids                       = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
-  security_group_ids               = ["sg-0123456789abcdef0"]
-  launch_template_id               = "lt-0123456789abcdef0"
-  launch_template_arn              = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0"
-  launch_template_version          = "3"
+  subnet_ids         = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
+  security_group_ids = ["sg-0123456789abcdef0"]
+  launch_templates = {
+    Linux   = { id = "lt-0123456789abcdef0", arn = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0", version = "3" }
+    Windows = { id = "lt-0123456789abcdef1", arn = "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef1", version = "1" }
+  }
   builder_role_arn                 = "arn:aws:iam::123456789012:role/ci-build-builder"
   document_name                    = "ci-build-run-build"
   document_arn                     = "arn:aws:ssm:eu-west-1:123456789012:document/ci-build-run-build"
@@ -220,10 +235,14 @@ run "iam_is_scoped_to_this_stack" {
   assert {
     condition = alltrue([
       for statement in jsondecode(output.lambda_policies.acquire).Statement :
-      try(statement.Condition.ArnEquals["ec2:LaunchTemplate"], null) == "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0"
-      if contains(flatten([statement.Action]), "ec2:RunInstances") && anytrue([for resource in flatten([statement.Resource]) : endswith(resource, ":instance/*")])
+      try(statement.Condition.ArnEquals["ec2:LaunchTemplate"], null) == [
+        "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0",
+        "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef1",
+      ]
+      if anytrue([for action in flatten([statement.Action]) : contains(["ec2:RunInstances", "ec2:CreateFleet"], action)]) &&
+      anytrue([for resource in flatten([statement.Resource]) : endswith(resource, ":instance/*")])
     ])
-    error_message = "RunInstances may launch instances without this stack's launch template."
+    error_message = "RunInstances or CreateFleet may launch instances without one of this stack's launch templates."
   }
   assert {
     condition = alltrue([
@@ -236,7 +255,7 @@ run "iam_is_scoped_to_this_stack" {
   assert {
     condition = alltrue([
       for statement in jsondecode(output.lambda_policies.acquire).Statement :
-      try(statement.Condition.StringEquals["ec2:CreateAction"], null) == "RunInstances"
+      try(statement.Condition.StringEquals["ec2:CreateAction"], null) == ["RunInstances", "CreateFleet"]
       if contains(flatten([statement.Action]), "ec2:CreateTags")
     ])
     error_message = "acquire may tag existing resources (CreateTags is for launches only)."
@@ -307,6 +326,7 @@ run "iam_is_scoped_to_this_stack" {
       ]) if strcontains(policy, "logs:Get")
       }) == jsonencode({
       command_event = ["arn:aws:logs:eu-west-1:123456789012:log-group:/ci-build/builds:log-stream:*"]
+      interruption  = ["arn:aws:logs:eu-west-1:123456789012:log-group:/ci-build/builds:log-stream:*"]
       poll          = ["arn:aws:logs:eu-west-1:123456789012:log-group:/ci-build/builds:log-stream:*"]
     })
     error_message = "Build output may be read by other functions, or from other log groups."
@@ -325,20 +345,20 @@ run "iam_is_scoped_to_this_stack" {
     error_message = "A function may use a DynamoDB table other than the jobs table and the registry, or both in one statement."
   }
   # The registry (instances, leases, the queue): item calls only, no Scan, and only for the functions that take,
-  # return, queue, keep or reap capacity; the reaper never creates a record.
+  # return, queue, keep or reap capacity; the reaper never creates a record; interruption only reads a member.
   assert {
-    condition = {
+    condition = jsonencode({
       for key, policy in output.lambda_policies : key => sort(flatten([
         for statement in jsondecode(policy).Statement : statement.Action
         if statement.Resource == ["arn:aws:dynamodb:eu-west-1:123456789012:table/ci-build-pool"]
       ])) if strcontains(policy, "table/ci-build-pool")
-      } == {
-      for key in ["acquire", "enqueue", "keeper", "reap", "release"] : key => sort(concat(
-        ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
-        key == "reap" ? [] : ["dynamodb:PutItem"],
-      ))
-    }
-    error_message = "The registry's calls are not exactly acquire's, enqueue's, keeper's, release's (item calls, no Scan) and reap's (the same without PutItem)."
+      }) == jsonencode(merge({
+        for key in ["acquire", "enqueue", "keeper", "reap", "release"] : key => sort(concat(
+          ["dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+          key == "reap" ? [] : ["dynamodb:PutItem"],
+        ))
+    }, { interruption = ["dynamodb:GetItem"] }))
+    error_message = "The registry's calls are not exactly acquire's, enqueue's, keeper's, release's (item calls, no Scan), reap's (the same without PutItem) and interruption's (GetItem)."
   }
   # wait_online reads and writes the learned registration times only (items registration#<ami>#<type>), never a job.
   assert {
@@ -375,7 +395,7 @@ run "iam_is_scoped_to_this_stack" {
     error_message = "Only report may invoke a function (poll) and release another (the keeper's nudge)."
   }
   # Task tokens: the queue's (enqueue, release and keeper grant or expire a wait), the build's (command_event and the
-  # sweep resume it); only the queue fails one.
+  # sweep resume it; interruption resumes it with a result that came first, or fails it).
   assert {
     condition = jsonencode({
       for key, policy in output.lambda_policies : key => sort(flatten([
@@ -386,11 +406,12 @@ run "iam_is_scoped_to_this_stack" {
       }) == jsonencode({
       command_event = ["states:SendTaskSuccess"]
       enqueue       = ["states:SendTaskFailure", "states:SendTaskSuccess"]
+      interruption  = ["states:SendTaskFailure", "states:SendTaskSuccess"]
       keeper        = ["states:SendTaskFailure", "states:SendTaskSuccess"]
       poll          = ["states:SendTaskSuccess"]
       release       = ["states:SendTaskFailure", "states:SendTaskSuccess"]
     })
-    error_message = "Task tokens are answered by other functions than command_event, poll (success) and enqueue, keeper, release (success and failure)."
+    error_message = "Task tokens are answered by other functions than command_event, poll (success) and enqueue, interruption, keeper, release (success and failure)."
   }
   # SSM and EC2 health reads: wait_online's, the keeper's and acquire's (a leased warm member).
   assert {
@@ -416,7 +437,8 @@ run "iam_is_scoped_to_this_stack" {
           for action in flatten([statement.Action]) : contains([
             "xray:PutTraceSegments", "xray:PutTelemetryRecords",
             "codepipeline:AcknowledgeJob", "codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult",
-            "ssm:GetCommandInvocation", "ssm:ListCommands", "ssm:DescribeInstanceInformation",
+            "ssm:GetCommandInvocation", "ssm:ListCommands", "ssm:CancelCommand",
+            "ssm:DescribeInstanceInformation",
             "ec2:DescribeImages", "ec2:DescribeInstances", "cloudwatch:PutMetricData",
           ], action)
         ])
@@ -580,9 +602,9 @@ run "functions_share_one_small_configuration" {
   assert {
     condition = (
       jsondecode(output.lambda_config_json).tracing == false &&
-      sort(keys(aws_lambda_function.this)) == sort(["poll", "acquire", "wait_online", "run_command", "command_event", "release", "report", "reap", "enqueue", "keeper"])
+      sort(keys(aws_lambda_function.this)) == sort(["poll", "acquire", "wait_online", "run_command", "command_event", "release", "report", "reap", "enqueue", "keeper", "interruption"])
     )
-    error_message = "The functions are not poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue and keeper, or they trace without tracing_enabled."
+    error_message = "The functions are not poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue, keeper and interruption, or they trace without tracing_enabled."
   }
   # wait_online waits for SSM registration inside one invocation: it gets Lambda's longest timeout.
   assert {
@@ -644,9 +666,12 @@ run "pools_have_a_registry_a_keeper_and_their_configuration" {
     condition = (
       jsondecode(output.lambda_config_json).pool_table == "ci-build-pool" &&
       jsondecode(output.lambda_config_json).keeper_function_name == "ci-build-keeper" &&
-      jsondecode(output.lambda_config_json).launch_template_version == "3"
+      jsondecode(output.lambda_config_json).launch_templates == {
+        Linux   = { id = "lt-0123456789abcdef0", version = "3" }
+        Windows = { id = "lt-0123456789abcdef1", version = "1" }
+      }
     )
-    error_message = "EC2_ACTION_CONFIG must name the registry table, the keeper and the launch template version."
+    error_message = "EC2_ACTION_CONFIG must name the registry table, the keeper and both launch templates with their versions (no ARN: the functions need none)."
   }
   # Each action's capacity reaches the functions (compact keys); an ephemeral action has no pool.
   assert {
@@ -704,7 +729,7 @@ run "tracing_enabled_traces_the_functions_and_the_state_machine" {
   }
 
   assert {
-    condition = length(aws_lambda_function.this) == 10 && alltrue([
+    condition = length(aws_lambda_function.this) == 11 && alltrue([
       for key, function in aws_lambda_function.this : function.tracing_config[0].mode == "Active"
     ])
     error_message = "With tracing_enabled every function must trace Active."
@@ -752,8 +777,118 @@ run "events_match_only_this_stack" {
     condition = alltrue([
       for key, permission in aws_lambda_permission.events :
       permission.principal == "events.amazonaws.com" && permission.action == "lambda:InvokeFunction"
-    ]) && length(aws_lambda_permission.events) == 5
+    ]) && length(aws_lambda_permission.events) == 8
     error_message = "Each rule needs exactly one EventBridge permission."
+  }
+}
+
+# Spot and EC2 Fleet: every launch is a CreateFleet (type instant), authorised on the same resources and with the same
+# conditions as RunInstances; the interruption function restarts or fails a build whose instance goes away.
+run "fleet_launches_spot_and_interruptions" {
+  command = plan
+
+  module {
+    source = "./modules/orchestrator"
+  }
+
+  # Each launch statement allows RunInstances and CreateFleet together: CreateFleet never with fewer conditions.
+  assert {
+    condition = alltrue(flatten([
+      for key in ["acquire", "keeper"] : [
+        for statement in jsondecode(output.lambda_policies[key]).Statement :
+        contains(statement.Action, "ec2:RunInstances") == contains(statement.Action, "ec2:CreateFleet")
+      ]
+    ])) && join(",", sort([for key, policy in output.lambda_policies : key if strcontains(policy, "ec2:CreateFleet")])) == "acquire,keeper"
+    error_message = "Only acquire and keeper may create fleets, and each statement allowing RunInstances must allow CreateFleet alike (and the reverse)."
+  }
+  # A spot request and an instant fleet cannot carry the stack's tag: only in the statement of the configured network
+  # and templates, never with the instance, volume or network-interface statements' wildcards loosened.
+  assert {
+    condition = [
+      for statement in jsondecode(output.lambda_policies.acquire).Statement : statement.Sid
+      if anytrue([for resource in statement.Resource : can(regex(":(spot-instances-request|fleet)/", resource))])
+      ] == ["LaunchIntoConfiguredNetwork"] && alltrue([
+        for statement in jsondecode(output.lambda_policies.acquire).Statement :
+        try(statement.Condition, null) == null && length(setsubtract(statement.Resource, [
+          "arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef0",
+          "arn:aws:ec2:eu-west-1:123456789012:subnet/subnet-0123456789abcdef1",
+          "arn:aws:ec2:eu-west-1:123456789012:security-group/sg-0123456789abcdef0",
+          "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef0",
+          "arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-0123456789abcdef1",
+          "arn:aws:ec2:eu-west-1:123456789012:spot-instances-request/*",
+          "arn:aws:ec2:eu-west-1:123456789012:fleet/*",
+        ])) == 0
+        if statement.Sid == "LaunchIntoConfiguredNetwork"
+    ])
+    error_message = "Spot requests and fleets must be allowed only beside the configured subnets, security groups and both launch templates."
+  }
+  # Service-linked roles: only EC2 Fleet's and Spot's, only by the launching functions.
+  assert {
+    condition = alltrue(flatten([
+      for key in ["acquire", "keeper"] : [
+        for statement in jsondecode(output.lambda_policies[key]).Statement :
+        statement.Resource == [
+          "arn:aws:iam::123456789012:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet",
+          "arn:aws:iam::123456789012:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot",
+        ] && statement.Condition == { StringEquals = { "iam:AWSServiceName" = ["ec2fleet.amazonaws.com", "spot.amazonaws.com"] } }
+        if contains(statement.Action, "iam:CreateServiceLinkedRole")
+      ]
+    ])) && join(",", sort([for key, policy in output.lambda_policies : key if strcontains(policy, "iam:CreateServiceLinkedRole")])) == "acquire,keeper"
+    error_message = "Only acquire and keeper may create service-linked roles, and only EC2 Fleet's and Spot's."
+  }
+  # The purchase settings reach the functions, the allocation strategy resolved.
+  assert {
+    condition = [
+      for action in jsondecode(output.lambda_config_json).actions : [action.types, action.purchase, action.alloc, action.od_after]
+      ] == [
+      [["m5.large", "t3.xlarge"], "spot-then-on-demand", "price-capacity-optimized", 1],
+      [[], "on-demand", "lowest-price", 2],
+    ]
+    error_message = "Each action's instance types, purchase option, allocation strategy (resolved) and interruption budget must reach EC2_ACTION_CONFIG."
+  }
+  # The interruption function: its handler and a role that reads instances and members, takes a job's token and
+  # answers it, and cancels commands; it changes no instance and launches nothing.
+  assert {
+    condition = (
+      aws_lambda_function.this["interruption"].handler == "ec2_action.handlers.interruption.handler" &&
+      aws_lambda_function.this["interruption"].timeout == 60 &&
+      sort(flatten([for statement in jsondecode(output.lambda_policies.interruption).Statement : statement.Action])) == sort([
+        "logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+        "ec2:DescribeInstances", "dynamodb:GetItem", "dynamodb:GetItem", "dynamodb:UpdateItem",
+        "ssm:ListCommands", "ssm:GetCommandInvocation", "ssm:CancelCommand", "logs:GetLogEvents",
+        "states:SendTaskSuccess", "states:SendTaskFailure",
+      ])
+    )
+    error_message = "The interruption function's handler or its role's actions are not the expected ones."
+  }
+  assert {
+    condition = alltrue([
+      for statement in jsondecode(output.lambda_policies.interruption).Statement :
+      statement.Resource == ["arn:aws:dynamodb:eu-west-1:123456789012:table/${contains(statement.Action, "dynamodb:UpdateItem") ? "ci-build-jobs" : "ci-build-pool"}"]
+      if anytrue([for action in statement.Action : startswith(action, "dynamodb:")])
+    ])
+    error_message = "interruption may update only the jobs table (the task token), and read only the registry."
+  }
+  # Its rules: the spot warning, the rebalance recommendation and every instance's shutting-down or terminated state.
+  assert {
+    condition = (
+      { for key, rule in aws_cloudwatch_event_rule.instance : key => jsondecode(rule.event_pattern) } == {
+        spot_interruption        = { source = ["aws.ec2"], "detail-type" = ["EC2 Spot Instance Interruption Warning"] }
+        rebalance_recommendation = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance Rebalance Recommendation"] }
+        instance_terminating = {
+          source = ["aws.ec2"], "detail-type" = ["EC2 Instance State-change Notification"]
+          detail = { state = ["shutting-down", "terminated"] }
+        }
+      } &&
+      alltrue([for target in aws_cloudwatch_event_target.instance : target.arn == "arn:aws:lambda:eu-west-1:123456789012:function:ci-build-interruption"]) &&
+      alltrue([for key in keys(aws_cloudwatch_event_rule.instance) : aws_lambda_permission.events[key].function_name == "ci-build-interruption"]) &&
+      aws_cloudwatch_event_rule.instance["spot_interruption"].name == "ci-build-spot-interruption"
+    )
+    error_message = "The interruption function must receive the spot warning, the rebalance recommendation and instances shutting down or terminated, and nothing else."
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.this["interruption_errors"].dimensions == tomap({ FunctionName = "ci-build-interruption" })
+    error_message = "The interruption function needs an Errors alarm like the other event-driven functions."
   }
 }
 
@@ -825,7 +960,7 @@ run "reaper_marks_and_terminates_only_this_stacks_instances" {
     condition = sort(keys(output.alarm_names)) == sort([
       "reaped_instances", "executions_timed_out", "executions_aborted",
       "poll_errors", "report_errors", "command_event_errors", "release_errors", "reap_errors", "enqueue_errors",
-      "keeper_errors",
+      "keeper_errors", "interruption_errors",
       ]) && alltrue([
       for alarm in aws_cloudwatch_metric_alarm.this : alarm.alarm_actions == toset(["arn:aws:sns:eu-west-1:123456789012:ops"])
     ])
@@ -876,6 +1011,7 @@ run "single_action_type_pattern_needs_no_or" {
           min_ready        = 0, schedule = [], timezone = "UTC", hibernate = false, max_builds = 50, max_age_hours = 168,
           max_idle_minutes = 10, reset_command = ""
         }
+        instance_types = [], purchase_option = "on-demand", allocation_strategy = null, interruptions_before_on_demand = 2
       }
     }
   }

@@ -23,6 +23,12 @@ override_resource {
 }
 
 override_resource {
+  target          = module.builder.aws_launch_template.builder_windows
+  override_during = plan
+  values          = { id = "lt-0123456789abcdef1", latest_version = 2 }
+}
+
+override_resource {
   target          = module.builder.aws_security_group.builder
   override_during = plan
   values          = { id = "sg-0123456789abcdef0" }
@@ -53,8 +59,23 @@ run "plans_with_defaults" {
     error_message = "Log groups must follow the name prefix."
   }
   assert {
-    condition     = length(output.lambda_function_names) == 10 && output.reaper_function_name == "ci-build-reap"
-    error_message = "The module runs ten functions, the reaper among them."
+    condition     = length(output.lambda_function_names) == 11 && output.reaper_function_name == "ci-build-reap"
+    error_message = "The module runs eleven functions, the reaper among them."
+  }
+  # Without purchase settings an action launches on-demand, types in the order given, and would move to on-demand
+  # after two interruptions.
+  assert {
+    condition = (
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].types == [] &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].purchase == "on-demand" &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].alloc == "prioritized" &&
+      jsondecode(module.orchestrator.lambda_config_json).actions[0].od_after == 2
+    )
+    error_message = "An action without purchase settings must be on-demand, prioritized, with no further types and two interruptions before on-demand."
+  }
+  assert {
+    condition     = output.launch_template_ids == { Linux = "lt-0123456789abcdef0", Windows = "lt-0123456789abcdef1" } && output.launch_template_id == "lt-0123456789abcdef0"
+    error_message = "Both launch templates must be outputs (launch_template_id stays the Linux one)."
   }
   assert {
     condition = (
@@ -69,9 +90,12 @@ run "plans_with_defaults" {
       jsondecode(module.orchestrator.lambda_config_json).actions[0].strategy == "ephemeral" &&
       jsondecode(module.orchestrator.lambda_config_json).actions[0].cap == 10 &&
       jsondecode(module.orchestrator.lambda_config_json).actions[0].pool == null &&
-      jsondecode(module.orchestrator.lambda_config_json).launch_template_version == "1"
+      jsondecode(module.orchestrator.lambda_config_json).launch_templates == {
+        Linux   = { id = "lt-0123456789abcdef0", version = "1" }
+        Windows = { id = "lt-0123456789abcdef1", version = "2" }
+      }
     )
-    error_message = "An action without capacity settings must be ephemeral with a cap of 10, and the configuration must carry the launch template's version."
+    error_message = "An action without capacity settings must be ephemeral with a cap of 10, and the configuration must carry both launch templates with their versions."
   }
 }
 
@@ -274,7 +298,7 @@ run "rejects_bad_scalar_inputs" {
     lambda_runtime                    = "python3.9"
     tracing_enabled                   = null
     iam_role_permissions_boundary_arn = "boundary"
-    tags                              = { "ec2-action:stack" = "other" }
+    tags                              = { "Cost Center" = "builds" }
   }
   expect_failures = [
     var.subnet_ids,
@@ -589,4 +613,115 @@ run "rejects_a_long_reset_command" {
     }
   }
   expect_failures = [var.actions]
+}
+
+# Purchase: instance types, purchase option, allocation strategy and interruptions. Each rejected row changes one
+# setting of an accepted configuration.
+
+run "accepts_spot_with_instance_types_and_strategies" {
+  command = plan
+  variables {
+    allowed_instance_types = ["t3.*", "m6i.*", "c7g.?xlarge"]
+    actions = {
+      spot = {
+        provider                       = "EC2-Spot", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "warm",
+        instance_types                 = ["m6i.large", "t3.xlarge"], purchase_option = "spot", allocation_strategy = "capacity-optimized-prioritized",
+        interruptions_before_on_demand = 0
+      }
+      fallback = { provider = "EC2-Fallback", instance_types = ["c7g.2xlarge"], purchase_option = "spot-then-on-demand" }
+      cheap    = { provider = "EC2-Cheap", instance_types = [for size in ["large", "xlarge"] : "t3.${size}"], allocation_strategy = "lowest-price", interruptions_before_on_demand = 5 }
+    }
+  }
+
+  assert {
+    condition = (
+      [for action in jsondecode(module.orchestrator.lambda_config_json).actions : "${action.key}:${action.purchase}:${action.alloc}:${action.od_after}:${join(",", action.types)}"] == [
+        "cheap:on-demand:lowest-price:5:t3.large,t3.xlarge",
+        "fallback:spot-then-on-demand:price-capacity-optimized:2:c7g.2xlarge",
+        "spot:spot:capacity-optimized-prioritized:0:m6i.large,t3.xlarge",
+      ]
+    )
+    error_message = "Each action's instance types, purchase option, resolved allocation strategy and interruption budget must reach the functions."
+  }
+}
+
+run "rejects_an_unknown_purchase_option" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", purchase_option = "reserved" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_a_spot_strategy_for_on_demand" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", allocation_strategy = "price-capacity-optimized" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_an_on_demand_strategy_for_spot" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", purchase_option = "spot-then-on-demand", allocation_strategy = "prioritized" } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_spot_on_a_stopped_pool" {
+  command = plan
+  variables {
+    actions = {
+      linux = {
+        provider        = "EC2-Linux", image_id = "ami-0123456789abcdef0", instance_type = "t3.large", strategy = "stopped",
+        purchase_option = "spot"
+      }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_interruptions_out_of_range" {
+  command = plan
+  variables {
+    actions = {
+      a = { provider = "EC2-A", purchase_option = "spot", interruptions_before_on_demand = 6 }
+      b = { provider = "EC2-B", purchase_option = "spot", interruptions_before_on_demand = 1.5 }
+    }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_more_than_20_instance_types" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", instance_types = [for size in range(21) : "m6i.${size}xlarge"] } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_an_instance_type_that_is_not_one" {
+  command = plan
+  variables {
+    actions = { linux = { provider = "EC2-Linux", instance_types = ["t3.large", "large"] } }
+  }
+  expect_failures = [var.actions]
+}
+
+run "rejects_an_instance_type_outside_the_allowed_ones" {
+  command = plan
+  variables {
+    allowed_instance_types = ["t3.*", "c7g.?xlarge"]
+    actions                = { linux = { provider = "EC2-Linux", instance_types = ["t3.large", "c7g.12xlarge"] } }
+  }
+  expect_failures = [output.action_types]
+}
+
+run "rejects_a_tag_key_instance_metadata_cannot_show" {
+  command = plan
+  variables {
+    tags = { "team/owner" = "builds" }
+  }
+  expect_failures = [var.tags]
 }

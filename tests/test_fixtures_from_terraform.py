@@ -39,7 +39,6 @@ DESIGN_VARIABLES: dict[str, Any] = {
     "jobs_table_name": "ec2-build-jobs",
     "document_name": "ec2-build-run-build",
     "build_log_group_name": "/ec2-build/builds",
-    "launch_template_id": "lt-0123456789abcdef0",
     "subnet_ids": ["subnet-0123456789abcdef0"],
     "security_group_ids": ["sg-0123456789abcdef0"],
     "allowed_image_ids": [],
@@ -52,7 +51,10 @@ DESIGN_VARIABLES: dict[str, Any] = {
     "orphan_grace_minutes": 30,
     "pool_table_name": "ec2-build-pool",
     "keeper_function_name": "ec2-build-keeper",
-    "launch_template_version": "1",
+    "launch_templates": {
+        "Linux": {"id": "lt-0123456789abcdef0", "version": "1"},
+        "Windows": {"id": "lt-0123456789abcdef1", "version": "1"},
+    },
 }  # fmt: skip
 
 

@@ -256,6 +256,9 @@ module "ec2_action" {
       strategy              = var.capacity_strategy
       max_concurrent_builds = var.max_concurrent_builds
       pool                  = { min_ready = var.pool_min_ready, max_idle_minutes = var.pool_max_idle_minutes }
+      # Purchase: on-demand by default; spot restarts an interrupted build on a new instance.
+      purchase_option = var.purchase_option
+      instance_types  = var.instance_types
     }
   }
   subnet_ids                       = [aws_subnet.private.id]

@@ -115,3 +115,20 @@ variable "pool_max_idle_minutes" {
     error_message = "pool_max_idle_minutes must be a whole number from 0 to 1440."
   }
 }
+
+variable "purchase_option" {
+  description = "How the builders are bought: \"on-demand\", \"spot\" (an interrupted build runs again from the start on a new instance, within the same pipeline job; on-demand after two interruptions) or \"spot-then-on-demand\" (on-demand at once when no spot capacity is left). See the module's README, \"Spot instances\". Spot does not combine with capacity_strategy \"stopped\"."
+  type        = string
+  default     = "on-demand"
+
+  validation {
+    condition     = contains(["on-demand", "spot", "spot-then-on-demand"], var.purchase_option)
+    error_message = "purchase_option must be \"on-demand\", \"spot\" or \"spot-then-on-demand\"."
+  }
+}
+
+variable "instance_types" {
+  description = "Further instance types a launch may use after instance_type, in order of preference (arm64 too, to match the default AMI; within the module's allowed_instance_types): more types and zones to find capacity in, spot capacity above all."
+  type        = list(string)
+  default     = []
+}

@@ -134,7 +134,7 @@ resource "aws_iam_instance_profile" "builder" {
 }
 
 resource "aws_security_group" "builder" {
-  #checkov:skip=CKV2_AWS_5:Attached at launch: the acquire function passes it in each RunInstances network interface.
+  #checkov:skip=CKV2_AWS_5:Attached through the launch templates' network interface to every builder.
   name        = "${var.name_prefix}-builder"
   description = "Builder instances of ${var.name_prefix}: no ingress (reached through SSM only)."
   vpc_id      = local.vpc_ids[0]
@@ -160,13 +160,26 @@ resource "aws_vpc_security_group_egress_rule" "builder" {
   tags              = var.tags
 }
 
-# Image, instance type, subnet, security groups, root volume and user data come with each job: network settings
-# here would clash with the per-job network interface of RunInstances.
+# One launch template per platform: what every builder gets whatever its job. EC2 Fleet launches every builder
+# (CreateFleet, type instant) with the platform's template, overriding the image, instance type, subnet and root
+# volume per launch; the network interface (the builders' security groups, no public IP) and the self-shutdown (user
+# data reading the ec2-action:deadline tag from the instance metadata, which CreateFleet cannot pass per launch) come
+# from here. Instance tags are readable from the instance metadata for that: EC2 then refuses tag keys with spaces or
+# "/" on the instance (the root module's tags validation says so).
+locals {
+  security_group_ids = concat([aws_security_group.builder.id], var.security_group_ids)
+  user_data = {
+    Linux   = file("${path.module}/user_data/linux.sh")
+    Windows = "<powershell>\n${file("${path.module}/user_data/windows.ps1")}</powershell>\n"
+  }
+}
+
 resource "aws_launch_template" "builder" {
   name                                 = "${var.name_prefix}-builder"
-  description                          = "Builder instances of the ${var.name_prefix} CodePipeline EC2 action."
+  description                          = "Linux builder instances of the ${var.name_prefix} CodePipeline EC2 action."
   update_default_version               = true
   instance_initiated_shutdown_behavior = "terminate"
+  user_data                            = base64encode(local.user_data.Linux)
 
   iam_instance_profile {
     arn = aws_iam_instance_profile.builder.arn
@@ -176,7 +189,57 @@ resource "aws_launch_template" "builder" {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
     http_put_response_hop_limit = var.metadata_hop_limit
-    instance_metadata_tags      = "disabled"
+    instance_metadata_tags      = "enabled"
+  }
+
+  # The subnet comes with each launch (the fleet's overrides).
+  network_interfaces {
+    device_index                = 0
+    security_groups             = local.security_group_ids
+    associate_public_ip_address = false
+    delete_on_termination       = true
+  }
+
+  monitoring {
+    enabled = true
+  }
+
+  dynamic "tag_specifications" {
+    for_each = ["instance", "volume", "network-interface"]
+
+    content {
+      resource_type = tag_specifications.value
+      tags          = local.instance_tags
+    }
+  }
+
+  tags = var.tags
+}
+
+# The Windows builders' template: the Linux one's settings, with the PowerShell self-shutdown.
+resource "aws_launch_template" "builder_windows" {
+  name                                 = "${var.name_prefix}-builder-windows"
+  description                          = "Windows builder instances of the ${var.name_prefix} CodePipeline EC2 action."
+  update_default_version               = true
+  instance_initiated_shutdown_behavior = "terminate"
+  user_data                            = base64encode(local.user_data.Windows)
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.builder.arn
+  }
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = var.metadata_hop_limit
+    instance_metadata_tags      = "enabled"
+  }
+
+  network_interfaces {
+    device_index                = 0
+    security_groups             = local.security_group_ids
+    associate_public_ip_address = false
+    delete_on_termination       = true
   }
 
   monitoring {

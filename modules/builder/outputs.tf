@@ -24,16 +24,29 @@ output "security_group_id" {
 }
 
 output "launch_template_id" {
-  description = "ID of the builders' launch template."
+  description = "ID of the Linux builders' launch template."
   value       = aws_launch_template.builder.id
 }
 
 output "launch_template_arn" {
-  description = "ARN of the builders' launch template."
+  description = "ARN of the Linux builders' launch template."
   value       = aws_launch_template.builder.arn
 }
 
 output "launch_template_latest_version" {
-  description = "Latest version of the builders' launch template (the default one): instances launch with it, and pools rotate when it changes."
+  description = "Latest version of the Linux builders' launch template (the default one): instances launch with it, and pools rotate when it changes."
   value       = aws_launch_template.builder.latest_version
+}
+
+output "security_group_ids" {
+  description = "Every security group of the builders: the module's own, then the further ones (security_group_ids)."
+  value       = local.security_group_ids
+}
+
+output "launch_templates" {
+  description = "The builders' launch templates by platform (Linux, Windows): `{id, arn, version}`, version being the latest (the default one), which instances launch with; a new version rotates the platform's pools."
+  value = {
+    for platform, template in { Linux = aws_launch_template.builder, Windows = aws_launch_template.builder_windows } :
+    platform => { id = template.id, arn = template.arn, version = tostring(template.latest_version) }
+  }
 }

@@ -13,6 +13,12 @@ variable "subnet_ids" {
   }
 }
 
+variable "security_group_ids" {
+  description = "Further security groups of every builder, besides the module's own (the launch templates' network interface carries both)."
+  type        = list(string)
+  default     = []
+}
+
 variable "egress_cidr_blocks" {
   description = "IPv4 CIDR blocks the builders may reach (all protocols). Empty: no egress rule at all."
   type        = list(string)

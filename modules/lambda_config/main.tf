@@ -37,13 +37,22 @@ locals {
           idle_min   = var.actions[key].pool.max_idle_minutes
           reset      = var.actions[key].pool.reset_command
         }
+        # How its instances are bought: the instance types after instance_type, in order of preference; the purchase
+        # option; the allocation strategy, resolved here and never null (price-capacity-optimized for spot,
+        # prioritized for on-demand); the interruptions after which its builds move to on-demand.
+        types    = var.actions[key].instance_types
+        purchase = var.actions[key].purchase_option
+        alloc = coalesce(
+          var.actions[key].allocation_strategy,
+          var.actions[key].purchase_option == "on-demand" ? "prioritized" : "price-capacity-optimized",
+        )
+        od_after = var.actions[key].interruptions_before_on_demand
       }
     ]
     state_machine_arn                = var.state_machine_arn
     jobs_table                       = var.jobs_table_name
     document_name                    = var.document_name
     build_log_group                  = var.build_log_group_name
-    launch_template_id               = var.launch_template_id
     subnet_ids                       = var.subnet_ids
     security_group_ids               = var.security_group_ids
     allowed_image_ids                = var.allowed_image_ids
@@ -57,6 +66,8 @@ locals {
     tracing                          = var.tracing_enabled
     pool_table                       = var.pool_table_name
     keeper_function_name             = var.keeper_function_name
-    launch_template_version          = var.launch_template_version
+    launch_templates = {
+      for platform, template in var.launch_templates : platform => { id = template.id, version = template.version }
+    }
   }
 }

@@ -9,7 +9,7 @@ variable "name_prefix" {
 }
 
 variable "actions" {
-  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null); `versions` lists every served version, the current one first. `strategy`, `max_concurrent_builds` and `pool` are the action's capacity (the root module validates them; the defaults here are the root's, so a caller that predates pools keeps today's behaviour)."
+  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null); `versions` lists every served version, the current one first. `strategy`, `max_concurrent_builds` and `pool` are the action's capacity; `instance_types`, `purchase_option`, `allocation_strategy` (null: the purchase option's default) and `interruptions_before_on_demand` how it is bought (the root module validates them all; the defaults here are the root's, so a caller that predates them keeps today's behaviour)."
   type = map(object({
     category              = string
     provider              = string
@@ -35,6 +35,10 @@ variable "actions" {
       max_idle_minutes = optional(number, 10)
       reset_command    = optional(string, "")
     }), {})
+    instance_types                 = optional(list(string), [])
+    purchase_option                = optional(string, "on-demand")
+    allocation_strategy            = optional(string)
+    interruptions_before_on_demand = optional(number, 2)
   }))
 
   validation {
@@ -57,6 +61,13 @@ variable "actions" {
       action.pool.min_ready <= action.max_concurrent_builds && alltrue([for window in action.pool.schedule : window.min_ready <= action.max_concurrent_builds])
     )])
     error_message = "A pool's minimum (min_ready and every schedule window's) cannot exceed its cap, max_concurrent_builds."
+  }
+
+  validation {
+    condition = alltrue([for action in values(var.actions) : contains(["on-demand", "spot", "spot-then-on-demand"], action.purchase_option) && (
+      action.interruptions_before_on_demand >= 0 && action.interruptions_before_on_demand <= 5 && floor(action.interruptions_before_on_demand) == action.interruptions_before_on_demand
+    )])
+    error_message = "Each action's purchase_option must be on-demand, spot or spot-then-on-demand, and its interruptions_before_on_demand a whole number from 0 to 5."
   }
 }
 
@@ -97,16 +108,6 @@ variable "build_log_group_name" {
   validation {
     condition     = length(var.build_log_group_name) > 0
     error_message = "build_log_group_name must not be empty."
-  }
-}
-
-variable "launch_template_id" {
-  description = "ID of the builders' launch template."
-  type        = string
-
-  validation {
-    condition     = length(var.launch_template_id) > 0
-    error_message = "launch_template_id must not be empty."
   }
 }
 
@@ -236,12 +237,20 @@ variable "keeper_function_name" {
   }
 }
 
-variable "launch_template_version" {
-  description = "The builders' launch template version instances are launched with (its latest version); part of a pool's configuration, so a new version rotates the pools."
-  type        = string
+variable "launch_templates" {
+  description = "The builders' launch templates by platform (Linux and Windows): `{id, version}`, version being the one instances launch with (the latest). A template version is part of a pool's configuration, so a new version rotates the platform's pools."
+  type = map(object({
+    id      = string
+    version = string
+  }))
 
   validation {
-    condition     = can(regex("^[1-9][0-9]*$", var.launch_template_version))
-    error_message = "launch_template_version must be a launch template version number (1, 2, ...)."
+    condition     = toset(keys(var.launch_templates)) == toset(["Linux", "Windows"])
+    error_message = "launch_templates must name exactly the Linux and the Windows template."
+  }
+
+  validation {
+    condition     = alltrue([for template in values(var.launch_templates) : length(template.id) > 0 && can(regex("^[1-9][0-9]*$", template.version))])
+    error_message = "Each launch template needs an id and a version number (1, 2, ...)."
   }
 }

@@ -90,14 +90,57 @@ resource "aws_cloudwatch_event_target" "pool_keeper" {
   arn  = aws_lambda_function.this["keeper"].arn
 }
 
+# A builder going away mid-build (DESIGN.md): EC2's spot interruption warning (best effort, two minutes ahead), and
+# every instance's change to shutting-down or terminated (the warning may be lost; an on-demand builder terminated
+# mid-build then fails its job at once instead of at its timeout). Events carry no tags: the interruption function
+# ignores instances of other stacks. Rebalance recommendations are logged only: acting on them would restart builds
+# that may never be interrupted.
+locals {
+  instance_event_rules = {
+    spot_interruption = {
+      description = "A spot instance is about to be interrupted: restart the build it runs, if it is one of this stack's builders."
+      pattern     = { "detail-type" = ["EC2 Spot Instance Interruption Warning"] }
+    }
+    rebalance_recommendation = {
+      description = "A spot instance is at elevated risk of interruption: logged by the interruption function."
+      pattern     = { "detail-type" = ["EC2 Instance Rebalance Recommendation"] }
+    }
+    instance_terminating = {
+      description = "An instance is shutting down or terminated: restart or fail the build it runs, if it is one of this stack's builders."
+      pattern = {
+        "detail-type" = ["EC2 Instance State-change Notification"]
+        detail        = { state = ["shutting-down", "terminated"] }
+      }
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "instance" {
+  for_each = local.instance_event_rules
+
+  name          = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  description   = each.value.description
+  event_pattern = jsonencode(merge({ source = ["aws.ec2"] }, each.value.pattern))
+  tags          = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "instance" {
+  for_each = local.instance_event_rules
+
+  rule = aws_cloudwatch_event_rule.instance[each.key].name
+  arn  = aws_lambda_function.this["interruption"].arn
+}
+
 resource "aws_lambda_permission" "events" {
-  for_each = {
+  for_each = merge({
     job_started      = { function = "poll", rule_arn = aws_cloudwatch_event_rule.job_started.arn }
     job_sweep        = { function = "poll", rule_arn = aws_cloudwatch_event_rule.job_sweep.arn }
     command_finished = { function = "command_event", rule_arn = aws_cloudwatch_event_rule.command_finished.arn }
     reaper           = { function = "reap", rule_arn = aws_cloudwatch_event_rule.reaper.arn }
     pool_keeper      = { function = "keeper", rule_arn = aws_cloudwatch_event_rule.pool_keeper.arn }
-  }
+    }, {
+    for key in keys(local.instance_event_rules) : key => { function = "interruption", rule_arn = aws_cloudwatch_event_rule.instance[key].arn }
+  })
 
   statement_id  = "events-${replace(each.key, "_", "-")}"
   action        = "lambda:InvokeFunction"

@@ -10,7 +10,7 @@ locals {
 
   # The end of a build's output: GetCommandInvocation returns only its first 24,000 characters, the build log group's
   # streams (written by the SSM Agent) hold all of it. Read-only, those streams only; used by whoever reads a
-  # command's outcome (command_event, and poll's sweep).
+  # command's outcome (command_event, poll's sweep, and interruption for a command that ended first).
   read_build_output_statement = {
     Sid      = "ReadBuildOutputTail"
     Effect   = "Allow"
@@ -76,6 +76,8 @@ locals {
       release = ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
       keeper  = ["Query", "GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
       reap    = ["Query", "GetItem", "UpdateItem", "DeleteItem", "ConditionCheckItem"]
+      # Reads the interrupted instance's member record (its lease names the job); never changes the registry.
+      interruption = ["GetItem"]
     } : key => [for call in calls : "dynamodb:${call}"]
   }
   registry_statements = {
@@ -95,10 +97,14 @@ locals {
     Resource = [local.state_machine_arn]
   }
 
-  # Launching a builder: acquire's for a job, the keeper's for a pool's minimum. New instances, volumes and network
-  # interfaces must carry this stack's tag: release and run_command can act on tagged instances only. Launching is
-  # allowed with this stack's launch template only (IMDSv2, instance profile, shutdown behaviour) and with encrypted
-  # volumes only.
+  # Launching a builder: acquire's for a job, the keeper's for a pool's minimum, through EC2 Fleet (CreateFleet, type
+  # instant), which authorises each instance it launches as RunInstances too: every statement allows both calls, with
+  # the same conditions. New instances, volumes and network interfaces must carry this stack's tag (release and
+  # run_command can act on tagged instances only; the volumes' and network interfaces' tags come from the launch
+  # templates). Launching is allowed with this stack's launch templates only (IMDSv2, instance profile, network
+  # interface, shutdown behaviour, self-shutdown), with encrypted volumes only and without a public IP.
+  launch_actions       = ["ec2:RunInstances", "ec2:CreateFleet"]
+  launch_template_arns = [for platform in sort(keys(var.launch_templates)) : var.launch_templates[platform].arn]
   launch_statements = [
     {
       # Validation reads the AMI (owner, state, root device) before anything launches.
@@ -110,17 +116,17 @@ locals {
     {
       Sid      = "LaunchTaggedInstances"
       Effect   = "Allow"
-      Action   = ["ec2:RunInstances"]
+      Action   = local.launch_actions
       Resource = ["${local.ec2_arn}:instance/*"]
       Condition = {
         StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
-        ArnEquals    = { "ec2:LaunchTemplate" = var.launch_template_arn }
+        ArnEquals    = { "ec2:LaunchTemplate" = local.launch_template_arns }
       }
     },
     {
       Sid      = "CreateTaggedEncryptedVolumes"
       Effect   = "Allow"
-      Action   = ["ec2:RunInstances"]
+      Action   = local.launch_actions
       Resource = ["${local.ec2_arn}:volume/*"]
       Condition = {
         StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
@@ -130,7 +136,7 @@ locals {
     {
       Sid      = "CreateTaggedPrivateNetworkInterfaces"
       Effect   = "Allow"
-      Action   = ["ec2:RunInstances"]
+      Action   = local.launch_actions
       Resource = ["${local.ec2_arn}:network-interface/*"]
       Condition = {
         StringEquals = { "aws:RequestTag/${local.stack_tag_key}" = var.name_prefix }
@@ -138,14 +144,17 @@ locals {
       }
     },
     {
-      # No key-pair resource: builders are reached through Systems Manager only.
+      # No key-pair resource: builders are reached through Systems Manager only. A spot instance comes with its
+      # one-time spot request, and an instant fleet is the record of one launch request: neither can carry the stack's
+      # tag (CreateFleet tags only instances), and neither launches anything the instance statement above refuses.
       Sid    = "LaunchIntoConfiguredNetwork"
       Effect = "Allow"
-      Action = ["ec2:RunInstances"]
+      Action = local.launch_actions
       Resource = concat(
         [for id in var.subnet_ids : "${local.ec2_arn}:subnet/${id}"],
         [for id in var.security_group_ids : "${local.ec2_arn}:security-group/${id}"],
-        [var.launch_template_arn],
+        local.launch_template_arns,
+        ["${local.ec2_arn}:spot-instances-request/*", "${local.ec2_arn}:fleet/*"],
       )
     },
     {
@@ -153,7 +162,7 @@ locals {
       # images (the acquire function checks the same first, with a message a person can act on).
       Sid    = "LaunchAllowedImages"
       Effect = "Allow"
-      Action = ["ec2:RunInstances"]
+      Action = local.launch_actions
       Resource = length(var.allowed_image_ids) > 0 ? [
         for id in var.allowed_image_ids : "${local.arn_prefix}:ec2:${local.region}::image/${id}"
       ] : ["${local.arn_prefix}:ec2:${local.region}::image/*"]
@@ -167,7 +176,7 @@ locals {
       Action   = ["ec2:CreateTags"]
       Resource = ["${local.ec2_arn}:instance/*", "${local.ec2_arn}:volume/*", "${local.ec2_arn}:network-interface/*"]
       Condition = {
-        StringEquals = { "ec2:CreateAction" = "RunInstances" }
+        StringEquals = { "ec2:CreateAction" = ["RunInstances", "CreateFleet"] }
       }
     },
     {
@@ -179,7 +188,25 @@ locals {
         StringEquals = { "iam:PassedToService" = "ec2.amazonaws.com" }
       }
     },
+    {
+      # The first spot launch in an account creates the Spot service-linked role (and EC2 Fleet its own): only
+      # those two roles, of those two services.
+      Sid    = "CreateFleetAndSpotServiceLinkedRoles"
+      Effect = "Allow"
+      Action = ["iam:CreateServiceLinkedRole"]
+      Resource = [
+        for service, role in local.launch_service_linked_roles :
+        "${local.arn_prefix}:iam::${local.account_id}:role/aws-service-role/${service}/${role}"
+      ]
+      Condition = {
+        StringEquals = { "iam:AWSServiceName" = keys(local.launch_service_linked_roles) }
+      }
+    },
   ]
+  launch_service_linked_roles = {
+    "ec2fleet.amazonaws.com" = "AWSServiceRoleForEC2Fleet"
+    "spot.amazonaws.com"     = "AWSServiceRoleForEC2Spot"
+  }
 
   # CodePipeline's job actions (AcknowledgeJob, Put*Result) support no resource-level permissions: AWS requires
   # Resource "*". A job id is unguessable and handed out only by PollForJobs, which is scoped to this stack's action
@@ -384,6 +411,37 @@ locals {
       local.registry_statements.keeper,
       local.answer_capacity_waits_statement,
     ])
+
+    # An interrupted or terminated builder (EventBridge): finds the job that holds it (its member record's lease),
+    # delivers the awaited command's result if it already ended, else takes the job's task token and fails it
+    # (SpotInterrupted or InstanceLost), cancelling what is left of the command.
+    interruption = [
+      local.find_instances_statement,
+      local.registry_statements.interruption,
+      {
+        # Reads the job's task token and takes it (a conditional update: only while it is still that token).
+        Sid      = "TrackJobs"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+        Resource = [local.jobs_table_arn]
+      },
+      {
+        # None of these calls supports resource-level permissions: the first two read; CancelCommand ends what is
+        # left of a command on an instance that is going away.
+        Sid      = "ReadAndCancelCommands"
+        Effect   = "Allow"
+        Action   = ["ssm:ListCommands", "ssm:GetCommandInvocation", "ssm:CancelCommand"]
+        Resource = ["*"]
+      },
+      local.read_build_output_statement,
+      {
+        # The build's task: its result when the command already ended, else its failure.
+        Sid      = "AnswerBuildTasks"
+        Effect   = "Allow"
+        Action   = ["states:SendTaskSuccess", "states:SendTaskFailure"]
+        Resource = [local.state_machine_arn]
+      },
+    ]
 
     reap = concat(local.release_statements, [
       local.registry_statements.reap,

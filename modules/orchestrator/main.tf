@@ -20,6 +20,7 @@ locals {
     reap          = { timeout = 300, description = "Marks, then terminates, builder instances no live job or pool owns; recovers leases of ended jobs; fails acknowledged jobs whose execution ended unreported." }
     enqueue       = { timeout = 60, description = "Queues a job that found no capacity (its task token) and serves the queue at once." }
     keeper        = { timeout = 300, description = "Keeps each pool's minimum ready, retires unhealthy, rotated, recycled and idle instances, serves and expires the capacity queue." }
+    interruption  = { timeout = 60, description = "Turns a builder's spot interruption warning or termination during a build into the restart of its build (SpotInterrupted) or its failure (InstanceLost); logs rebalance recommendations." }
   }
   function_names = { for key in keys(local.functions) : key => "${var.name_prefix}-${replace(key, "_", "-")}" }
 
@@ -65,7 +66,6 @@ module "lambda_config" {
   jobs_table_name                  = local.jobs_table_name
   document_name                    = var.document_name
   build_log_group_name             = var.build_log_group_name
-  launch_template_id               = var.launch_template_id
   subnet_ids                       = var.subnet_ids
   security_group_ids               = var.security_group_ids
   allowed_image_ids                = var.allowed_image_ids
@@ -79,7 +79,7 @@ module "lambda_config" {
   tracing_enabled                  = var.tracing_enabled
   pool_table_name                  = local.pool_table_name
   keeper_function_name             = local.function_names.keeper
-  launch_template_version          = var.launch_template_version
+  launch_templates                 = { for platform, template in var.launch_templates : platform => { id = template.id, version = template.version } }
 }
 
 resource "aws_dynamodb_table" "jobs" {

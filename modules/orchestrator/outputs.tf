@@ -9,7 +9,7 @@ output "state_machine_role_arn" {
 }
 
 output "function_names" {
-  description = "Lambda function names, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue, keeper)."
+  description = "Lambda function names, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue, keeper, interruption)."
   value       = { for key, function in aws_lambda_function.this : key => function.function_name }
 }
 

@@ -4,7 +4,7 @@ variable "name_prefix" {
 }
 
 variable "actions" {
-  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null). `versions` lists every registered version of the action (its current one first): each is an action type the poller polls, the STARTED rule matches and PollForJobs is allowed on. `strategy`, `max_concurrent_builds` and `pool` are its capacity, validated by the root module."
+  description = "Actions served, keyed like the root module's `actions`, with defaults already applied (image_id and instance_type may be null). `versions` lists every registered version of the action (its current one first): each is an action type the poller polls, the STARTED rule matches and PollForJobs is allowed on. `strategy`, `max_concurrent_builds` and `pool` are its capacity; `instance_types`, `purchase_option`, `allocation_strategy` (null: the purchase option's default) and `interruptions_before_on_demand` how its instances are bought. The root module validates them all."
   type = map(object({
     category              = string
     provider              = string
@@ -30,6 +30,10 @@ variable "actions" {
       max_idle_minutes = number
       reset_command    = string
     })
+    instance_types                 = list(string)
+    purchase_option                = string
+    allocation_strategy            = string
+    interruptions_before_on_demand = number
   }))
 
   validation {
@@ -48,19 +52,13 @@ variable "security_group_ids" {
   type        = list(string)
 }
 
-variable "launch_template_id" {
-  description = "ID of the builders' launch template."
-  type        = string
-}
-
-variable "launch_template_arn" {
-  description = "ARN of the builders' launch template (RunInstances is allowed with this template only)."
-  type        = string
-}
-
-variable "launch_template_version" {
-  description = "Version of the builders' launch template instances launch with (its latest): part of a pool's configuration, so a new version rotates the pools."
-  type        = string
+variable "launch_templates" {
+  description = "The builders' launch templates by platform (Linux, Windows): `{id, arn, version}`. Launches (RunInstances and CreateFleet) are allowed with these templates only; version is the one instances launch with (the latest), part of a pool's configuration, so a new version rotates the platform's pools."
+  type = map(object({
+    id      = string
+    arn     = string
+    version = string
+  }))
 }
 
 variable "builder_role_arn" {

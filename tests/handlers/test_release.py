@@ -180,7 +180,9 @@ def test_a_member_is_recycled_after_max_builds(cloud: Cloud) -> None:
 def test_a_member_whose_pool_changed_configuration_is_rotated(cloud: Cloud) -> None:
     configure_pool(cloud, "warm", cap=2)
     state = acquired(cloud, pool_job())
-    cloud.configure(launch_template_version="2")  # a new launch template version was deployed during the build
+    # A new version of the Linux launch template was deployed during the build.
+    templates = cloud.variables["launch_templates"]
+    cloud.configure(launch_templates={**templates, "Linux": {**templates["Linux"], "version": "2"}})
 
     assert pool_released(cloud, state)["retired"] == [state["instance"]["member_id"]]
     assert state_of(cloud, state["instance"]["instance_id"]) == "terminated"

@@ -17,11 +17,13 @@ from iam_audit import (
     normalise,
     pass_role_only_builder_to_ec2,
     s3_only_on_buckets,
+    service_linked_roles_only_for,
     who_may,
 )
 
 EC2 = "arn:aws:ec2:us-east-1:123456789012"
 BUILDER = "arn:aws:iam::123456789012:role/stack-builder"
+SERVICE_ROLES = "arn:aws:iam::123456789012:role/aws-service-role"
 ACTION_TYPE = "arn:aws:codepipeline:us-east-1:123456789012:actiontype:Custom/Build/EC2-Linux/1"
 TABLES = [f"arn:aws:dynamodb:us-east-1:123456789012:table/stack-{name}" for name in ("jobs", "pool")]
 STACK_TAG = {"StringEquals": {"ec2:ResourceTag/ec2-action:stack": "stack"}}
@@ -33,6 +35,7 @@ RULES = [
     codepipeline_job_calls_only([ACTION_TYPE]),
     s3_only_on_buckets(["artifacts"]),
     dynamodb_only_on_tables(TABLES),
+    service_linked_roles_only_for(["spot.amazonaws.com", "ec2fleet.amazonaws.com"]),
 ]
 
 
@@ -50,6 +53,16 @@ def test_a_least_privilege_policy_passes() -> None:
                 "Condition": {"StringEquals": {"aws:RequestTag/ec2-action:stack": "stack"}},
             },
             {"Action": ["ec2:RunInstances"], "Resource": [f"{EC2}:subnet/subnet-1", "arn:aws:ec2:us-east-1::image/*"]},
+            # What a (fleet) launch creates beside its instance, untaggable: the launch calls only.
+            {
+                "Action": ["ec2:RunInstances", "ec2:CreateFleet"],
+                "Resource": [f"{EC2}:spot-instances-request/*", f"{EC2}:fleet/*"],
+            },
+            {
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": f"{SERVICE_ROLES}/spot.amazonaws.com/AWSServiceRoleForEC2Spot",
+                "Condition": {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}},
+            },
             {"Action": ["ec2:DescribeInstances", "ec2:Describe*"], "Resource": "*"},
             {
                 "Action": "iam:PassRole",
@@ -105,6 +118,19 @@ def test_a_least_privilege_policy_passes() -> None:
             "without the condition",
         ),
         ({"Action": "ec2:*Instances", "Resource": f"{EC2}:*", "Condition": STACK_TAG}, "not only instances"),
+        # Spot requests and fleets are accepted untagged for the launch calls only.
+        ({"Action": "ec2:CancelSpotInstanceRequests", "Resource": f"{EC2}:spot-instances-request/*"}, "tag condition"),
+        ({"Action": ["ec2:CreateFleet", "ec2:DeleteFleets"], "Resource": f"{EC2}:fleet/*"}, "tag condition"),
+        ({"Action": "ec2:CreateFleet", "Resource": f"{EC2}:instance/*"}, "without a tag condition"),
+        ({"Action": "iam:CreateServiceLinkedRole", "Resource": "*"}, "for any service"),
+        (
+            {
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"iam:AWSServiceName": ["spot.amazonaws.com", "rds.amazonaws.com"]}},
+            },
+            "not only",
+        ),
         ({"Action": "dynamodb:*", "Resource": TABLES}, "wildcard DynamoDB action"),
         ({"Action": "dynamodb:Scan", "Resource": "*"}, "beyond the tables"),
         ({"Action": "dynamodb:Query", "Resource": [f"{TABLES[1]}/index/by-state"]}, "beyond the tables"),
