@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,9 @@ import pytest
 from conftest import ACCOUNT, ACTION, REGION, STACK, Agent, Cloud, build_spec, make_job, wait_for
 
 from ec2_action import config, jobs, registry, tags
-from ec2_action.handlers import interruption, run_command, wait_online
+from ec2_action.handlers import acquire, interruption, run_command, wait_online
+from emulator import faults
+from emulator.ec2 import events as ec2_emulator_events
 
 
 @dataclass
@@ -250,3 +253,107 @@ def test_the_taken_token_is_taken_once(cloud: Cloud) -> None:
     assert jobs.take_token(job["id"], "token-1") is True
     assert jobs.take_token(job["id"], "token-1") is False
     assert "task_token" not in cloud.item(job["id"])
+
+
+# --- EC2's own interruption (faults.interrupt_spot): its events, in the order EC2 sends them ------------------------
+
+
+@pytest.fixture
+def ec2_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """EC2's events as EventBridge delivers them, collected instead of routed to rules (none exist here); AWS's two
+    minutes of notice last about a second."""
+    monkeypatch.setenv("LOCALCLOUD_TIME_SCALE", "0.01")
+    found: list[dict[str, Any]] = []
+
+    def sink(source: str, detail_type: str, detail: dict[str, Any], account: str, region: str,
+             resources: list[str] | None = None) -> None:  # fmt: skip
+        found.append({"source": source, "detail-type": detail_type, "account": account, "region": region,
+                      "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "resources": resources or [],
+                      "detail": detail})  # fmt: skip
+
+    ec2_emulator_events.set_event_sink(sink)
+    yield found
+    ec2_emulator_events.set_event_sink(None)
+
+
+def spot_build(cloud: Cloud, task_token: Any, command: str) -> tuple[dict[str, Any], Build]:
+    """A build of a spot action as the functions run it: acquire (CreateFleet), wait_online, run_command; (acquire's
+    output, the build)."""
+    cloud.configure(actions=cloud.action_variables(purchase_option="spot", interruptions_before_on_demand=1))
+    job = make_job(input_artifact=None, configuration={"Command": command, "ImageId": cloud.linux_ami})
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:job:{job['id']}"
+    jobs.claim(job["id"], "1", arn, "{}", job["action"], "app")
+    state = acquire.handler({"state": {"job": job}, "execution_arn": arn}, cloud.context)
+    assert state["instance"]["lifecycle"] == "spot"
+    waited = {"job_id": job["id"], "build": state["build"], "instance": state["instance"]}
+    assert wait_online.handler(waited, cloud.context)["online"]
+    token, execution = task_token(job["id"])
+    sent = {"task_token": token, "job": job, "build": state["build"], "instance": state["instance"]}
+    return state, Build(job, state["instance"], run_command.handler(sent, cloud.context)["command_id"], execution)
+
+
+def deliver_all(cloud: Cloud, events: list[dict[str, Any]], instance_id: str) -> list[bool]:
+    """Hand every event about the instance to the function, in order (as its rules would): whether each acted."""
+    about = [event for event in events if event["detail"].get("instance-id") == instance_id]
+    return [interruption.handler(event, cloud.context)["acted"] for event in about]
+
+
+@pytest.mark.parametrize("warned", [True, False], ids=["warning", "warning-lost"])
+def test_ec2s_interruption_of_a_spot_build_restarts_it_in_the_same_member(
+    cloud: Cloud, agent: Agent, task_token: Any, ec2_events: list[dict[str, Any]], warned: bool
+) -> None:
+    """The warning (or, when it is lost, the state change) fails the task with SpotInterrupted once; the caught error
+    brings the execution back to acquire, which launches a fresh instance into the job's member (on-demand: the
+    action's budget is one interruption) and counts the interruption with the step the cause names."""
+    state, build = spot_build(cloud, task_token, "sleep 60")
+
+    faults.interrupt_spot(build.instance_id, warning=warned)
+    wait_for(lambda: any(e["detail"].get("state") == "terminated" for e in ec2_events), what="the termination")
+
+    kinds = [(e["detail-type"], e["detail"].get("state")) for e in ec2_events
+             if e["detail"].get("instance-id") == build.instance_id]  # fmt: skip
+    acting = (interruption.WARNING, None) if warned else (interruption.STATE_CHANGE, "shutting-down")
+    assert (interruption.WARNING, None) in kinds if warned else (interruption.WARNING, None) not in kinds
+    acted = deliver_all(cloud, ec2_events, build.instance_id)
+    assert [kind for kind, did in zip(kinds, acted, strict=True) if did] == [acting]  # once, by the first to come
+    failed = ended(cloud, build.execution_arn)
+    assert failed["error"] == "SpotInterrupted"
+    caught = {"Error": failed["error"], "Cause": failed["cause"]}  # the Catch's ResultPath $.interrupted
+    restarted = acquire.handler(
+        {"state": {**state, "interrupted": caught}, "execution_arn": build.execution_arn}, cloud.context
+    )
+    fresh = restarted["instance"]
+    assert fresh["instance_id"] != build.instance_id and fresh["member_id"] == build.instance["member_id"]
+    assert fresh["lifecycle"] == "on-demand"
+    assert restarted["attempt"]["interruptions"] == 1
+    [entry] = restarted["attempt"]["history"]
+    assert (entry["instance_id"], entry["step"]) == (build.instance_id, "RunBuildCommand")
+    # The old instance's later events (and the new instance's) act on nothing: the member holds the new instance.
+    assert not any(deliver_all(cloud, ec2_events, build.instance_id))
+
+
+def test_an_interruption_after_the_commands_success_runs_nothing_twice(
+    cloud: Cloud, agent: Agent, task_token: Any, ec2_events: list[dict[str, Any]]
+) -> None:
+    _, build = spot_build(cloud, task_token, "echo built once")
+    agent.final_event(build.command_id)  # its success event is not handled before the interruption's
+
+    faults.interrupt_spot(build.instance_id)
+    wait_for(lambda: any(e["detail"].get("state") == "terminated" for e in ec2_events), what="the termination")
+
+    assert not any(deliver_all(cloud, ec2_events, build.instance_id))
+    outcome = ended(cloud, build.execution_arn)
+    assert outcome["status"] == "SUCCEEDED" and json.loads(outcome["output"])["status"] == "Success"
+    assert len(cloud.client("ssm").list_commands(InstanceId=build.instance_id)["Commands"]) == 1
+
+
+def test_a_rebalance_recommendation_from_ec2_changes_nothing(
+    cloud: Cloud, agent: Agent, task_token: Any, ec2_events: list[dict[str, Any]]
+) -> None:
+    _, build = spot_build(cloud, task_token, "sleep 60")
+
+    faults.rebalance_recommendation(build.instance_id)
+
+    [event] = [e for e in ec2_events if e["detail-type"] == interruption.REBALANCE]
+    assert interruption.handler(event, cloud.context)["acted"] is False
+    assert running(cloud, build.execution_arn) and command_status(cloud, build) == "InProgress"
