@@ -26,7 +26,7 @@ output "state_machine_arn" {
 }
 
 output "lambda_function_names" {
-  description = "Names of the Lambda functions, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue, keeper)."
+  description = "Names of the Lambda functions, keyed by function (poll, acquire, wait_online, run_command, command_event, release, report, reap, enqueue, keeper, interruption)."
   value       = module.orchestrator.function_names
 }
 

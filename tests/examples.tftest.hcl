@@ -96,3 +96,37 @@ run "basic_linux_can_keep_a_stopped_pool" {
     pool_min_ready    = 1
   }
 }
+
+# Spot with more instance types: the example's variables reach the module's action and pass its validations (the
+# types within the module's default allowed_instance_types).
+run "basic_linux_plans_on_spot_with_more_instance_types" {
+  command = plan
+
+  module {
+    source = "./examples/basic-linux"
+  }
+
+  variables {
+    purchase_option = "spot-then-on-demand"
+    instance_types  = ["t4g.large", "m7g.medium"]
+  }
+
+  assert {
+    condition     = output.action_type_id.provider == "EC2-Linux"
+    error_message = "The example must plan with spot and further instance types."
+  }
+}
+
+run "basic_linux_refuses_an_unknown_purchase_option" {
+  command = plan
+
+  module {
+    source = "./examples/basic-linux"
+  }
+
+  variables {
+    purchase_option = "reserved"
+  }
+
+  expect_failures = [var.purchase_option]
+}

@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any
 
-from ec2_action import drain, errors, messages, queue, registration, tags
-from ec2_action.handlers import acquire, reap
+from ec2_action import config, drain, errors, messages, queue, registration, tags
+from ec2_action.handlers import acquire, interruption, reap
 from test_terraform_static import REPO_ROOT, parsed
 
 HANDLERS_DIR = REPO_ROOT / "lambda_src" / "ec2_action" / "handlers"
@@ -63,7 +63,7 @@ def test_tag_keys_in_iam_conditions_and_the_launch_template_are_the_lambdas() ->
 
 def test_the_users_tags_cannot_take_a_key_the_module_sets() -> None:
     """variables.tf refuses user tags in the module's prefix: every key the Lambdas set or read, but Name, has it."""
-    [validation] = root_variable("tags")["validation"]
+    [validation] = [v for v in root_variable("tags")["validation"] if "!startswith(key" in v["condition"]]
     reserved = re.findall(r'!startswith\(key, "([^"]+)"\)', validation["condition"])
     assert len(reserved) == 1
     module_keys = {value for name, value in vars(tags).items() if name.isupper() and value != tags.NAME}
@@ -134,3 +134,54 @@ def test_the_keeper_reads_the_lifecycle_where_terraforms_invocation_puts_it() ->
         for block in parsed(REPO_ROOT / "modules" / "orchestrator" / "keeper_invocation.tf")["resource"]
     ]
     assert (invocation["lifecycle_scope"], invocation["terraform_key"]) == ("CRUD", drain.TERRAFORM_KEY)
+
+
+def test_the_module_sets_only_tag_keys_instance_metadata_can_show() -> None:
+    """Builders read their tags from the instance metadata, where EC2 refuses some keys at launch: the user's tags are
+    held to the same rule as every key the module sets (variables.tf)."""
+    [validation] = [v for v in root_variable("tags")["validation"] if "can(regex(" in v["condition"]]
+    [pattern] = re.findall(r'can\(regex\("([^"]+)", key\)\)', validation["condition"])
+    module_keys = {value for name, value in vars(tags).items() if name.isupper()}
+    assert module_keys and all(re.fullmatch(pattern, key) for key in module_keys), module_keys
+    assert not re.fullmatch(pattern, "Cost Center") and not re.fullmatch(pattern, "team/owner")
+
+
+def validation_lists(conditions: list[str], subject: str) -> list[list[str]]:
+    """The string lists a validation's `contains([...], <subject>)` checks, in the order they appear."""
+    return [
+        re.findall(r'"([^"]+)"', found)
+        for condition in conditions
+        for found in re.findall(r"contains\(\[([^\]]*)\],\s*" + re.escape(subject) + r"\)", condition)
+    ]
+
+
+def test_the_purchase_options_terraform_accepts_are_the_lambdas() -> None:
+    """variables.tf and modules/lambda_config refuse any purchase option the Lambdas do not know (config.py)."""
+    root = [validation["condition"] for validation in root_variable("actions")["validation"]]
+    renderer = [
+        validation["condition"]
+        for block in parsed(REPO_ROOT / "modules" / "lambda_config" / "variables.tf")["variable"]
+        if "actions" in block
+        for validation in block["actions"]["validation"]
+    ]
+    assert validation_lists(root, "action.purchase_option") == [list(config.PURCHASE_OPTIONS)]
+    assert validation_lists(renderer, "action.purchase_option") == [list(config.PURCHASE_OPTIONS)]
+
+
+def test_the_self_shutdown_scripts_read_the_deadline_tag_the_launch_sets() -> None:
+    """The launch tags an ephemeral builder with its deadline (tags.DEADLINE); the launch templates' user data reads
+    that tag from the instance metadata and shuts the builder down then."""
+    user_data = REPO_ROOT / "modules" / "builder" / "user_data"
+    linux, windows = (user_data / "linux.sh").read_text(), (user_data / "windows.ps1").read_text()
+    assert f"readonly DEADLINE_URL=$IMDS/meta-data/tags/instance/{tags.DEADLINE}\n" in linux
+    assert f'$DeadlineUri = "$Imds/meta-data/tags/instance/{tags.DEADLINE}"\n' in windows
+
+
+def test_the_interruption_rules_match_the_events_the_handler_acts_on() -> None:
+    """modules/orchestrator routes EC2's events to the interruption function by detail-type (events.tf); the handler
+    tells them apart by the same names, and acts on the instance states it treats as ending."""
+    rules = terraform_local("orchestrator", "instance_event_rules")
+    detail_types = {name for rule in rules.values() for name in rule["pattern"]["detail-type"]}
+    assert detail_types == {interruption.WARNING, interruption.STATE_CHANGE, interruption.REBALANCE}
+    [terminating] = [rule for rule in rules.values() if rule["pattern"]["detail-type"] == [interruption.STATE_CHANGE]]
+    assert set(terminating["pattern"]["detail"]["state"]) == set(errors.ENDING_STATES)

@@ -30,6 +30,7 @@ from iam_audit import (
     normalise,
     pass_role_only_builder_to_ec2,
     s3_only_on_buckets,
+    service_linked_roles_only_for,
     who_may,
 )
 
@@ -116,6 +117,7 @@ def test_every_role_is_least_privilege(deployment: Deployment, roles: list[Role]
         dynamodb_only_on_tables(
             attributes["arn"] for _, attributes in state_resources(deployment, "aws_dynamodb_table")
         ),
+        service_linked_roles_only_for(["ec2fleet.amazonaws.com", "spot.amazonaws.com"]),
     ]
     problems = [
         problem
@@ -135,6 +137,7 @@ def test_only_the_launching_functions_pass_a_role_and_each_instance_call_has_its
     assert who_may(policies, PASS_ROLE) == {"acquire", "keeper"}
     assert who_may(policies, "ec2:RunInstances") == {"acquire", "keeper"}
     assert who_may(policies, "ec2:CreateFleet") == {"acquire", "keeper"}
+    assert who_may(policies, "iam:CreateServiceLinkedRole") == {"acquire", "keeper"}
     assert who_may(policies, "ec2:StartInstances") == {"acquire"}
     assert who_may(policies, "ec2:StopInstances") == {"release", "keeper"}
     assert who_may(policies, "ec2:TerminateInstances") == {"acquire", "release", "keeper", "reap"}

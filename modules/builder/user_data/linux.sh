@@ -10,7 +10,7 @@
 set -euo pipefail
 
 readonly IMDS=${EC2_ACTION_IMDS_URL:-http://169.254.169.254/latest}
-readonly DEADLINE_TAG=ec2-action:deadline
+readonly DEADLINE_URL=$IMDS/meta-data/tags/instance/ec2-action:deadline
 readonly ATTEMPTS=30
 readonly RETRY_SECONDS=${EC2_ACTION_IMDS_RETRY_SECONDS:-2}
 
@@ -27,7 +27,7 @@ read_deadline() {
     --header "X-aws-ec2-metadata-token-ttl-seconds: 300") || return 1
   body=$(mktemp)
   status=$(curl --silent --max-time 2 --output "$body" --write-out '%{http_code}' \
-    --header "X-aws-ec2-metadata-token: $token" "$IMDS/meta-data/tags/instance/$DEADLINE_TAG") || status=000
+    --header "X-aws-ec2-metadata-token: $token" "$DEADLINE_URL") || status=000
   case "$status" in
     200) cat "$body" ;;
     404) status=3 ;;
@@ -45,7 +45,7 @@ main() {
     case "$result" in
       0) break ;;
       3)
-        log "no $DEADLINE_TAG tag: a pool member, which outlives its builds"
+        log "no ec2-action:deadline tag: a pool member, which outlives its builds"
         return 0
         ;;
     esac

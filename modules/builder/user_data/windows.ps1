@@ -9,7 +9,7 @@
 $ErrorActionPreference = 'Stop'
 
 $Imds = 'http://169.254.169.254/latest'
-$DeadlineTag = 'ec2-action:deadline'
+$DeadlineUri = "$Imds/meta-data/tags/instance/ec2-action:deadline"
 $Attempts = 30
 
 function Read-Deadline {
@@ -21,7 +21,7 @@ function Read-Deadline {
     $token = Invoke-RestMethod -Method Put -Uri "$Imds/api/token" -TimeoutSec 2 `
         -Headers @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '300' }
     try {
-        return Invoke-RestMethod -Uri "$Imds/meta-data/tags/instance/$DeadlineTag" -TimeoutSec 2 `
+        return Invoke-RestMethod -Uri $DeadlineUri -TimeoutSec 2 `
             -Headers @{ 'X-aws-ec2-metadata-token' = $token }
     }
     catch {
@@ -51,7 +51,7 @@ if (-not $answered) {
     exit 1
 }
 if ($null -eq $deadline) {
-    Write-Output "ec2-action self-shutdown: no $DeadlineTag tag: a pool member, which outlives its builds"
+    Write-Output 'ec2-action self-shutdown: no ec2-action:deadline tag: a pool member, which outlives its builds'
     exit 0
 }
 
@@ -59,4 +59,4 @@ $styles = [Globalization.DateTimeStyles]::AssumeUniversal -bor [Globalization.Da
 $at = [DateTime]::Parse($deadline, [Globalization.CultureInfo]::InvariantCulture, $styles)
 $seconds = [int][Math]::Max(0, [Math]::Ceiling(($at - [DateTime]::UtcNow).TotalSeconds))
 Write-Output "ec2-action self-shutdown: shutting down at $deadline (in $seconds seconds)"
-& shutdown.exe /s /t $seconds /d p:4:1 /c "ec2-action: the build's deadline ($deadline)"
+shutdown /s /t $seconds /d p:4:1 /c "ec2-action: the build's deadline ($deadline)"
