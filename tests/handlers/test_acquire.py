@@ -1,9 +1,10 @@
 """acquire (AcquireInstance): the job validated (tests/handlers/test_buildspec.py has every rule), then its instance
 launched; the output is the state machine's `job`, `build` and `instance`."""
 
-import base64
 import json
+import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from conftest import STACK, Agent, Cloud, build_spec, make_job, wait_for
 from pool_fixtures import acquired as pool_acquired
 from pool_fixtures import configure_pool, ec2_state, pool_job, ready_member, released
 
-from ec2_action import buildspec, config, jobs, pools, queue, registry
+from ec2_action import buildspec, config, errors, jobs, launcher, pools, queue, registry
 from ec2_action.errors import (
     CapacityTimeout,
     InstanceLaunchFailed,
@@ -57,18 +58,28 @@ def test_outputs_the_job_its_build_spec_and_its_instance(cloud: Cloud) -> None:
     assert output["job"] == job and output["queued"] is False
     assert output["build"] == build_spec(cloud.linux_ami, root_device_name="/dev/sda1", root_volume_gib=30)
     instance = output["instance"]
-    assert set(instance) == {"instance_id", "subnet_id", "launched_at", "launched_epoch", "member_id", "pool",
-                             "kind", "boot"}  # fmt: skip
+    assert set(instance) == {"instance_id", "subnet_id", "launched_at", "launched_epoch", "instance_type",
+                             "lifecycle", "member_id", "pool", "kind", "boot"}  # fmt: skip
     assert (instance["pool"], instance["kind"], instance["boot"]) == ("build", "ephemeral", "launch")
+    assert (instance["instance_type"], instance["lifecycle"]) == ("t3.large", "on-demand")
     assert before <= instance["launched_epoch"] <= after + 0.001  # rounded to milliseconds
+    # CreateFleet returns no LaunchTime: acquire's clock, when CreateFleet returned.
+    assert before <= datetime.fromisoformat(instance["launched_at"]).timestamp() <= after
     described = describe(cloud, instance["instance_id"])
-    assert instance["launched_at"] == described["LaunchTime"].isoformat()
+    assert "InstanceLifecycle" not in described  # on-demand
+    assert described["SubnetId"] == instance["subnet_id"]
     assert "instance_id" not in cloud.item(job["id"])  # acquire writes nothing to the jobs table
 
 
 def test_an_invalid_job_launches_nothing(cloud: Cloud) -> None:
     with pytest.raises(InvalidJobConfiguration, match=r"ImageId ami-0123456789abcdef0 does not exist"):
         acquired(cloud, linux_job(cloud, ImageId="ami-0123456789abcdef0"))
+    assert cloud.client("ec2").describe_instances()["Reservations"] == []
+
+
+def test_a_type_that_is_not_allowed_launches_nothing(cloud: Cloud) -> None:
+    with pytest.raises(InvalidJobConfiguration, match=r"InstanceType 'p5.48xlarge' is not allowed"):
+        acquired(cloud, linux_job(cloud, InstanceType="t3.large,p5.48xlarge"))
     assert cloud.client("ec2").describe_instances()["Reservations"] == []
 
 
@@ -81,29 +92,29 @@ def test_launches_a_tagged_instance_with_an_encrypted_root_volume(cloud: Cloud) 
     assert tags["ec2-action:job-id"] == job["id"]
     assert tags["ec2-action:pipeline"] == "app"
     assert tags["ec2-action:pipeline-execution-id"] == job["pipeline"]["execution_id"]
-    assert tags["ec2-action:deadline"].endswith("Z")
     assert tags["Name"] == f"{STACK}-app-{job['id'][:8]}"
     assert instance["InstanceType"] == "t3.large"
     assert instance["ImageId"] == cloud.linux_ami
     assert instance["SubnetId"] == result["subnet_id"] in cloud.settings["subnet_ids"]
     assert "PublicIpAddress" not in instance
+    assert instance["IamInstanceProfile"]["Arn"].endswith(f"instance-profile/{STACK}-builder")  # the template's
 
     ec2 = cloud.client("ec2")
     root = next(m for m in instance["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sda1")
     volume = ec2.describe_volumes(VolumeIds=[root["Ebs"]["VolumeId"]])["Volumes"][0]
     assert (volume["Encrypted"], volume["Size"], volume["VolumeType"]) == (True, 40, "gp3")
-    assert {t["Key"]: t["Value"] for t in volume["Tags"]}["ec2-action:job-id"] == job["id"]
 
 
-def test_user_data_shuts_the_instance_down_after_timeout_registration_and_grace(cloud: Cloud) -> None:
+def test_the_deadline_tag_is_when_the_template_shuts_the_instance_down(cloud: Cloud) -> None:
+    """The launch template's user data reads the deadline tag: the build's timeout, the registration window and a
+    grace period after the launch. A pool member has none (tests below)."""
+    before = datetime.now(UTC)
     result = launch(cloud, linux_job(cloud, TimeoutMinutes="60"))  # a task timeout of 3600 + 900 seconds
-    attribute = cloud.client("ec2").describe_instance_attribute(InstanceId=result["instance_id"], Attribute="userData")
-    script = base64.b64decode(attribute["UserData"]["Value"]).decode()
-    assert script == f"#!/bin/bash\nshutdown -h +{(900 + 4500) // 60 + 30}\n"
-
-
-def test_windows_user_data() -> None:
-    assert acquire.user_data("Windows", 120) == "<powershell>shutdown /s /t 7200</powershell>\n"
+    tags = {tag["Key"]: tag["Value"] for tag in describe(cloud, result["instance_id"])["Tags"]}
+    deadline = datetime.strptime(tags["ec2-action:deadline"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    minutes = (900 + 4500) // 60 + acquire.SHUTDOWN_GRACE_MINUTES
+    assert before.replace(microsecond=0) + timedelta(minutes=minutes) <= deadline
+    assert deadline <= datetime.now(UTC) + timedelta(minutes=minutes)
 
 
 def test_subnet_rotation_depends_on_the_job_and_covers_every_subnet() -> None:
@@ -118,36 +129,75 @@ def test_subnet_rotation_depends_on_the_job_and_covers_every_subnet() -> None:
 def test_retried_launch_uses_the_same_client_token(cloud: Cloud) -> None:
     job = linux_job(cloud)
     first = launch(cloud, job)
+    registry.table().update_item(  # as if the first invocation died after CreateFleet, before recording it
+        Key={"pool": "build", "id": first["member_id"]},
+        UpdateExpression="SET #state = :reserved REMOVE instance_id",
+        ExpressionAttributeNames={"#state": "state"},
+        ExpressionAttributeValues={":reserved": "reserved"},
+    )
     second = acquire.handler({"job": job, "execution_arn": "arn"}, cloud.context)["instance"]
-    tokens = {describe(cloud, r["instance_id"])["ClientToken"] for r in (first, second)}
-    assert len(tokens) == 1 and len(tokens.pop()) <= 64
+    assert second["instance_id"] == first["instance_id"]  # CreateFleet answered the token with its first answer
+    reservations = cloud.client("ec2").describe_instances()["Reservations"]
+    assert [i["InstanceId"] for r in reservations for i in r["Instances"]] == [first["instance_id"]]
 
 
-def test_capacity_error_moves_to_the_next_subnet(cloud: Cloud) -> None:
+def zone_of(cloud: Cloud, subnet_id: str) -> str:
+    return cloud.client("ec2").describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]["AvailabilityZone"]
+
+
+def test_a_pool_without_capacity_moves_the_launch_to_the_next_subnet(cloud: Cloud) -> None:
     job = linux_job(cloud)
     order = acquire.subnet_rotation(tuple(cloud.settings["subnet_ids"]), job["id"])
-    # EC2 answers InsufficientInstanceCapacity with HTTP 500, which the SDK retries: one call fails on every attempt.
-    faults.inject_api_error(
-        "ec2", "RunInstances", "InsufficientInstanceCapacity", "no t3.large here", times=SDK_ATTEMPTS, status=500
-    )
+    faults.fleet_capacity(instance_type="t3.large", zone=zone_of(cloud, order[0]), available=0)
     result = launch(cloud, job)
     assert result["subnet_id"] == order[1]
     assert describe(cloud, result["instance_id"])["SubnetId"] == order[1]
 
 
-def test_no_capacity_anywhere_names_type_and_subnets(cloud: Cloud) -> None:
-    faults.inject_api_error("ec2", "RunInstances", "InsufficientInstanceCapacity", "none", times=None, status=500)
+def test_the_types_are_tried_in_their_order_in_every_subnet_before_the_next_type(cloud: Cloud) -> None:
+    job = linux_job(cloud, InstanceType="t3.large, m6i.large, t3.xlarge")
+    order = acquire.subnet_rotation(tuple(cloud.settings["subnet_ids"]), job["id"])
+    faults.fleet_capacity(instance_type="t3.large", available=0)  # the first choice nowhere
+    faults.fleet_capacity(instance_type="m6i.large", zone=zone_of(cloud, order[0]), available=0)
+
+    result = launch(cloud, job)
+
+    assert (result["instance_type"], result["subnet_id"]) == ("m6i.large", order[1])
+    described = describe(cloud, result["instance_id"])
+    assert (described["InstanceType"], described["SubnetId"]) == ("m6i.large", order[1])
+
+
+def test_no_capacity_anywhere_names_every_pool_tried(cloud: Cloud) -> None:
+    job = linux_job(cloud, InstanceType="t3.large,m6i.large")
+    faults.fleet_capacity(available=0)
     with pytest.raises(NoCapacity) as raised:
-        launch(cloud, linux_job(cloud))
+        launch(cloud, job)
     message = str(raised.value)
-    assert "t3.large" in message
-    assert all(f"{subnet} (InsufficientInstanceCapacity)" in message for subnet in cloud.settings["subnet_ids"])
+    assert message.startswith("no capacity for on-demand in any of 6 pools tried: t3.large in subnet-")
+    order = acquire.subnet_rotation(tuple(cloud.settings["subnet_ids"]), job["id"])
+    named = re.findall(r"(\S+) in (subnet-\w+) \((\w+): ", message)
+    assert named == [(t, s, "InsufficientInstanceCapacity") for t in ("t3.large", "m6i.large") for s in order]
     assert cloud.client("ec2").describe_instances()["Reservations"] == []
 
 
+def test_a_launch_without_capacity_is_retried_as_a_new_request(cloud: Cloud) -> None:
+    """CreateFleet answers a client token it has seen with its first answer: the state machine's retry after
+    NoCapacity asks anew (the member counts its failed launches), and gets an instance once there is capacity."""
+    job = linux_job(cloud)
+    faults.fleet_capacity(available=0)
+    with pytest.raises(NoCapacity):
+        acquired(cloud, job)
+    faults.fleet_capacity(available=None)
+
+    instance = launch(cloud, job)
+
+    assert describe(cloud, instance["instance_id"])["State"]["Name"] in ("pending", "running")
+    assert registry.counter("build").instances == 1  # the same slot
+
+
 def test_other_launch_errors_carry_the_aws_message(cloud: Cloud) -> None:
-    faults.inject_api_error("ec2", "RunInstances", "UnauthorizedOperation", "not allowed to use this AMI", status=403)
-    with pytest.raises(InstanceLaunchFailed, match=r"UnauthorizedOperation: not allowed to use this AMI"):
+    faults.inject_api_error("ec2", "CreateFleet", "UnauthorizedOperation", "not allowed to use this AMI", status=403)
+    with pytest.raises(InstanceLaunchFailed, match=r"CreateFleet: UnauthorizedOperation: not allowed to use this AMI"):
         launch(cloud, linux_job(cloud))
 
 
@@ -158,15 +208,86 @@ def test_a_launch_throttled_beyond_the_sdk_retries_is_retried_by_the_state_machi
     backoff), not InstanceLaunchFailed (never retried). The job keeps its slot, and the retry launches once."""
     job = linux_job(cloud)
     faults.inject_api_error(
-        "ec2", "RunInstances", "RequestLimitExceeded", "Request limit exceeded.", times=SDK_ATTEMPTS, status=503
+        "ec2", "CreateFleet", "RequestLimitExceeded", "Request limit exceeded.", times=SDK_ATTEMPTS, status=503
     )
-    with pytest.raises(LaunchThrottled, match=r"RunInstances: RequestLimitExceeded: Request limit exceeded\."):
+    with pytest.raises(LaunchThrottled, match=r"CreateFleet: RequestLimitExceeded: Request limit exceeded\."):
         acquired(cloud, job)
     assert cloud.client("ec2").describe_instances()["Reservations"] == []
     instance = launch(cloud, job)  # the state machine's retry
     assert registry.counter("build").instances == 1
     reservations = cloud.client("ec2").describe_instances()["Reservations"]
     assert [i["InstanceId"] for r in reservations for i in r["Instances"]] == [instance["instance_id"]]
+
+
+# --- purchase options: spot, and spot then on-demand (DESIGN.md, "Spot and capacity fallback") ---------------------
+
+
+def configure_purchase(cloud: Cloud, purchase: str, **action: Any) -> config.ActionType:
+    cloud.configure(actions=cloud.action_variables(purchase_option=purchase, **action))
+    found = config.load().action(make_job()["action"])
+    assert found is not None
+    return found
+
+
+def test_a_spot_action_launches_a_spot_instance(cloud: Cloud) -> None:
+    configure_purchase(cloud, "spot")
+    instance = launch(cloud, linux_job(cloud))
+    assert instance["lifecycle"] == "spot"
+    described = describe(cloud, instance["instance_id"])
+    assert described["InstanceLifecycle"] == "spot" and described["SpotInstanceRequestId"]
+
+
+def test_spot_then_on_demand_asks_for_on_demand_at_once_when_no_spot_pool_has_capacity(cloud: Cloud) -> None:
+    configure_purchase(cloud, "spot-then-on-demand", instance_types=["m6i.large"])
+    faults.fleet_capacity(lifecycle="spot", available=0)
+
+    instance = launch(cloud, linux_job(cloud))
+
+    assert (instance["lifecycle"], instance["instance_type"]) == ("on-demand", "t3.large")  # the first type
+    assert "InstanceLifecycle" not in describe(cloud, instance["instance_id"])
+
+
+def test_spot_alone_without_spot_capacity_names_every_spot_pool(cloud: Cloud) -> None:
+    configure_purchase(cloud, "spot")
+    faults.fleet_capacity(lifecycle="spot", available=0)
+    with pytest.raises(NoCapacity, match=r"^no capacity for spot in any of 3 pools tried: t3.large in subnet-"):
+        launch(cloud, linux_job(cloud))
+    assert cloud.client("ec2").describe_instances()["Reservations"] == []
+
+
+def test_spot_then_on_demand_without_any_capacity_names_the_pools_of_both(cloud: Cloud) -> None:
+    configure_purchase(cloud, "spot-then-on-demand")
+    faults.fleet_capacity(available=0)
+    with pytest.raises(NoCapacity) as raised:
+        launch(cloud, linux_job(cloud))
+    message = str(raised.value)
+    assert message.startswith("no capacity for spot-then-on-demand in any of 6 pools tried: spot t3.large in subnet-")
+    assert message.count("spot t3.large in subnet-") == 3 and message.count("on-demand t3.large in subnet-") == 3
+
+
+@pytest.mark.parametrize(
+    ("purchase", "interruptions", "expected"),
+    [
+        ("on-demand", 0, "on-demand"),
+        ("spot", 0, "spot"),
+        ("spot", 1, "spot"),
+        ("spot", 2, "on-demand"),  # the budget (interruptions_before_on_demand 2) is spent
+        ("spot-then-on-demand", 1, "spot-then-on-demand"),
+        ("spot-then-on-demand", 5, "on-demand"),
+    ],
+)
+def test_purchase_for_moves_to_on_demand_once_the_interruption_budget_is_spent(
+    cloud: Cloud, purchase: str, interruptions: int, expected: str
+) -> None:
+    action = configure_purchase(cloud, purchase)
+    assert launcher.purchase_for(action, interruptions) == expected
+
+
+def test_a_budget_of_zero_never_buys_spot(cloud: Cloud) -> None:
+    """interruptions_before_on_demand 0: zero interruptions move a build to on-demand, its first launch included."""
+    action = configure_purchase(cloud, "spot", interruptions_before_on_demand=0)
+    assert launcher.purchase_for(action, 0) == "on-demand"
+    assert launch(cloud, linux_job(cloud))["lifecycle"] == "on-demand"
 
 
 def test_a_start_throttled_beyond_the_sdk_retries_is_retried_by_the_state_machine(
@@ -238,7 +359,6 @@ def test_a_stopped_member_ec2_cannot_start_is_replaced_by_a_fresh_launch(cloud: 
     assert ec2_state(cloud, member.instance_id) in ("shutting-down", "terminated")
     replaced = registry.member("build", member.id)
     assert (replaced.instance_id, replaced.state) == (instance["instance_id"], "launching")
-    assert describe(cloud, instance["instance_id"])["ClientToken"] != describe(cloud, member.instance_id)["ClientToken"]
     assert registry.counter("build").instances == 1
 
 
@@ -448,3 +568,125 @@ def test_a_matching_jobs_configuration_is_the_one_the_keeper_launches_the_pool_w
     assert pools.build_config(settings, action, build) == pools.pool_config(settings, action, build["root_volume_gib"])
     bigger = buildspec.validated(settings, pool_job(RootVolumeGiB="60"), cloud.context)
     assert pools.build_config(settings, action, bigger) != pools.build_config(settings, action, build)
+
+
+# --- a spot interruption: the build restarts in the same execution (DESIGN.md, "Interruption -> transparent restart")
+
+
+def interrupted(cloud: Cloud, output: dict[str, Any], step: str | None = "RunBuildCommand", **state: Any) -> dict:
+    """The state AcquireInstance gets back after EC2 reclaimed the output's spot instance: the caught SpotInterrupted
+    in $.interrupted (the interruption function's cause, when `step` is given; else a Lambda error's without a step),
+    the lost instance still in $.instance."""
+    instance_id = output["instance"]["instance_id"]
+    faults.interrupt_spot(instance_id, warning=False, notice_seconds=0)
+    wait_for(lambda: ec2_state(cloud, instance_id) == "terminated", what="the spot instance reclaimed")
+    if step is None:
+        cause = json.dumps(
+            {"errorMessage": f"spot instance {instance_id} was reclaimed", "errorType": "SpotInterrupted"}
+        )
+    else:
+        cause = errors.interruption_cause(instance_id, "Server.SpotInstanceTermination", "2026-12-03T10:00:00Z", step)
+    return {**output, **state, "interrupted": {"Error": "SpotInterrupted", "Cause": cause}}
+
+
+def test_an_interrupted_build_gets_a_fresh_spot_instance_in_the_member_it_holds(cloud: Cloud) -> None:
+    configure_purchase(cloud, "spot")
+    job = linux_job(cloud)
+    first = acquired(cloud, job)
+    lost = first["instance"]
+
+    output = pool_acquired(cloud, job, interrupted(cloud, first, ssm={"online": True}))
+
+    assert set(output) == {"job", "build", "instance", "queued", "attempt"}  # no grant, no interrupted
+    assert output["queued"] is False and output["build"] == first["build"]
+    instance = output["instance"]
+    assert (instance["member_id"], instance["kind"], instance["boot"]) == (lost["member_id"], "ephemeral", "launch")
+    assert instance["instance_id"] != lost["instance_id"] and instance["lifecycle"] == "spot"
+    assert describe(cloud, instance["instance_id"])["InstanceLifecycle"] == "spot"
+    assert output["attempt"] == {
+        "interruptions": 1,
+        "history": [{"instance_id": lost["instance_id"], "instance_type": "t3.large", "lifecycle": "spot",
+                     "step": "RunBuildCommand", "at": "2026-12-03T10:00:00Z"}],
+    }  # fmt: skip
+    member = registry.member("build", lost["member_id"])
+    assert (member.instance_id, member.lease_job, member.lifecycle) == (instance["instance_id"], job["id"], "spot")
+    assert registry.counter("build").instances == 1  # the job kept its slot: nothing queued, nothing more taken
+
+
+def test_the_build_goes_on_demand_once_the_interruption_budget_is_spent(cloud: Cloud) -> None:
+    configure_purchase(cloud, "spot")  # interruptions_before_on_demand: 2
+    job = linux_job(cloud)
+    first = acquired(cloud, job)
+    second = pool_acquired(cloud, job, interrupted(cloud, first, step="WaitForSsmOnline"))
+    assert second["instance"]["lifecycle"] == "spot"
+
+    third = pool_acquired(cloud, job, interrupted(cloud, second, step=None))  # the attempt is carried on
+
+    assert third["instance"]["lifecycle"] == "on-demand"
+    assert "InstanceLifecycle" not in describe(cloud, third["instance"]["instance_id"])
+    assert third["attempt"]["interruptions"] == 2
+    history = third["attempt"]["history"]
+    assert [(h["instance_id"], h["step"]) for h in history] == [
+        (first["instance"]["instance_id"], "WaitForSsmOnline"),
+        (second["instance"]["instance_id"], "WaitForSsmOnline"),  # no step in the cause, WaitForSsmOnline not done
+    ]
+    assert len({first["instance"]["member_id"], second["instance"]["member_id"], third["instance"]["member_id"]}) == 1
+
+
+def test_a_budget_of_one_restarts_on_demand_after_the_first_interruption(cloud: Cloud) -> None:
+    configure_purchase(cloud, "spot-then-on-demand", interruptions_before_on_demand=1)
+    job = linux_job(cloud)
+    first = acquired(cloud, job)
+    assert first["instance"]["lifecycle"] == "spot"
+    assert pool_acquired(cloud, job, interrupted(cloud, first))["instance"]["lifecycle"] == "on-demand"
+
+
+def test_interruptions_beyond_the_bound_fail_the_build_without_a_launch(cloud: Cloud) -> None:
+    """On-demand after the budget is never interrupted; the bound (budget + 2) ends a loop that would not."""
+    configure_purchase(cloud, "spot", interruptions_before_on_demand=1)
+    job = linux_job(cloud)
+    first = acquired(cloud, job)
+    state = interrupted(cloud, first, attempt={"interruptions": 3, "history": []})
+    launched = cloud.client("ec2").describe_instances()["Reservations"]
+
+    with pytest.raises(InstanceLaunchFailed, match=r"interrupted 4 times \(at most 3 restarts\)"):
+        pool_acquired(cloud, job, state)
+
+    assert cloud.client("ec2").describe_instances()["Reservations"] == launched
+
+
+def test_a_retried_restart_hands_over_the_instance_it_launched(cloud: Cloud) -> None:
+    configure_purchase(cloud, "spot")
+    job = linux_job(cloud)
+    state = interrupted(cloud, acquired(cloud, job))
+    first = pool_acquired(cloud, job, state)
+    again = pool_acquired(cloud, job, state)  # the same input: Step Functions' retry of the invocation
+    assert again["instance"]["instance_id"] == first["instance"]["instance_id"]
+    assert again["attempt"] == first["attempt"]
+    running = [i for r in cloud.client("ec2").describe_instances()["Reservations"] for i in r["Instances"]
+               if i["State"]["Name"] != "terminated"]  # fmt: skip
+    assert [i["InstanceId"] for i in running] == [first["instance"]["instance_id"]]
+
+
+def test_a_restart_takes_the_build_spec_as_it_was(cloud: Cloud) -> None:
+    """The wait for capacity was taken off when the job first got its instance: no validation, no second cut."""
+    configure_purchase(cloud, "spot")
+    job = linux_job(cloud)
+    first = acquired(cloud, job)
+    shortened = {**first["build"], "task_timeout_seconds": 1000, "command_timeout_seconds": 100}
+    output = pool_acquired(cloud, job, interrupted(cloud, {**first, "build": shortened}, grant=None))
+    assert output["build"] == shortened
+
+
+def test_an_interrupted_warm_pool_member_is_replaced_in_the_same_member(cloud: Cloud, agent: Agent) -> None:
+    configure_pool(cloud, "warm", cap=1)
+    configure_purchase(cloud, "spot", strategy="warm", max_concurrent_builds=1, pool={"min_ready": 0})
+    job = pool_job()
+    first = pool_acquired(cloud, job)
+    assert (first["instance"]["kind"], first["instance"]["lifecycle"]) == ("warm", "spot")
+
+    output = pool_acquired(cloud, job, interrupted(cloud, first))
+
+    assert output["instance"]["member_id"] == first["instance"]["member_id"]
+    assert output["instance"]["kind"] == "warm" and output["instance"]["lifecycle"] == "spot"
+    assert registry.counter("build").instances == 1

@@ -158,13 +158,19 @@ def test_the_pool_never_grows_above_the_cap(cloud, monkeypatch) -> None:
     assert len(members()) == 3
 
 
-@pytest.mark.parametrize(
-    ("code", "status"),
-    [("RequestLimitExceeded", 503), ("InsufficientInstanceCapacity", 500), ("UnauthorizedOperation", 403)],
-)
-def test_a_refused_launch_gives_its_slot_back_and_the_next_pass_launches(cloud, monkeypatch, code, status) -> None:
+REFUSALS = {
+    "throttled": lambda: faults.inject_api_error("ec2", "CreateFleet", "RequestLimitExceeded", "refused", times=None,
+                                                 status=503),
+    "no capacity": lambda: faults.fleet_capacity(available=0),  # every pool answers InsufficientInstanceCapacity
+    "not allowed": lambda: faults.inject_api_error("ec2", "CreateFleet", "UnauthorizedOperation", "refused",
+                                                   times=None, status=403),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("refusal", sorted(REFUSALS))
+def test_a_refused_launch_gives_its_slot_back_and_the_next_pass_launches(cloud, monkeypatch, refusal) -> None:
     pool(cloud, min_ready=1)
-    faults.inject_api_error("ec2", "RunInstances", code, "refused", times=None, status=status)
+    REFUSALS[refusal]()
 
     refused = keeper_pass(cloud, monkeypatch)
 
@@ -174,6 +180,22 @@ def test_a_refused_launch_gives_its_slot_back_and_the_next_pass_launches(cloud, 
 
     faults.clear()
     assert len(keeper_pass(cloud, monkeypatch)["launched"]) == 1
+
+
+def test_a_spot_pool_launches_its_members_on_spot(cloud, monkeypatch) -> None:
+    """The keeper launches with the action's purchase option and no interruption (launcher.purchase_for)."""
+    cloud.configure(
+        actions=cloud.action_variables(image_id=cloud.linux_ami, strategy="warm", pool={"min_ready": 1},
+                                       purchase_option="spot", instance_types=["m6i.large"])
+    )  # fmt: skip
+    faults.fleet_capacity(lifecycle="spot", instance_type="t3.large", available=0)  # the first type has no spot
+
+    [member_id] = keeper_pass(cloud, monkeypatch)["launched"]
+
+    member = members()[member_id]
+    assert (member.lifecycle, member.instance_type) == ("spot", "m6i.large")
+    described = cloud.client("ec2").describe_instances(InstanceIds=[member.instance_id])["Reservations"][0]
+    assert described["Instances"][0]["InstanceLifecycle"] == "spot"
 
 
 def test_queued_jobs_come_before_the_pools_growth(cloud, monkeypatch, task_token) -> None:
