@@ -125,12 +125,13 @@ def test_the_design_example_is_what_terraform_renders() -> None:
 
 def test_a_design_example_without_a_rendered_key_is_caught() -> None:
     design = (REPO_ROOT / "DESIGN.md").read_text()
-    line = '  "launch_template_version": "1"\n'  # the example's last key
-    assert ",\n" + line + "}" in design
+    templates = '{"Linux": {"id": "lt-...", "version": "1"}, "Windows": {"id": "lt-...", "version": "1"}}'
+    line = f'  "launch_templates": {templates}\n'
+    assert ",\n" + line + "}" in design  # the example's last key
     edited = design.replace(",\n" + line, "\n").replace('"RootVolumeGiB": 30', '"RootVolumeGiB": 50')
     drift = design_drift(edited)
-    assert set(drift) == {"launch_template_version", "actions"}
-    assert drift["launch_template_version"] == (None, "1")
+    assert set(drift) == {"launch_templates", "actions"}
+    assert drift["launch_templates"][0] is None
 
 
 # --- The SSM document ----------------------------------------------------------------------------------------------
