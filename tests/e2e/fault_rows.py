@@ -135,17 +135,8 @@ def _crash_always_rows() -> list[Row]:
     return rows
 
 
+# No capacity in any pool at all is a row of the spot matrix (spot_rows.py: no-capacity-anywhere).
 FAULT_ROWS: list[Row] = [
-    Row(
-        "no-capacity",
-        "CreateFleet: no capacity in any pool (InsufficientInstanceCapacity for every override), every attempt",
-        FAILED,
-        "JobFailed",
-        "t3.micro in subnet-",  # the pool tried, named
-        may_launch=False,
-        inject=no_capacity(),
-        proof=ran_at_least("acquire", 4),  # the first attempt and three capacity retries
-    ),
     Row(
         "no-capacity-once",
         "CreateFleet: no capacity in any pool for one acquire attempt, then capacity (the attempt's retry launches)",

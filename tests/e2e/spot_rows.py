@@ -68,14 +68,15 @@ SPOT_ROWS: list[Row] = [
     ),
     Row(
         "no-capacity-anywhere",
-        "no capacity in any pool, spot or on-demand: Failed, naming every pool tried and why",
+        "no capacity in any pool, spot or on-demand, at any of its attempts: Failed, naming every pool tried and why",
         FAILED,
         "JobFailed",
         "No EC2 capacity for the build",
         may_launch=False,
         instance_type=None,
         inject=spot.no_capacity(),
-        proof=spot.every_spot_row(spot.every_pool_named(spot.action_instance_types)),
+        # The first attempt and the three capacity retries, then the failure.
+        proof=spot.every_spot_row(spot.every_pool_named(spot.action_instance_types), ran_at_least("acquire", 4)),
     ),
     Row(
         "spot-interrupted-after-success",
@@ -87,6 +88,6 @@ SPOT_ROWS: list[Row] = [
         configure=spot.counted_build(finishes_at=2),
         inject=crash("command_event", None),
         during=spot.interrupt_after_success,
-        proof=spot.every_spot_row(spot.not_restarted, spot.build_ran(1), ran_at_least("interruption", 1)),
+        proof=spot.every_spot_row(spot.not_restarted, spot.build_ran(1), spot.result_delivered_by_interruption),
     ),
 ]

@@ -278,9 +278,28 @@ def not_restarted(run: RowRun, result: Result) -> list[str]:
     handed = acquisitions(run)
     if len(handed) != 1:
         problems.append(f"the job was handed {len(handed)} instance(s), expected 1")
-    if "interrupted" in result.message:
+    if RESTART_SUMMARY.search(result.message) or "The build was interrupted" in result.message:
         problems.append("the summary mentions an interruption")
     return problems
+
+
+def logged(run: RowRun, function_key: str, text: str) -> list[str]:
+    """The messages of the function's structured log lines (its log group) that contain `text`."""
+    logs = run.deployment.client("logs")
+    group = f"/aws/lambda/{run.function_name(function_key)}"
+    found = []
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group):
+        for event in page["events"]:
+            line = event["message"].strip()
+            if line.startswith("{") and text in (message := str(json.loads(line).get("message", ""))):
+                found.append(message)
+    return found
+
+
+def result_delivered_by_interruption(run: RowRun, result: Result) -> list[str]:
+    """The interruption function found the command ended and delivered its outcome (rather than another path)."""
+    said = logged(run, "interruption", "the command had already ended")
+    return [] if said else ["the interruption function did not deliver the ended command's outcome"]
 
 
 def on_demand_at_once(run: RowRun, result: Result) -> list[str]:
