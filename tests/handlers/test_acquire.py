@@ -201,6 +201,31 @@ def test_other_launch_errors_carry_the_aws_message(cloud: Cloud) -> None:
         launch(cloud, linux_job(cloud))
 
 
+def test_an_error_of_the_pools_that_is_not_capacity_fails_the_launch_with_its_code_and_the_pools(cloud: Cloud) -> None:
+    """A launch template version that does not exist: EC2 answers each override with the error, no instance."""
+    templates = cloud.variables["launch_templates"]
+    cloud.configure(launch_templates={**templates, "Linux": {**templates["Linux"], "version": "7"}})
+    with pytest.raises(InstanceLaunchFailed) as raised:
+        launch(cloud, linux_job(cloud))
+    message = str(raised.value)
+    assert message.startswith("CreateFleet: InvalidLaunchTemplateId.VersionNotFound: ")
+    assert message.count("on-demand t3.large in subnet-") == 3  # the pools tried
+    assert cloud.client("ec2").describe_instances()["Reservations"] == []
+
+
+def test_throttled_pools_are_retried_and_other_errors_are_not() -> None:
+    """The classification of a fleet answer without an instance (launcher): capacity errors alone go on (the next
+    purchase option, or NoCapacity); a throttled pool is LaunchThrottled; any other error InstanceLaunchFailed."""
+    capacity = launcher.PoolTried("t3.large", "subnet-a", "spot", "InsufficientInstanceCapacity", "none")
+    throttled = launcher.PoolTried("t3.large", "subnet-b", "spot", "RequestLimitExceeded", "slow down")
+    refused = launcher.PoolTried("t3.large", "subnet-c", "spot", "InvalidParameterValue", "no such type")
+    launcher._raise_unless_capacity([capacity], [capacity])
+    with pytest.raises(LaunchThrottled, match=r"^CreateFleet: RequestLimitExceeded: slow down$"):
+        launcher._raise_unless_capacity([capacity, throttled], [capacity, throttled])
+    with pytest.raises(InstanceLaunchFailed, match=r"^CreateFleet: InvalidParameterValue: no such type \(pools tried"):
+        launcher._raise_unless_capacity([throttled, refused], [throttled, refused])
+
+
 def test_a_launch_throttled_beyond_the_sdk_retries_is_retried_by_the_state_machine_without_a_second_instance(
     cloud: Cloud,
 ) -> None:
