@@ -88,8 +88,11 @@ class PoolTried:
     message: str = ""
 
     def describe(self, with_lifecycle: bool) -> str:
+        """The pool and why it gave no instance: EC2's first sentence only (its capacity errors go on to suggest other
+        zones), so that a launch over 20 types in every subnet still fits in the job's failure."""
         prefix = f"{self.lifecycle} " if with_lifecycle else ""
-        why = f"{self.code}: {self.message}" if self.code else "no instance, no error reported"
+        first_sentence = self.message.split(". ")[0].rstrip(".")
+        why = f"{self.code}: {first_sentence}" if self.code else "no instance, no error reported"
         return f"{prefix}{self.instance_type} in {self.subnet_id} ({why})"
 
 
