@@ -394,3 +394,52 @@ def test_a_terminated_instances_disk_goes(aws):
     aws["ec2"].terminate_instances(InstanceIds=[instance_id])
 
     assert not ssm_agent.disk(instance_id).exists()
+
+
+def _status(aws: dict[str, Any], command_id: str, instance_id: str) -> dict[str, Any]:
+    return aws["ssm"].get_command_invocation(CommandId=command_id, InstanceId=instance_id, PluginName="Probe")
+
+
+def _running(aws: dict[str, Any], command_id: str, instance_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while not ssm_agent.running(command_id, instance_id):
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+
+
+def test_a_command_whose_instance_is_terminated_is_never_reported_by_its_agent_and_times_out(aws, events):
+    [instance_id] = _registered(aws)
+    command_id = _send(aws, instance_id, Value="v", Sleep="60", executionTimeout="40")
+    _running(aws, command_id, instance_id)
+    started = time.monotonic()
+
+    aws["ec2"].terminate_instances(InstanceIds=[instance_id])
+
+    time.sleep(20 * SCALE)  # half the execution timeout: the agent died with its instance, nothing reports the step
+    assert not ssm_agent.running(command_id, instance_id)  # its process went with the instance
+    assert _status(aws, command_id, instance_id)["Status"] == "InProgress"
+    result = _result(aws, command_id, instance_id)
+    assert time.monotonic() - started >= 30 * SCALE
+    assert (result["Status"], result["StatusDetails"], result["ResponseCode"]) == (
+        "TimedOut",
+        "Execution Timed Out",
+        -1,
+    )
+    assert result["StandardOutputContent"] == result["StandardErrorContent"] == ""  # never uploaded
+    statuses = [e["detail"]["status"] for e in events if e["detail"]["command-id"] == command_id]
+    assert statuses == ["Pending", "InProgress", "TimedOut"]
+
+
+def test_cancelling_a_command_whose_instance_is_terminated_ends_it(aws, events):
+    [instance_id] = _registered(aws)
+    command_id = _send(aws, instance_id, Value="v", Sleep="60", executionTimeout="3600")
+    _running(aws, command_id, instance_id)
+    aws["ec2"].terminate_instances(InstanceIds=[instance_id])
+    time.sleep(0.3)
+    assert _status(aws, command_id, instance_id)["Status"] == "InProgress"
+
+    aws["ssm"].cancel_command(CommandId=command_id)
+
+    assert _result(aws, command_id, instance_id)["Status"] == "Cancelled"
+    statuses = [e["detail"]["status"] for e in events if e["detail"]["command-id"] == command_id]
+    assert statuses == ["Pending", "InProgress", "Cancelled"]

@@ -92,8 +92,19 @@ def _run(ec2: Any, count: int = 1) -> Callable[[], Any]:
     return lambda: ec2.run_instances(ImageId=LINUX_AMI, MinCount=count, MaxCount=count)
 
 
+def _fleet(ec2: Any, count: int = 1) -> Callable[[], Any]:
+    """An instant fleet whose launch template does not exist: answered with an error per override, no launch."""
+    return lambda: ec2.create_fleet(
+        Type="instant",
+        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-0123456789abcdef0",
+                                                                "Version": "1"}}],
+        TargetCapacitySpecification={"TotalTargetCapacity": count, "DefaultTargetCapacityType": "on-demand"},
+    )  # fmt: skip
+
+
 CALLS: dict[str, Callable[[Any], Callable[[], Any]]] = {
     "RunInstances": _run,
+    "CreateFleet": _fleet,
     "StartInstances": lambda ec2: lambda: ec2.start_instances(InstanceIds=[UNKNOWN]),
     "StopInstances": lambda ec2: lambda: ec2.stop_instances(InstanceIds=[UNKNOWN]),
     "TerminateInstances": lambda ec2: lambda: ec2.terminate_instances(InstanceIds=[UNKNOWN]),
@@ -105,6 +116,7 @@ CALLS: dict[str, Callable[[Any], Callable[[], Any]]] = {
 # The request token buckets of "Request throttling for the Amazon EC2 API": (maximum capacity, refill per second).
 AWS_BUCKETS = {
     "RunInstances": (5, 2),
+    "CreateFleet": (50, 5),  # a mutating action
     "StartInstances": (5, 2),
     "StopInstances": (50, 5),
     "TerminateInstances": (100, 5),
@@ -165,6 +177,16 @@ def test_the_resource_bucket_counts_instances_and_refuses_a_request_the_request_
 
     assert refused == "RequestLimitExceeded"
     assert allowed == "InvalidInstanceID.NotFound"
+
+
+def test_a_fleets_instances_draw_on_the_runinstances_resource_bucket(ec2, clock):
+    assert _outcome(_fleet(ec2, count=1000)) == "ok"  # 1000 instances asked for: every resource token spent
+    refused = _outcome(_run(ec2))
+    clock.advance(1 / 2)  # RunInstances' resource bucket refills 2 instances a second
+    allowed = _outcome(_run(ec2))
+
+    assert refused == "RequestLimitExceeded"
+    assert allowed == "ok"
 
 
 def test_the_tests_observing_clients_are_never_throttled(cloud, clock):
