@@ -158,7 +158,8 @@ OVERRIDES: list[Override] = [
             "stop_instances": "StopInstances: running -> stopping -> stopped in AWS time (a state-change event "
             "each); Hibernate only for an "
             "instance launched with hibernation configured (UnsupportedHibernationConfiguration); "
-            "IncorrectInstanceState for a pending or terminated one",
+            "IncorrectInstanceState for a pending or terminated one; UnsupportedOperation for a Spot Instance (of a "
+            "one-time request)",
             "start_instances": "StartInstances: stopped -> pending -> running in AWS time (a state-change event "
             "each), the SSM Agent back Online "
             "after its reconnect; IncorrectInstanceState for a stopping or terminated one; "

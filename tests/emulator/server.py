@@ -69,12 +69,11 @@ class LocalCloud:
 
         from emulator import faults
         from emulator.awslambda import runtime
-        from emulator.ec2 import fleets, instances, throttling
+        from emulator.ec2 import instances, throttling
         from emulator.ssm import agent
 
         faults.clear()
         instances.reset()
-        fleets.reset()
         throttling.reset()
         agent.reset()
         runtime.reset()

@@ -305,6 +305,28 @@ def test_the_same_client_token_answers_the_same_fleet_and_launches_nothing_more(
     assert refused.value.response["Error"]["Code"] == "IdempotentParameterMismatch"
 
 
+def test_a_client_token_is_forgotten_with_the_cloud(ec2: Any, network: dict[str, Any]) -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    first = _fleet(ec2, network, [_override(network, "t3.large", 0)], ClientToken="member-1-gen-1")
+    moto_api_backend.reset()  # a new, empty cloud: the same member ids come again in another test
+    fresh = boto3.client("ec2", region_name=REGION)
+    image = fresh.register_image(Name="base", RootDeviceName="/dev/xvda")["ImageId"]
+    template = fresh.create_launch_template(LaunchTemplateName="builder", LaunchTemplateData={"ImageId": image})
+    subnet = fresh.describe_subnets()["Subnets"][0]["SubnetId"]
+    again = fresh.create_fleet(
+        Type="instant",
+        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {"LaunchTemplateId": template["LaunchTemplate"][
+            "LaunchTemplateId"], "Version": "1"}, "Overrides": [{"InstanceType": "t3.large", "SubnetId": subnet}]}],
+        TargetCapacitySpecification={"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "on-demand"},
+        ClientToken="member-1-gen-1",
+    )  # fmt: skip
+
+    assert again["FleetId"] != first["FleetId"]
+    [instance_id] = again["Instances"][0]["InstanceIds"]
+    assert _described(fresh, instance_id)["State"]["Name"] == "running"
+
+
 def test_a_missing_launch_template_is_each_overrides_error_and_no_launch_template_at_all_is_refused(
     ec2: Any, network: dict[str, Any]
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from emulator import events, faults, server
 
@@ -210,3 +211,19 @@ def test_clearing_faults_cancels_an_interruption_still_on_notice(aws) -> None:
 
     time.sleep(10 * SCALE + 0.5)
     assert _described(aws, instance_id)["State"]["Name"] == "running"
+
+
+def test_a_spot_instance_cannot_be_stopped_and_one_already_terminated_is_not_interrupted(aws, received) -> None:
+    instance_id = _spot(aws)
+
+    with pytest.raises(ClientError) as refused:
+        aws["ec2"].stop_instances(InstanceIds=[instance_id])
+    assert refused.value.response["Error"]["Code"] == "UnsupportedOperation"
+    assert "one-time Spot Instance request" in refused.value.response["Error"]["Message"]
+    aws["ec2"].terminate_instances(InstanceIds=[instance_id])
+
+    faults.interrupt_spot(instance_id, notice_seconds=0)
+
+    assert [e for e in received() if e["detail-type"] == WARNING] == []
+    reason = _described(aws, instance_id)["StateReason"]["Code"]
+    assert reason == "Client.UserInitiatedShutdown"  # its user terminated it, not EC2

@@ -40,6 +40,18 @@ class UnsupportedHibernationConfiguration(EC2ClientError):
         )
 
 
+class OneTimeSpotInstanceStop(EC2ClientError):
+    """StopInstances of a Spot Instance of a one-time request (every Spot Instance an instant EC2 Fleet launches):
+    EC2 can only stop Spot Instances of persistent requests."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(
+            "UnsupportedOperation",
+            f"You can't stop the Spot Instance '{instance_id}' because it is associated with a one-time Spot "
+            "Instance request. You can only stop Spot Instances associated with persistent Spot Instance requests.",
+        )
+
+
 @dataclass(frozen=True)
 class ServerError:
     """An EC2 error answered with a 5xx status."""

@@ -57,7 +57,7 @@ ECHOED_EBS = ("Encrypted", "DeleteOnTermination", "Iops", "Throughput", "KmsKeyI
 ECHOED_EBS += ("VolumeType",)
 
 _lock = threading.Lock()
-_answers: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}  # (account, region, token) -> request, answer
+_ANSWERS = "_emulator_instant_fleet_answers"  # on the EC2 backend: token -> (request, answer); goes with its reset
 
 
 class MissingParameter(EC2ClientError):
@@ -366,16 +366,16 @@ def create_instant_fleet(backend: Any, request: dict[str, Any]) -> dict[str, Any
     _validated(request)
     token = request.get("ClientToken")
     fingerprint = json.dumps({k: v for k, v in request.items() if k != "ClientToken"}, sort_keys=True, default=str)
-    key = (backend.account_id, backend.region_name, str(token))
-    with _lock:  # one request per token at a time: a retry waits for the first answer
-        if token and key in _answers:
-            asked, answer = _answers[key]
+    with _lock:  # one request at a time: a retry with the same token waits for the first answer
+        answers: dict[str, tuple[str, dict[str, Any]]] = backend.__dict__.setdefault(_ANSWERS, {})
+        if token and token in answers:
+            asked, answer = answers[token]
             if asked != fingerprint:
                 raise IdempotentParameterMismatch(str(token))
             return answer
         answer = _create(backend, request)
         if token:
-            _answers[key] = (fingerprint, answer)
+            answers[token] = (fingerprint, answer)
         return answer
 
 
@@ -394,9 +394,3 @@ def _create(backend: Any, request: dict[str, Any]) -> dict[str, Any]:
         "Errors": [failure.view() for failure in failures],
         "Instances": _instances_view(pools),
     }
-
-
-def reset() -> None:
-    """Forget the client tokens (the backends are being emptied)."""
-    with _lock:
-        _answers.clear()

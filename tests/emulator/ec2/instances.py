@@ -9,6 +9,8 @@ the start (``emulator.ssm.agent``). Requests EC2 refuses:
 
 - StartInstances of a stopping, shutting-down or terminated instance, StopInstances of a pending, shutting-down or
   terminated one: IncorrectInstanceState (the whole request fails, nothing changes);
+- StopInstances of a Spot Instance (of a one-time request, as every Spot Instance an instant fleet launches):
+  UnsupportedOperation;
 - StopInstances with Hibernate=true of an instance launched without HibernationOptions Configured=true (from the
   request or its launch template): UnsupportedHibernationConfiguration;
 - StartInstances when faults.no_capacity_to_start says so: InsufficientInstanceCapacity (HTTP 500).
@@ -40,6 +42,7 @@ from emulator.ec2 import events
 from emulator.ec2.exceptions import (
     IncorrectInstanceStateToStart,
     IncorrectInstanceStateToStop,
+    OneTimeSpotInstanceStop,
     ServerError,
     UnsupportedHibernationConfiguration,
     insufficient_capacity,
@@ -124,6 +127,8 @@ def stop_instances(backend: Any, instance_ids: list[str], hibernate: bool) -> li
         for instance in instances:
             if instance._state.name in NOT_STOPPABLE:
                 raise IncorrectInstanceStateToStop(instance.id)
+            if instance.lifecycle == "spot":
+                raise OneTimeSpotInstanceStop(instance.id)
             if hibernate and not hibernation_configured(instance):
                 raise UnsupportedHibernationConfiguration(instance.id)
         return [_stop(instance, hibernate) for instance in instances]

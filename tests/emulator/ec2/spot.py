@@ -67,8 +67,11 @@ def _spot(instance_id: str) -> Any:
 
 def interrupt(instance_id: str, warning: bool = True, notice_seconds: float = NOTICE_SECONDS) -> None:
     """Interrupt the Spot Instance: its warning now (unless lost), its termination `notice_seconds` AWS seconds later
-    (at once for 0). ValueError for an instance that is not a Spot Instance."""
+    (at once for 0). ValueError for an instance that is not a Spot Instance; nothing for one already shutting down or
+    terminated (there is nothing left to interrupt)."""
     instance = _spot(instance_id)
+    if instance._state.name in ("shutting-down", "terminated"):
+        return
     if warning:
         events.interruption_warning(instance)
     _schedule(instance, notice_seconds, lambda: _terminate(instance))
