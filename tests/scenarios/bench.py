@@ -6,19 +6,24 @@ Scenarios, per capacity strategy (each strategy is its own deployment of example
   same with warm functions, a 30 s build, and 50 jobs started at once (cap 100: nothing queues);
 - warm pool (one ready running instance): a 2 s build on it, then a burst of 100 jobs against
   max_concurrent_builds = 10 with EC2's request throttling on, sampling the instances held at every moment;
-- stopped pool (one ready stopped instance): a 2 s build on it (a StartInstances instead of a first boot).
-Per job it prints the time from the STARTED event to RunInstances and to the build command's start, from the SSM
-Agent's registration to the command being sent (readiness seen), from the command's end to the job's answer, the
-Step Functions state transitions, Lambda invocations (by function, with the cold starts and the invocations that ended
-in an error) and AWS API requests (by service and operation); per CodePipeline job (the first job and its continuation
-job) the AcknowledgeJob calls; the poll invocations that ran out of time; the time jobs waited in the capacity queue;
-and, once the keeper has had its passes, the instances left beyond the pool's minimum. Before the scenarios, each
-handler's cold import (a fresh interpreter importing it from the built zip, as a Lambda execution environment does at
-init) is timed.
+- stopped pool (one ready stopped instance): a 2 s build on it (a StartInstances instead of a first boot);
+- spot (a fresh instance per job, spot first, then on-demand): 20 jobs of 20 s while 30% of the spot instances are
+  interrupted during their build (faults.spot_interruptions): the restarts, the time from each interruption to the
+  build command's start on the next instance, and the instance-seconds by purchase option (EC2's launch to
+  termination of each instance: the basis of a cost estimate).
+Per job it prints the time from the STARTED event to the launch (CreateFleet) and to the build command's start,
+from the SSM Agent's registration to the command being sent (readiness seen), from the command's end to the job's
+answer, the Step Functions state transitions, Lambda invocations (by function, with the cold starts and the
+invocations that ended in an error) and AWS API requests (by service and operation); per CodePipeline job (the first
+job and its continuation job) the AcknowledgeJob calls; the poll invocations that ran out of time; the time jobs
+waited in the capacity queue; and, once the keeper has had its passes, the instances left beyond the pool's minimum.
+Before the scenarios, each handler's cold import (a fresh interpreter importing it from the built zip, as a Lambda
+execution environment does at init) is timed.
 
 Figures, not asserts; the same figures go to bench-results.json (`cold_import_ms`, and one object per scenario under
 `scenarios`). AWS-side waits (SSM registration, Retry intervals, the sweep schedule) run in real time unless
-LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a quicker, noisier run).
+LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a quicker, noisier run). `--scenarios` runs a subset (e.g.
+`--scenarios spot`: only the spot deployment and its row).
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ def _job_config(seconds: int) -> dict[str, str]:
 
 
 # Each strategy's deployment of examples/basic-linux (its variables). A registration window of 5 minutes: the burst's
-# last launches wait for the throttled RunInstances and the emulator's 8 workers per function.
+# last launches wait for the throttled CreateFleet and the emulator's 8 workers per function.
 STRATEGIES: dict[str, dict[str, Any]] = {
     "ephemeral": {"capacity_strategy": "ephemeral", "max_concurrent_builds": 100},
     "warm": {
@@ -334,7 +339,7 @@ ROWS = (
     ("jobs_queued", "jobs that waited for capacity"),
     ("queue_wait_seconds", "  their wait in the queue (s)"),
     ("ec2_requests_throttled", "EC2 requests throttled (RequestLimitExceeded)"),
-    ("event_to_run_instances_seconds", "STARTED event -> RunInstances (s)"),
+    ("event_to_run_instances_seconds", "STARTED event -> launch (CreateFleet) (s)"),
     ("event_to_command_start_seconds", "STARTED event -> command start (s)"),
     ("registration_to_readiness_seen_seconds", "SSM registration -> command sent (s)"),
     ("command_end_to_reported_seconds", "command end -> job answered (s)"),
