@@ -50,11 +50,11 @@ class World:
             return {"InstanceId": instance_id, "PingStatus": "Online", "PlatformType": "Linux"}
         return None
 
-    def ec2_state(self, instance_id: str) -> tuple[str, str]:
+    def ec2_state(self, instance_id: str) -> registration.Ec2State:
         self.ec2_reads.append(self.now)
         if self.gone_at is not None and self.now >= self.gone_at:
-            return "terminated", "Client.UserInitiatedShutdown: User initiated shutdown"
-        return "running", ""
+            return registration.Ec2State("terminated", "Client.UserInitiatedShutdown: User initiated shutdown")
+        return registration.Ec2State("running")
 
     def offsets(self) -> list[float]:
         """The checks' times, in seconds after the launch."""
