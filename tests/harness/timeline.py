@@ -60,10 +60,11 @@ def started_event_time(run: PipelineRun) -> float | None:
 
 def command_invocation(deployment: Deployment, run: PipelineRun) -> dict[str, Any] | None:
     """The build's SSM command invocation (with output), if one was sent: the run's first job's (its id is the
-    command's comment), on one of the run's instances (a pooled instance runs many jobs' commands)."""
+    command's comment), on one of the run's instances (a pooled instance runs many jobs' commands); of a build
+    restarted after a spot interruption, the one on its last instance (the run that gave the result)."""
     ssm = deployment.client("ssm")
     job_ids = {job.id for job in run.jobs}
-    for instance in run.instances:
+    for instance in reversed(run.instances):  # launch order: the last instance first
         invocations = ssm.list_command_invocations(InstanceId=instance["InstanceId"], Details=True)
         for invocation in invocations["CommandInvocations"]:
             if invocation.get("DocumentName") == deployment.outputs["document_name"] and (
