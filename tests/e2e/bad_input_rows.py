@@ -97,6 +97,12 @@ BAD_INPUT_ROWS: list[Row] = [
         "InstanceType 'p4d.24xlarge' is not allowed",
         InstanceType="p4d.24xlarge",
     ),
+    _rejected(
+        "instance-types-one-not-allowed",
+        "InstanceType 't3.micro, p4d.24xlarge': a list whose second type is outside allowed_instance_types",
+        "InstanceType 'p4d.24xlarge' is not allowed",
+        InstanceType="t3.micro, p4d.24xlarge",
+    ),
     _rejected("command-empty", "Command of blanks", "Command is empty", Command="   "),
     _rejected("timeout-zero", "TimeoutMinutes 0", "TimeoutMinutes '0' is not allowed", TimeoutMinutes="0"),
     _rejected("timeout-above-max", "TimeoutMinutes 481", "TimeoutMinutes '481' is not allowed", TimeoutMinutes="481"),
