@@ -398,3 +398,19 @@ def test_the_documents_windows_step_is_the_file_byte_for_byte_and_ascii() -> Non
     assert steps["BuildOnWindows"]["action"] == "aws:runPowerShellScript"
     assert steps["BuildOnWindows"]["precondition"] == {"StringEquals": ["platformType", "Windows"]}
     assert data.isascii() and b"\r" not in data and not data.startswith(b"\xef\xbb\xbf")
+
+
+def test_every_test_the_design_parity_table_names_exists() -> None:
+    """DESIGN.md's "Linux and Windows steps side by side" names the test of each row: each name is a test here."""
+    design = (REPO / "DESIGN.md").read_text()
+    section = design.split("### Linux and Windows steps side by side", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"\b(test_\w+\*?)`", section))
+    defined = {
+        name
+        for path in (REPO / "tests").rglob("test_*.py")
+        for name in re.findall(r"^def (test_\w+)\(", path.read_text(), re.MULTILINE)
+    }
+
+    assert len(named) >= 15
+    missing = [name for name in named if not any(d == name or d.startswith(name.rstrip("*")) for d in defined)]
+    assert missing == []
