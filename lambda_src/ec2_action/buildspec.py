@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, guardrails, log
+from . import aws, guardrails, log, pools
 from .config import ActionType, Config
 from .errors import InvalidJobConfiguration
 from .payloads import BuildSpec, Job
@@ -79,6 +79,7 @@ def _build_spec(config: Config, job: Job, own_account: str) -> BuildSpec:
                 f"RootVolumeGiB {volume_gib} is smaller than the root snapshot of {image_id} ({snapshot_gib} GiB): "
                 f"use at least {snapshot_gib}."
             )
+        problems += _platform_problems(config, job, image, instance_type, volume_gib)
     if problems:
         raise InvalidJobConfiguration("\n".join(problems))
     return {
@@ -94,6 +95,41 @@ def _build_spec(config: Config, job: Job, own_account: str) -> BuildSpec:
         "working_directory": working_directory,
         "output_artifact_path": output_path,
     }
+
+
+def _platform_problems(
+    config: Config, job: Job, image: dict[str, Any], instance_type: str, volume_gib: int
+) -> list[str]:
+    """The rules that need the AMI: the instance type runs its architecture, and on Windows a root volume with room
+    for container images and, for a hibernating pool's instance, what AWS allows a Windows instance to hibernate."""
+    problems: list[str] = []
+    image_id = str(image["ImageId"])
+    checks: list[Callable[[], Any]] = [
+        lambda: guardrails.architecture(instance_type, image_id, str(image.get("Architecture") or ""))
+    ]
+    if image.get("Platform") == "windows":
+        checks.append(lambda: guardrails.windows_root_volume_gib(volume_gib))
+        if _hibernates(config, job):
+            name, created = str(image.get("Name") or ""), str(image.get("CreationDate") or "")
+            checks.append(lambda: guardrails.windows_hibernation(instance_type, image_id, name, created))
+    for rule in checks:
+        try:
+            rule()
+        except guardrails.Invalid as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _hibernates(config: Config, job: Job) -> bool:
+    """Whether the job's instance is launched hibernation-enabled: a member of a hibernating pool, which the job
+    runs on when it matches the pool's configuration (the keeper's launches always do)."""
+    action = config.action(job["action"])
+    return bool(
+        action is not None
+        and action.pool is not None
+        and action.pool.hibernate
+        and pools.job_matches_pool(action, job.get("configuration") or {})
+    )
 
 
 def _image(config: Config, image_id: str, own_account: str) -> dict[str, Any]:
