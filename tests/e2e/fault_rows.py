@@ -140,7 +140,7 @@ FAULT_ROWS: list[Row] = [
         "RunInstances: InsufficientInstanceCapacity on every call",
         FAILED,
         "JobFailed",
-        "no capacity for instance type t3.micro in subnets subnet-",
+        "no capacity for instance type t4g.micro in subnets subnet-",
         may_launch=False,
         inject=api_error("ec2", "RunInstances", "InsufficientInstanceCapacity", None, 500),
         proof=ran_at_least("acquire", 4),  # the first attempt and three capacity retries

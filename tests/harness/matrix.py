@@ -74,8 +74,8 @@ Proof = Callable[[RowRun, "Result"], list[str]]
 
 @dataclass(frozen=True)
 class Row:
-    """One case of a matrix. `configure` returns action configuration over the default (example AMI, t3.micro,
-    `command`); `inject` runs before the pipeline starts, `during` after; `proof` returns extra problems."""
+    """One case of a matrix. `configure` returns action configuration over the default (the example's arm64 AMI,
+    t4g.micro, `command`); `inject` runs before the pipeline starts, `during` after; `proof` returns extra problems."""
 
     id: str
     description: str
@@ -110,7 +110,7 @@ class Result:
 
 
 def default_configuration(run: RowRun, row: Row) -> dict[str, str]:
-    base = {"ImageId": run.deployment.outputs["image_id"], "InstanceType": "t3.micro", "Command": row.command}
+    base = {"ImageId": run.deployment.outputs["image_id"], "InstanceType": "t4g.micro", "Command": row.command}
     return base | dict(row.configure(run) if row.configure else {})
 
 
