@@ -32,13 +32,14 @@ test: $(READY) lint check-build
 	$(PYTHON) -m pytest --ignore=tests/e2e -n 2
 	$(PYTHON) -m pytest tests/e2e -n 3 --dist worksteal
 
-## lint: ruff, mypy over the Lambda code, shellcheck over every shell script we ship, checkov over the module and the
-## examples.
+## lint: ruff, mypy over the Lambda code, shellcheck over every shell script we ship, a PowerShell syntax check (a real
+## grammar: there is no PowerShell here) of every PowerShell script we ship, checkov over the module and the examples.
 lint: $(READY) $(CHECKOV_READY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/shellcheck .ci/run $$(git ls-files '*.sh')
+	$(PYTHON) scripts/check_powershell.py
 	$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --compact --quiet --skip-download
 
 ## build: rebuild the Lambda zips in lambda_src/dist (reproducible: same sources, same bytes).

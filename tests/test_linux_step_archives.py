@@ -323,3 +323,17 @@ def test_a_step_that_is_not_pooled_leaves_the_instance_as_it_was(cloud, pooled_i
     assert sorted(entry.name for entry in root.iterdir()) == sorted([OTHER_JOB_ID, JOB_ID])
     assert (root / JOB_ID / "out.txt").read_text() == "built"
     assert "reset" not in result.stdout and RETIRE_LINE not in result.stderr
+
+
+@pytest.mark.parametrize(("code", "step_code"), [(3, 3), (194, 1)])
+def test_the_step_exits_with_the_builds_code_but_never_the_agents_reboot_code(
+    cloud, step_path, tmp_path, code, step_code
+):
+    """194 would make the SSM Agent reboot the instance and run the build again: the step fails with 1 instead."""
+    path, _ = step_path
+
+    result = _run_step(cloud, path, tmp_path, f"exit-{code}", Command=f"exit {code}",
+                       WorkingDirectory=str(tmp_path / f"exit-{code}" / "workspace"))  # fmt: skip
+
+    assert result.returncode == step_code
+    assert result.stderr.splitlines()[-1] == f"ec2-action: the build command exited with code {code}"

@@ -1,13 +1,15 @@
-# Windows container images built on a Windows Server 2022 instance per pipeline run and pushed to ECR: what
-# CodeBuild cannot do. S3 source (Dockerfile + build.ps1) -> build on EC2 -> imagedefinitions.json artifact.
+# Windows container images built on Windows Server 2022 instances and pushed to ECR. S3 source (Dockerfile +
+# build.ps1) -> build on EC2 -> imagedefinitions.json artifact. The builders run a stock Amazon AMI, any AMI you give,
+# or the newest image of the windows-builder-image example (read from its SSM parameter), fresh per job or from a pool.
 
 data "aws_availability_zones" "available" {
   #checkov:skip=CKV_AWS_394:The Region is a variable, so zone names cannot be pinned; only the first zone is used.
   state = "available"
 }
 
+# The stock image, when neither image_id nor image_id_parameter_name is set.
 data "aws_ami" "windows_2022_containers" {
-  count = var.image_id == null ? 1 : 0
+  count = var.image_id == null && var.image_id_parameter_name == null ? 1 : 0
 
   most_recent = true
   owners      = ["amazon"]
@@ -18,13 +20,49 @@ data "aws_ami" "windows_2022_containers" {
   }
 }
 
+# The builder image's newest AMI ID (its pipeline rewrites the parameter after each build).
+data "aws_ssm_parameter" "image_id" {
+  count = var.image_id_parameter_name == null ? 0 : 1
+
+  name = var.image_id_parameter_name
+
+  lifecycle {
+    precondition {
+      condition     = var.image_id == null
+      error_message = "Set image_id or image_id_parameter_name, not both: the action runs one image."
+    }
+  }
+}
+
 locals {
-  image_id   = coalesce(var.image_id, try(data.aws_ami.windows_2022_containers[0].id, null))
+  image_id = coalesce(
+    var.image_id,
+    try(data.aws_ssm_parameter.image_id[0].insecure_value, null),
+    try(data.aws_ami.windows_2022_containers[0].id, null),
+  )
   source_key = "source.zip"
   tags = {
     Example = "windows-container-pipeline"
     Stack   = var.name_prefix
   }
+
+  # The memory of the instance type, computed as memory_gib in lambda_src/ec2_action/guardrails.py does, from the same
+  # tables (tests/test_windows_example_tables.py fails when they differ): null when the tables cannot tell.
+  gib_per_vcpu  = { c3 = 1.875, c4 = 1.875, m3 = 3.75, r3 = 7.625, r4 = 7.625, i3 = 7.625, c = 2, m = 4, r = 8 }
+  burstable_gib = { nano = 0.5, micro = 1, small = 2, medium = 4, large = 8, xlarge = 16, "2xlarge" = 32 }
+  # The hibernation limit of Windows (WINDOWS_HIBERNATION_MAX_MEMORY_GIB there).
+  windows_hibernation_max_memory_gib = 16
+  instance_family                    = split(".", var.instance_type)[0]
+  instance_size                      = try(split(".", var.instance_type)[1], "")
+  size_vcpus = (
+    local.instance_size == "medium" ? 1 : local.instance_size == "large" ? 2 :
+    can(regex("^[0-9]*xlarge$", local.instance_size)) ? 4 * tonumber(coalesce(trimsuffix(local.instance_size, "xlarge"), "1")) : null
+  )
+  memory_per_vcpu_gib = lookup(local.gib_per_vcpu, local.instance_family, lookup(local.gib_per_vcpu, substr(local.instance_family, 0, 1), null))
+  instance_memory_gib = (
+    contains(["t2", "t3", "t3a"], local.instance_family) ? lookup(local.burstable_gib, local.instance_size, null) :
+    local.memory_per_vcpu_gib == null || local.size_vcpus == null ? null : local.size_vcpus * local.memory_per_vcpu_gib
+  )
 }
 
 # --- Network: builders in a private subnet, outbound through NAT (base images come from mcr.microsoft.com) ---------
@@ -292,12 +330,16 @@ module "ec2_action" {
       instance_type = var.instance_type
       # Windows first boot, base image pulls and a container build take a while.
       timeout_minutes      = 90
-      root_volume_size_gib = 100
-      # Capacity (see the README, "Faster builds: a pool"): ephemeral by default; a warm or stopped pool keeps
+      root_volume_size_gib = var.root_volume_size_gib
+      # Capacity (see the README, "Choosing the capacity"): ephemeral by default; a warm or stopped pool keeps
       # pool_min_ready instances ready, with their Docker image cache.
       strategy              = var.capacity_strategy
       max_concurrent_builds = var.max_concurrent_builds
-      pool                  = { min_ready = var.pool_min_ready }
+      pool = {
+        min_ready        = var.pool_min_ready
+        hibernate        = var.pool_hibernate
+        max_idle_minutes = var.pool_max_idle_minutes
+      }
     }
   }
   subnet_ids                       = [aws_subnet.private.id]
@@ -401,4 +443,13 @@ resource "aws_codepipeline" "this" {
   tags = local.tags
 
   depends_on = [aws_iam_role_policy.pipeline]
+
+  # Hibernation against the instance type's memory (a validation block of Terraform 1.5 sees only its own variable;
+  # the module's validation refuses hibernate outside a stopped pool, and a family that cannot hibernate).
+  lifecycle {
+    precondition {
+      condition     = !var.pool_hibernate || try(local.instance_memory_gib <= local.windows_hibernation_max_memory_gib, false)
+      error_message = "pool_hibernate: AWS hibernates Windows instances of at most 16 GiB of memory, and ${var.instance_type} ${local.instance_memory_gib == null ? "is not known here to have at most 16 GiB" : "has ${local.instance_memory_gib} GiB"}. Use such a type (e.g. m5.xlarge, c5.2xlarge, r5.large, t3.xlarge), or a stopped pool without hibernation."
+    }
+  }
 }

@@ -19,8 +19,21 @@ output "repository_url" {
 }
 
 output "image_id" {
-  description = "AMI the builds run on by default."
+  description = "AMI the builds run on: image_id, the AMI ID read from image_id_parameter_name at this plan, or the latest Amazon Windows Server 2022 with Containers AMI."
   value       = local.image_id
+}
+
+output "capacity" {
+  description = "How the action gets its builders: strategy, ready instances kept (min_ready), hibernation, idle minutes before a burst instance is retired, the cap on instances, and the builders' instance type and root volume."
+  value = {
+    strategy              = var.capacity_strategy
+    min_ready             = var.pool_min_ready
+    hibernate             = var.pool_hibernate
+    max_idle_minutes      = var.pool_max_idle_minutes
+    max_concurrent_builds = var.max_concurrent_builds
+    instance_type         = var.instance_type
+    root_volume_size_gib  = var.root_volume_size_gib
+  }
 }
 
 output "build_log_group_name" {

@@ -4,11 +4,12 @@ before anything launches)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import aws, guardrails, log
+from . import aws, guardrails, log, pools
 from .config import ActionType, Config
 from .errors import InvalidJobConfiguration
 from .payloads import BuildSpec, Job
@@ -80,6 +81,7 @@ def _build_spec(config: Config, job: Job, own_account: str) -> BuildSpec:
                 f"RootVolumeGiB {volume_gib} is smaller than the root snapshot of {image_id} ({snapshot_gib} GiB): "
                 f"use at least {snapshot_gib}."
             )
+        problems += _platform_problems(config, job, image, types, volume_gib)
     if problems:
         raise InvalidJobConfiguration("\n".join(problems))
     return {
@@ -105,6 +107,44 @@ def _job_types(job: Job, action: ActionType | None) -> str | tuple[str, ...]:
     if given.strip() or action is None:
         return given
     return action.default_instance_types()
+
+
+def _platform_problems(
+    config: Config, job: Job, image: dict[str, Any], instance_types: list[str], volume_gib: int
+) -> list[str]:
+    """The rules that need the AMI: each instance type runs its architecture, and on Windows a root volume with room
+    for container images and, for a hibernating pool's instance, what AWS allows a Windows instance to hibernate."""
+    problems: list[str] = []
+    image_id = str(image["ImageId"])
+    architecture = str(image.get("Architecture") or "")
+    checks: list[Callable[[], Any]] = [
+        partial(guardrails.architecture, kind, image_id, architecture) for kind in instance_types
+    ]
+    if image.get("Platform") == "windows":
+        checks.append(lambda: guardrails.windows_root_volume_gib(volume_gib))
+        if _hibernates(config, job):
+            name, created = str(image.get("Name") or ""), str(image.get("CreationDate") or "")
+            checks += [
+                partial(guardrails.windows_hibernation, kind, image_id, name, created) for kind in instance_types
+            ]
+    for rule in checks:
+        try:
+            rule()
+        except guardrails.Invalid as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _hibernates(config: Config, job: Job) -> bool:
+    """Whether the job's instance is launched hibernation-enabled: a member of a hibernating pool, which the job
+    runs on when it matches the pool's configuration (the keeper's launches always do)."""
+    action = config.action(job["action"])
+    return bool(
+        action is not None
+        and action.pool is not None
+        and action.pool.hibernate
+        and pools.job_matches_pool(action, job.get("configuration") or {})
+    )
 
 
 def _image(config: Config, image_id: str, own_account: str) -> dict[str, Any]:

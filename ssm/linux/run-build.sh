@@ -191,7 +191,13 @@ bash -e -o pipefail -- "$scratch/build-command.sh"
 status=$?
 set -e
 if [ "$status" -ne 0 ]; then
-  fail "$status" "the build command exited with code $status"
+  # The SSM Agent reads exit code 194 of a Linux step itself: it reboots the instance and runs the whole step again.
+  # A build command that exits 194 fails the step with 1 instead (the message keeps its code).
+  step_status=$status
+  if [ "$status" -eq 194 ]; then
+    step_status=1
+  fi
+  fail "$step_status" "the build command exited with code $status"
 fi
 echo "ec2-action: the build command succeeded"
 

@@ -14,6 +14,17 @@ function Fail([int] $Code, [string] $Message) {
     exit $Code
 }
 
+function Get-StepExitCode([int] $Status) {
+    # The step's exit code for a build command that exited with $Status. The SSM Agent reads two exit codes of a
+    # Windows step itself: 3010 asks it to reboot the instance and run the whole step again, -1 is its own code for a
+    # command stopped before its end. A build command that exits with either fails the step with 1 instead (the
+    # message keeps its code); any other code is the step's.
+    if ($Status -eq 3010 -or $Status -eq -1) {
+        return 1
+    }
+    return $Status
+}
+
 # The artifacts are zipped and unzipped with .NET (System.IO.Compression), not Expand-Archive and Compress-Archive:
 # in Windows PowerShell 5.1 these stop at paths of 260 characters, and Compress-Archive writes '\' between folders in
 # entry names (unzip on Linux then fails), leaves hidden files and folders out, and cannot zip a file over 2 GB.
@@ -206,7 +217,7 @@ try {
     & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -Command "`$ErrorActionPreference = 'Stop'; & '$($commandFile.Replace("'", "''"))'; if (`$LASTEXITCODE) { exit `$LASTEXITCODE }"
     $status = $LASTEXITCODE
     if ($status -ne 0) {
-        Fail $status "the build command exited with code $status"
+        Fail (Get-StepExitCode $status) "the build command exited with code $status"
     }
     Write-Output 'ec2-action: the build command succeeded'
 

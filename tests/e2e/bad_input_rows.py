@@ -99,9 +99,9 @@ BAD_INPUT_ROWS: list[Row] = [
     ),
     _rejected(
         "instance-types-one-not-allowed",
-        "InstanceType 't3.micro, p4d.24xlarge': a list whose second type is outside allowed_instance_types",
+        "InstanceType 't4g.micro, p4d.24xlarge': a list whose second type is outside allowed_instance_types",
         "InstanceType 'p4d.24xlarge' is not allowed",
-        InstanceType="t3.micro, p4d.24xlarge",
+        InstanceType="t4g.micro, p4d.24xlarge",
     ),
     _rejected("command-empty", "Command of blanks", "Command is empty", Command="   "),
     _rejected("timeout-zero", "TimeoutMinutes 0", "TimeoutMinutes '0' is not allowed", TimeoutMinutes="0"),

@@ -59,10 +59,10 @@ SPOT_ROWS: list[Row] = [
     ),
     Row(
         "spot-exhausted",
-        'no spot capacity in any pool (InstanceType "t3.micro, t3.small"): on-demand at once, in the same acquire',
+        'no spot capacity in any pool (InstanceType "t4g.micro, t4g.small"): on-demand at once, in the same acquire',
         SUCCEEDED,
         message=BUILD_SUCCEEDED,
-        instance_type="t3.micro, t3.small",
+        instance_type="t4g.micro, t4g.small",
         inject=spot.no_capacity("spot"),
         proof=spot.every_spot_row(spot.on_demand_at_once),
     ),

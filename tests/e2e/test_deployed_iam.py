@@ -187,7 +187,7 @@ def running_builder(deployment: Deployment, pipeline_name: str, timeout: float =
 
 
 def test_a_builder_has_an_encrypted_root_volume_no_public_ip_and_no_ingress(deployment: Deployment) -> None:
-    config = {"ImageId": deployment.outputs["image_id"], "InstanceType": "t3.micro", "Command": "sleep 15"}
+    config = {"ImageId": deployment.outputs["image_id"], "InstanceType": "t4g.micro", "Command": "sleep 15"}
     pipeline = deployment.create_pipeline(unique_name("sec"), config, output_artifact=False)
     deployment.upload_source(pipeline, {"README.md": "hello\n"})
     started = time.time()

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 def test_an_executable_build_script_in_the_source_runs_and_the_output_keeps_modes(deployment: Deployment) -> None:
     configuration = {
         "ImageId": deployment.outputs["image_id"],
-        "InstanceType": "t3.micro",
+        "InstanceType": "t4g.micro",
         "Command": "./build.sh",
         "OutputArtifactPath": "dist",
     }

@@ -22,7 +22,7 @@ def linux_ami(deployment: Deployment) -> str:
 
 
 def build_config(deployment: Deployment, command: str, **extra: str) -> dict[str, str]:
-    return {"ImageId": linux_ami(deployment), "InstanceType": "t3.micro", "Command": command, **extra}
+    return {"ImageId": linux_ami(deployment), "InstanceType": "t4g.micro", "Command": command, **extra}
 
 
 def assert_answered_and_clean(run: PipelineRun) -> None:

@@ -1,8 +1,15 @@
 """buildspec.validated (acquire's first half): the action's defaults applied, every guardrail and the AMI checked
 against the cloud, before anything launches."""
 
+from datetime import UTC, datetime
+
 import pytest
-from conftest import Cloud, make_job
+from conftest import REGION, Cloud, make_job
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.amis import Ami
+from moto.ec2.utils import random_ami_id
+from pool_fixtures import configure_pool
 
 from ec2_action import buildspec, config
 from ec2_action.errors import InvalidJobConfiguration
@@ -74,7 +81,7 @@ def test_allowed_image_ids_restrict_further(cloud: Cloud) -> None:
     cloud.configure(allowed_image_ids=[cloud.windows_ami])
     with pytest.raises(InvalidJobConfiguration, match=rf"ImageId {cloud.linux_ami} is not in .*allowed AMIs"):
         run(cloud, ImageId=cloud.linux_ami)
-    assert run(cloud, ImageId=cloud.windows_ami)["platform"] == "Windows"
+    assert run(cloud, ImageId=cloud.windows_ami, RootVolumeGiB="50")["platform"] == "Windows"
 
 
 def test_root_volume_smaller_than_the_snapshot(cloud: Cloud) -> None:
@@ -141,3 +148,63 @@ def test_at_most_20_types(cloud: Cloud) -> None:
     types = ",".join(f"t3.size{i}" for i in range(21))
     with pytest.raises(InvalidJobConfiguration, match=r"InstanceType lists 21 types: at most 20 are allowed\."):
         run(cloud, ImageId=cloud.linux_ami, InstanceType=types)
+
+
+# --- Rules that need the AMI: architecture, and Windows' root volume and hibernation --------------------------------
+
+
+def amazon_ami(name: str, architecture: str, platform: str | None = None, created: str = "2025-01-15") -> str:
+    """An Amazon AMI as DescribeImages describes it: its Architecture, Name, CreationDate and (Windows) Platform."""
+    backend = ec2_backends[DEFAULT_ACCOUNT_ID][REGION]
+    ami_id = random_ami_id()
+    backend.amis[ami_id] = Ami(
+        backend, ami_id, name=name, owner_id="801119661308", owner_alias="amazon", public=True, platform=platform,
+        architecture=architecture, creation_date=datetime.fromisoformat(created).replace(tzinfo=UTC),
+        root_device_type="ebs", root_device_name="/dev/sda1",
+    )  # fmt: skip
+    return ami_id
+
+
+def test_an_arm64_ami_needs_a_graviton_type(cloud: Cloud) -> None:
+    cloud.configure(allowed_instance_types=["t3.*", "t4g.*"])
+    arm = amazon_ami("al2023-ami-2023.6-kernel-6.1-arm64", "arm64")
+    assert run(cloud, ImageId=arm, InstanceType="t4g.large")["instance_type"] == "t4g.large"
+    with pytest.raises(
+        InvalidJobConfiguration, match=rf"InstanceType 't3.large' runs x86_64 but ImageId {arm} is arm64"
+    ):
+        run(cloud, ImageId=arm)  # the action's default type, t3.large
+
+
+def test_a_windows_build_needs_room_for_its_container_images(cloud: Cloud) -> None:
+    """The action's default here is 30 GiB (CONFIG_VARIABLES): enough for Linux, too little for Windows."""
+    with pytest.raises(InvalidJobConfiguration, match=r"RootVolumeGiB 30 is too small for a Windows build"):
+        run(cloud, ImageId=cloud.windows_ami)
+    assert run(cloud, ImageId=cloud.windows_ami, RootVolumeGiB="50")["root_volume_gib"] == 50
+    assert run(cloud, ImageId=cloud.linux_ami)["root_volume_gib"] == 30
+
+
+def test_a_hibernating_windows_pool_needs_at_most_16_gib(cloud: Cloud) -> None:
+    windows = amazon_ami("Windows_Server-2022-English-Full-Base-2025.01.15", "x86_64", "windows")
+    configure_pool(cloud, strategy="stopped", hibernate=True)
+    cloud.configure(
+        actions=cloud.action_variables(image_id=windows, instance_type="m6i.2xlarge", root_volume_size_gib=64)
+    )
+    with pytest.raises(InvalidJobConfiguration, match=r"InstanceType 'm6i.2xlarge' has 32 GiB of memory"):
+        run(cloud)  # the pool's configuration: its instance would be launched hibernation-enabled
+    with pytest.raises(InvalidJobConfiguration, match=r"InstanceType 'm6i.2xlarge' has 32 GiB of memory"):
+        buildspec.pool_build(config.load(), config.load().actions[0], cloud.context)  # the keeper's launches
+    # Another type than the pool's: an ephemeral instance, not hibernation-enabled.
+    assert run(cloud, InstanceType="m6i.4xlarge")["instance_type"] == "m6i.4xlarge"
+    cloud.configure(actions=cloud.action_variables(instance_type="m6i.xlarge"))
+    assert run(cloud)["instance_type"] == "m6i.xlarge"
+
+
+def test_a_hibernating_windows_pool_needs_an_ami_aws_hibernates(cloud: Cloud) -> None:
+    old = amazon_ami("Windows_Server-2022-English-Full-Base-2023.08.09", "x86_64", "windows", created="2023-08-09")
+    configure_pool(cloud, strategy="stopped", hibernate=True)
+    cloud.configure(actions=cloud.action_variables(image_id=old, instance_type="m6i.large", root_volume_size_gib=64))
+    with pytest.raises(InvalidJobConfiguration, match=rf"ImageId {old} was created on 2023-08-09: .*2023-09-13"):
+        run(cloud)
+    configure_pool(cloud, strategy="stopped")  # the same pool, stopped without hibernation
+    cloud.configure(actions=cloud.action_variables(image_id=old, instance_type="m6i.large", root_volume_size_gib=64))
+    assert run(cloud)["image_id"] == old

@@ -81,7 +81,7 @@ Proof = Callable[[RowRun, "Result"], list[str]]
 
 @dataclass(frozen=True)
 class Row:
-    """One case of a matrix. `configure` returns action configuration over the default (example AMI,
+    """One case of a matrix. `configure` returns action configuration over the default (the example's arm64 AMI,
     `instance_type`, `command`); `inject` runs before the pipeline starts, `during` after; `proof` returns extra
     problems. `instance_type` None: no InstanceType property, the job takes the action's own instance types."""
 
@@ -93,7 +93,7 @@ class Row:
     may_launch: bool = True
     handling: str | None = None  # bad input only: REJECTED or LITERAL
     command: str = "echo built"
-    instance_type: str | None = "t3.micro"
+    instance_type: str | None = "t4g.micro"
     configure: Callable[[RowRun], Mapping[str, str]] | None = None
     inject: Hook | None = None
     during: Hook | None = None

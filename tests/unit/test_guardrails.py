@@ -102,3 +102,71 @@ def test_working_directory_may_be_absolute_but_single_line() -> None:
     assert guardrails.single_line("WorkingDirectory", "/opt/src") == "/opt/src"
     with pytest.raises(Invalid, match=r"^WorkingDirectory contains a line break"):
         guardrails.single_line("WorkingDirectory", "/opt\r\nsrc")
+
+
+# --- Windows and architecture (checked at acquire against the AMI) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "runs"),
+    [
+        ("m6i.large", "x86_64"), ("t3.micro", "x86_64"), ("g4dn.xlarge", "x86_64"), ("m7i-flex.large", "x86_64"),
+        ("u-6tb1.metal", "x86_64"), ("inf2.xlarge", "x86_64"),
+        ("t4g.micro", "arm64"), ("m7g.large", "arm64"), ("c6gd.xlarge", "arm64"), ("c7gn.large", "arm64"),
+        ("x2gd.large", "arm64"), ("is4gen.large", "arm64"), ("im4gn.large", "arm64"), ("g5g.xlarge", "arm64"),
+        ("a1.large", "arm64"), ("mac1.metal", "x86_64_mac"), ("mac2-m2pro.metal", "arm64_mac"),
+    ],
+)  # fmt: skip
+def test_an_instance_types_architecture_follows_aws_naming(instance_type: str, runs: str) -> None:
+    assert guardrails.instance_architecture(instance_type) == runs
+
+
+def test_an_instance_type_must_run_the_amis_architecture() -> None:
+    guardrails.architecture("m7g.large", "ami-0123abcd", "arm64")
+    guardrails.architecture("m6i.large", "ami-0123abcd", "x86_64")
+    guardrails.architecture("t3.micro", "ami-0123abcd", "i386")  # 32-bit AMIs run on x86_64 types
+    with pytest.raises(Invalid, match=r"^InstanceType 'm6i.large' runs x86_64 but ImageId ami-0123abcd is arm64: "
+                                      r"use a Graviton type"):  # fmt: skip
+        guardrails.architecture("m6i.large", "ami-0123abcd", "arm64")
+    with pytest.raises(Invalid, match=r"^InstanceType 't4g.large' runs arm64 but ImageId ami-0123abcd is x86_64"):
+        guardrails.architecture("t4g.large", "ami-0123abcd", "x86_64")
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "gib"),
+    [
+        ("t3.xlarge", 16), ("t3.2xlarge", 32), ("t2.nano", 0.5), ("c5.2xlarge", 16), ("c5.4xlarge", 32),
+        ("m5.xlarge", 16), ("m5.2xlarge", 32), ("r5.large", 16), ("r5.xlarge", 32), ("c3.2xlarge", 15),
+        ("m3.medium", 3.75), ("i3.large", 15.25), ("c7i-flex.large", 4), ("m7i.12xlarge", 192), ("m5.metal", None),
+        ("x2iedn.large", None),
+    ],
+)  # fmt: skip
+def test_memory_of_the_hibernation_families(instance_type: str, gib: float | None) -> None:
+    """AWS's published sizes (e.g. c3.2xlarge 15 GiB, i3.large 15.25 GiB, r5.large 16 GiB)."""
+    assert guardrails.memory_gib(instance_type) == gib
+
+
+def test_windows_hibernates_only_up_to_16_gib() -> None:
+    for allowed in ("m5.xlarge", "c5.2xlarge", "r5.large", "t3.xlarge", "i3.large"):
+        guardrails.windows_hibernation(allowed, "ami-0123abcd", "Windows_Server-2022-English-Full-Base", "2025-01-15")
+    with pytest.raises(Invalid, match=r"^InstanceType 'm5.2xlarge' has 32 GiB of memory: .* at most 16 GiB"):
+        guardrails.windows_hibernation("m5.2xlarge", "ami-0123abcd", "Windows_Server-2022", "2025-01-15")
+    with pytest.raises(Invalid, match=r"^InstanceType 'm5.metal' is not known here to have at most 16 GiB"):
+        guardrails.windows_hibernation("m5.metal", "ami-0123abcd", "Windows_Server-2022", "2025-01-15")
+
+
+def test_windows_hibernates_only_from_amis_aws_supports() -> None:
+    """Windows Server 2022 AMIs from 2023-09-13, other versions from 2019-09-11 (AWS's hibernation prerequisites)."""
+    guardrails.windows_hibernation("m5.large", "ami-0123abcd", "Windows_Server-2022-x", "2023-09-13T00:00:00.000Z")
+    guardrails.windows_hibernation("m5.large", "ami-0123abcd", "Windows_Server-2019-x", "2020-01-01T00:00:00.000Z")
+    with pytest.raises(Invalid, match=r"^ImageId ami-0123abcd was created on 2023-09-12: .*Windows Server 2022 needs "
+                                      r"an AMI from 2023-09-13 or later"):  # fmt: skip
+        guardrails.windows_hibernation("m5.large", "ami-0123abcd", "Windows_Server-2022-x", "2023-09-12T23:00:00Z")
+    with pytest.raises(Invalid, match=r"created on 2019-09-10: .* from 2019-09-11 or later"):
+        guardrails.windows_hibernation("m5.large", "ami-0123abcd", "my-windows-image", "2019-09-10T00:00:00Z")
+
+
+def test_windows_root_volume_leaves_room_for_container_images() -> None:
+    assert guardrails.windows_root_volume_gib(50) == 50
+    with pytest.raises(Invalid, match=r"^RootVolumeGiB 30 is too small for a Windows build: use at least 50"):
+        guardrails.windows_root_volume_gib(30)
