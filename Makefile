@@ -58,7 +58,7 @@ release-bundle: $(READY) check-build
 bench: $(READY)
 	PYTHONPATH=tests $(PYTHON) -m scenarios.bench
 
-## faults: the fault, bad-input and pool matrices in the local cloud (prints the tables; fails if a row fails).
+## faults: the fault, spot, bad-input and pool matrices in the local cloud (prints the tables; fails if a row fails).
 faults: $(READY)
 	PYTHONPATH=tests $(PYTHON) -m scenarios.faults_report
 
