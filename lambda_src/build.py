@@ -24,6 +24,8 @@ PACKAGE = ROOT / "ec2_action"
 DIST = ROOT / "dist"
 WHEEL_CACHE = ROOT / "build" / "wheels"
 REQUIREMENTS = ROOT / "layer-requirements.txt"
+METRICS_CATALOGUE = ROOT.parent / "modules" / "observability" / "metrics.json"
+METRICS_CATALOGUE_ENTRY = "ec2_action/metrics.json"
 PIP_PLATFORM = ["--platform", "manylinux2014_aarch64", "--python-version", "3.12", "--implementation", "cp"]
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -58,11 +60,14 @@ def _kept(relative: str) -> bool:
 
 
 def code_entries() -> dict[str, bytes]:
-    return {
+    """The package's files, plus the metrics catalogue, so the Lambdas read the file Terraform's dashboard reads."""
+    entries = {
         path.relative_to(ROOT).as_posix(): path.read_bytes()
         for path in PACKAGE.rglob("*")
         if path.is_file() and _kept(path.relative_to(ROOT).as_posix())
     }
+    entries[METRICS_CATALOGUE_ENTRY] = METRICS_CATALOGUE.read_bytes()
+    return entries
 
 
 def pinned_wheels() -> dict[str, str]:
