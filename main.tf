@@ -89,6 +89,7 @@ module "orchestrator" {
   name_prefix                      = var.name_prefix
   actions                          = local.actions
   subnet_ids                       = var.subnet_ids
+  subnet_zones                     = module.builder.subnet_zones
   security_group_ids               = module.builder.security_group_ids
   launch_templates                 = module.builder.launch_templates
   builder_role_arn                 = module.builder.role_arn

@@ -40,6 +40,7 @@ DESIGN_VARIABLES: dict[str, Any] = {
     "document_name": "ec2-build-run-build",
     "build_log_group_name": "/ec2-build/builds",
     "subnet_ids": ["subnet-0123456789abcdef0"],
+    "subnet_zones": {"subnet-0123456789abcdef0": "eu-west-1a"},
     "security_group_ids": ["sg-0123456789abcdef0"],
     "allowed_image_ids": [],
     "allowed_image_owners": ["amazon", "self"],

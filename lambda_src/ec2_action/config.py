@@ -109,11 +109,19 @@ class Config:
     tracing: bool  # X-Ray: the functions load the SDK and trace their AWS calls only then
     pool_table: str  # the registry: instances, leases, the capacity queue
     keeper_function_name: str
+    # CloudWatch namespace of the module's metrics (ec2_action.metrics), and each subnet's Availability Zone: a
+    # capacity error names the subnet, the CapacityErrors metric the zone.
+    metrics_namespace: str
+    subnet_zones: Mapping[str, str]
 
     @property
     def partition(self) -> str:
         """The AWS partition (aws, aws-cn, aws-us-gov) the module runs in, read from its state machine's ARN."""
         return self.state_machine_arn.split(":")[1]
+
+    def zone_of(self, subnet_id: str) -> str:
+        """The Availability Zone of one of the module's subnets ("unknown" for a subnet it was not given)."""
+        return self.subnet_zones.get(subnet_id) or "unknown"
 
     def launch_template(self, platform: str) -> tuple[str, str]:
         """The launch template (id, version) of a platform's builders ("Linux" or "Windows")."""
@@ -201,6 +209,8 @@ def parse(text: str) -> Config:
         tracing=bool(raw.get("tracing", False)),
         pool_table=raw["pool_table"],
         keeper_function_name=raw["keeper_function_name"],
+        metrics_namespace=str(raw["metrics_namespace"]),
+        subnet_zones={str(subnet): str(zone) for subnet, zone in raw["subnet_zones"].items()},
     )
 
 

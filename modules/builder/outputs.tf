@@ -50,3 +50,8 @@ output "launch_templates" {
     platform => { id = template.id, arn = template.arn, version = tostring(template.latest_version) }
   }
 }
+
+output "subnet_zones" {
+  description = "The Availability Zone of each builder subnet (subnet id -> zone name), read with the subnets' VPC: the functions name the zone in the CapacityErrors metric."
+  value       = { for subnet in data.aws_subnet.selected : subnet.id => subnet.availability_zone }
+}

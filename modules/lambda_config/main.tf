@@ -66,6 +66,8 @@ locals {
     tracing                          = var.tracing_enabled
     pool_table                       = var.pool_table_name
     keeper_function_name             = var.keeper_function_name
+    metrics_namespace                = var.metrics_namespace
+    subnet_zones                     = { for subnet_id in var.subnet_ids : subnet_id => var.subnet_zones[subnet_id] if contains(keys(var.subnet_zones), subnet_id) }
     launch_templates = {
       for platform, template in var.launch_templates : platform => { id = template.id, version = template.version }
     }

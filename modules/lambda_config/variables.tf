@@ -254,3 +254,20 @@ variable "launch_templates" {
     error_message = "Each launch template needs an id and a version number (1, 2, ...)."
   }
 }
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the module's metrics (the functions write them as Embedded Metric Format lines; the dashboard and the alarms read them)."
+  type        = string
+  default     = "CodePipelineEc2Action"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/#:-]{1,255}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be 1 to 255 letters, digits or . _ / # : - and must not start with AWS/ (reserved for AWS services)."
+  }
+}
+
+variable "subnet_zones" {
+  description = "The Availability Zone of each of subnet_ids (subnet id -> zone name): a capacity error names the subnet, the CapacityErrors metric the zone. A subnet missing here is counted in zone \"unknown\"."
+  type        = map(string)
+  default     = {}
+}

@@ -80,6 +80,8 @@ module "lambda_config" {
   pool_table_name                  = local.pool_table_name
   keeper_function_name             = local.function_names.keeper
   launch_templates                 = { for platform, template in var.launch_templates : platform => { id = template.id, version = template.version } }
+  metrics_namespace                = var.metrics_namespace
+  subnet_zones                     = var.subnet_zones
 }
 
 resource "aws_dynamodb_table" "jobs" {

@@ -47,6 +47,18 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
+variable "subnet_zones" {
+  description = "The Availability Zone of each of subnet_ids (subnet id -> zone name), for the CapacityErrors metric's AvailabilityZone dimension."
+  type        = map(string)
+  default     = {}
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the module's metrics (validated by the root module and modules/lambda_config)."
+  type        = string
+  default     = "CodePipelineEc2Action"
+}
+
 variable "security_group_ids" {
   description = "Security groups attached to every builder."
   type        = list(string)

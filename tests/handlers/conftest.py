@@ -71,6 +71,8 @@ CONFIG_VARIABLES: dict[str, Any] = {
     "orphan_grace_minutes": 30,
     "pool_table_name": f"{STACK}-pool",
     "keeper_function_name": f"{STACK}-keeper",
+    # The fixture's subnets are in zones a, b and c (_create_resources); the root module reads them from EC2.
+    "subnet_zones": {subnet: f"{REGION}{zone}" for subnet, zone in zip(CREATED["subnet_ids"], "abc", strict=True)},
     **CREATED,
 }  # fmt: skip
 
@@ -88,14 +90,15 @@ class LambdaContext:
 
 
 def _replace(value: Any, ids: dict[str, str], used: set[str]) -> Any:
-    """value with every string in ids replaced by ids[string] (recording it in used), in lists and objects too."""
+    """value with every string in ids replaced by ids[string] (recording it in used), in lists and objects (keys
+    too) as well."""
     if isinstance(value, str) and value in ids:
         used.add(value)
         return ids[value]
     if isinstance(value, list):
         return [_replace(item, ids, used) for item in value]
     if isinstance(value, dict):
-        return {key: _replace(item, ids, used) for key, item in value.items()}
+        return {_replace(key, ids, used): _replace(item, ids, used) for key, item in value.items()}
     return value
 
 
