@@ -358,6 +358,21 @@ OVERRIDES: list[Override] = [
         "moto checks the grammar only; this private static method is what its create and update call",
         _static("stepfunctions.models", "check_definition"),
     ),
+    # -- CloudWatch ---------------------------------------------------------------------------------------------------
+    Override(
+        "moto.cloudwatch.models:CloudWatchBackend.get_metric_statistics", REPLACES,
+        "GetMetricStatistics reads one metric: the namespace, name and exact dimension set asked for",
+        "moto matches the query's dimensions as a subset, so data published with more dimensions (or under other "
+        "dimension sets) is mixed in; its implementation has no hook for the match",
+        _lazy("cloudwatch.models", "get_metric_statistics"),
+    ),
+    Override(
+        "moto.cloudwatch.models:CloudWatchBackend.get_metric_data", WRAPS,
+        "GetMetricData's MetricStat queries read one metric: namespace, name and exact dimension set",
+        "moto sums every dimension set of a name when the query has no dimensions and ignores the namespace when "
+        "it has some; metric math expressions still see moto's own results",
+        _lazy("cloudwatch.models", "wrap_get_metric_data", wrap=True),
+    ),
     # -- CodePipeline -------------------------------------------------------------------------------------------------
     *[
         Override(f"{CP_BACKEND}.{name}", ADDS, provides, NO_CUSTOM_ACTIONS, _lazy("codepipeline.models", name))

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.awslambda import worker as worker_process
+from emulator.logs import emf
 
 MAX_WORKERS_PER_FUNCTION = 8
 CACHE_ROOT = Path(tempfile.gettempdir()) / f"localcloud-{os.getuid()}" / "lambda"
@@ -391,11 +392,13 @@ def _framed(fn: Any, request_id: str, lines: list[str], seconds: float) -> list[
 
 
 def _save_logs(fn: Any, stream: str, lines: list[str]) -> None:
+    """The invocation's output in the function's log group; its EMF documents become metrics, as on Lambda."""
     now = int(time.time() * 1000)
     fn.logs_backend.ensure_log_group(fn.logs_group_name)
     fn.logs_backend.ensure_log_stream(fn.logs_group_name, stream)
     events = [{"timestamp": now, "message": line} for line in lines]
     fn.logs_backend.put_log_events(fn.logs_group_name, stream, events)
+    emf.publish(fn.account_id, fn.region, fn.logs_group_name, lines)
 
 
 def _async_retries(fn: Any) -> int:
