@@ -54,7 +54,8 @@ check-build: $(READY)
 release-bundle: $(READY) check-build
 	$(PYTHON) scripts/release_bundle.py --output build/release
 
-## bench: cost and latency figures per job in the local cloud (prints a table, writes bench-results.json).
+## bench: cost and latency figures per job in the local cloud (prints a table, writes bench-results.json and a
+## timeline chart per scenario, bench-charts/<scenario>.png and .html).
 bench: $(READY)
 	PYTHONPATH=tests $(PYTHON) -m scenarios.bench
 

@@ -256,8 +256,9 @@ def interrupted_at(instance_id: str) -> float | None:
     return min(warnings or ending) if warnings or ending else None
 
 
-def command_start_on(deployment: Deployment, run: PipelineRun, instance_id: str) -> float | None:
-    """When the run's build command started on the instance (its first plugin's start), None if it never did."""
+def command_window_on(deployment: Deployment, run: PipelineRun, instance_id: str) -> tuple[float | None, float | None]:
+    """When the run's build command started and ended on the instance (its plugins' first start and last end),
+    None for what never happened."""
     ssm = deployment.client("ssm")
     job_ids = {job.id for job in run.jobs}
     invocations = ssm.list_command_invocations(InstanceId=instance_id, Details=True)["CommandInvocations"]
@@ -266,8 +267,13 @@ def command_start_on(deployment: Deployment, run: PipelineRun, instance_id: str)
             invocation.get("DocumentName") == deployment.outputs["document_name"]
             and invocation.get("Comment") in job_ids
         ):
-            return _command_window(invocation)[0]
-    return None
+            return _command_window(invocation)
+    return None, None
+
+
+def command_start_on(deployment: Deployment, run: PipelineRun, instance_id: str) -> float | None:
+    """When the run's build command started on the instance (its first plugin's start), None if it never did."""
+    return command_window_on(deployment, run, instance_id)[0]
 
 
 def restarts(deployment: Deployment, run: PipelineRun) -> list[Restart]:
@@ -307,3 +313,82 @@ def instance_seconds(instances: list[dict[str, Any]], now: float) -> dict[str, f
         end = ended_at(instance) or now
         seconds[option] = seconds.get(option, 0.0) + max(0.0, end - _epoch(instance["LaunchTime"]))
     return seconds
+
+
+# --- spans: where each job's time went, for the bench's timeline chart ---------------------------------------------
+
+PHASES = ("queue", "acquire", "boot", "build", "report")
+# The state whose time is each phase's (entered -> exited); build and report come from the command and the answer.
+STATE_PHASES = {"WaitForCapacity": "queue", "AcquireInstance": "acquire", "WaitForSsmOnline": "boot"}
+
+
+@dataclass(frozen=True)
+class Span:
+    """One stretch of a job's time in one phase, in epoch seconds."""
+
+    phase: str  # one of PHASES
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class JobSpans:
+    """One job's phases in the order they happened, for a timeline chart: the gaps between them are the module's
+    own steps (a Lambda's start, a state transition, a callback)."""
+
+    label: str
+    started: float  # the STARTED event (the pipeline's start if the event was not seen)
+    answered: float | None  # the job's final answer to CodePipeline
+    spans: tuple[Span, ...]
+    interruptions: tuple[float, ...] = ()  # spot interruptions of the job's instances (each followed by a restart)
+
+
+def state_spans(deployment: Deployment, execution_arn: str) -> list[tuple[str, float, float]]:
+    """(state, entered, left) of each state the execution went through, in order. A state is left at its Exited
+    event, or (a caught failure that recorded none) when the next state is entered."""
+    found: list[tuple[str, float, float]] = []
+    current: tuple[str, float] | None = None
+    for event in _history(deployment, execution_arn):
+        kind, at = str(event["type"]), _epoch(event["timestamp"])
+        if kind.endswith("StateEntered"):
+            if current is not None:
+                found.append((current[0], current[1], at))
+            current = (event["stateEnteredEventDetails"]["name"], at)
+        elif kind.endswith("StateExited") and current is not None:
+            found.append((current[0], current[1], at))
+            current = None
+    return found
+
+
+def job_spans(deployment: Deployment, run: PipelineRun, label: str) -> JobSpans:
+    """The run's queue waits, acquisitions and boots (their states' times), its build command on each instance it
+    was handed (an interrupted one ends at its state's end, or at the interruption) and the report (the last
+    command's end -> the final answer), with the interruptions of its instances."""
+    spans: list[Span] = []
+    builds: list[tuple[str, float, float]] = []
+    for execution in run.state_machine_executions:
+        arn = execution["executionArn"]
+        states = state_spans(deployment, arn)
+        spans += [Span(STATE_PHASES[name], start, end) for name, start, end in states if name in STATE_PHASES]
+        builds += [(name, start, end) for name, start, end in states if name == "RunBuildCommand"]
+        for instance in acquisitions(deployment, arn):
+            start, end = command_window_on(deployment, run, instance["instance_id"])
+            if start is None:
+                continue
+            if end is None:  # never finished there: cut at its state's end, else at the interruption
+                ends = [left for _, entered, left in builds if entered <= start <= left]
+                end = ends[0] if ends else interrupted_at(instance["instance_id"])
+            if end is not None:
+                spans.append(Span("build", start, end))
+    final = run.final_result
+    done = [span.end for span in spans if span.phase == "build"] or [end for _, _, end in builds]
+    if final is not None and done:
+        spans.append(Span("report", max(done), final.time))
+    interruptions = [r.interrupted_at for r in restarts(deployment, run) if r.interrupted_at is not None]
+    return JobSpans(
+        label=label,
+        started=started_event_time(run) or run.started,
+        answered=final.time if final is not None else None,
+        spans=tuple(sorted(spans, key=lambda span: span.start)),
+        interruptions=tuple(sorted(interruptions)),
+    )

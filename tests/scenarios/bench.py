@@ -29,6 +29,7 @@ LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a quicker, noisier run). `--s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -52,6 +53,7 @@ from emulator.ssm import agent
 from harness import timeline
 from harness.deployment import Deployment, PipelineRun, unique_name
 from harness.terraform import REPO_ROOT
+from scenarios import chart
 
 
 def _job_config(seconds: int) -> dict[str, str]:
@@ -166,9 +168,11 @@ def run_scenario(
     jobs: int,
     cold: bool,
     strategy: str = "ephemeral",
+    chart_to: tuple[Path, str] | None = None,
 ) -> dict[str, Any]:
     """Start `jobs` pipelines at once, each running a `build_seconds` build; return the scenario's figures. `cold`:
-    every function's execution environments are stopped first (as Lambda recycles idle ones), so each starts cold."""
+    every function's execution environments are stopped first (as Lambda recycles idle ones), so each starts cold.
+    `chart_to` (directory, file name): where to write the scenario's timeline chart (its paths go under `charts`)."""
     if cold:
         lambda_runtime.shutdown()
     pipelines = [
@@ -206,6 +210,7 @@ def run_scenario(
     wait_until(lambda: len(held_instances(deployment)) <= minimum, 180, keeper_of=deployment)
     left_beyond_minimum = max(0, len(held_instances(deployment)) - minimum)
     per_job = [timeline.figures(deployment, run, _transitions(run)) for run in runs]
+    charts = write_chart(deployment, name, runs, per_job, chart_to) if chart_to else []
     queued = [f.queue_wait for f in per_job if f.queue_wait > 0]
     restarts = [restart for run in runs for restart in timeline.restarts(deployment, run)]
     instance_seconds: Counter[str] = Counter()
@@ -253,7 +258,27 @@ def run_scenario(
         "restarts": len(restarts),
         "restart_extra_seconds": _summary([restart.extra_seconds for restart in restarts]),
         "instance_seconds_by_purchase_option": {option: round(s) for option, s in sorted(instance_seconds.items())},
+        "charts": charts,
     }
+
+
+def write_chart(
+    deployment: Deployment,
+    title: str,
+    runs: list[PipelineRun],
+    per_job: list[timeline.JobFigures],
+    chart_to: tuple[Path, str],
+) -> list[str]:
+    """The scenario's timeline chart (PNG and HTML): each job's phases, its rows labelled by the order the jobs
+    started and how their instance became available."""
+    spans = [timeline.job_spans(deployment, run, "") for run in runs]
+    boots = {id(job): figures.boot for job, figures in zip(spans, per_job, strict=True)}
+    labelled = [
+        dataclasses.replace(job, label=f"{rank} {boots[id(job)] or ''}".strip())
+        for rank, job in enumerate(chart.ordered(spans), start=1)
+    ]
+    directory, name = chart_to
+    return [str(path) for path in chart.write(title, labelled, directory, name)]
 
 
 HANDLERS = (
@@ -391,9 +416,10 @@ def interrupt_spot_builds(build_seconds: int) -> None:
 
 
 def run_strategy(
-    cloud: server.LocalCloud, strategy: str, scenarios: list[tuple[str, str, int, int]]
+    cloud: server.LocalCloud, strategy: str, scenarios: list[tuple[str, str, int, int]], charts: Path
 ) -> list[dict[str, Any]]:
-    """Apply the strategy's deployment, wait for its pool's minimum to be ready, run its scenarios, destroy it."""
+    """Apply the strategy's deployment, wait for its pool's minimum to be ready, run its scenarios (each one's chart
+    written to `charts`/<scenario>.png and .html), destroy it."""
     results = []
     with tempfile.TemporaryDirectory(prefix=f"ec2-action-bench-{strategy}-") as work:
         print(f"applying the {strategy} deployment ...", flush=True)
@@ -411,7 +437,7 @@ def run_strategy(
                     interrupt_spot_builds(seconds)
                 try:
                     cold = key in ("first", "cold")
-                    results.append(run_scenario(deployment, title, seconds, jobs, cold, strategy))
+                    results.append(run_scenario(deployment, title, seconds, jobs, cold, strategy, (charts, key)))
                 finally:
                     throttling.enable(None)
                     faults.clear()
@@ -458,12 +484,13 @@ def main() -> int:
             args.spot_jobs,
         ),
     }
+    charts = args.output.parent / "bench-charts"
     results = []
     try:
         for strategy in STRATEGIES:
             keys = [key for key in SCENARIOS if key in chosen and plans[key][0] == strategy]
             if keys:
-                results += run_strategy(cloud, strategy, [(key, *plans[key][1:]) for key in keys])
+                results += run_strategy(cloud, strategy, [(key, *plans[key][1:]) for key in keys], charts)
     finally:
         cloud.stop()
     print()
@@ -471,6 +498,8 @@ def main() -> int:
     print(f"\ncold import of each handler (ms): {_cell(imports)}")
     args.output.write_text(json.dumps({"cold_import_ms": imports, "scenarios": results}, indent=2) + "\n")
     print(f"\nwrote {args.output}")
+    for result in results:
+        print(f"timeline of {result['scenario']}: " + ", ".join(result["charts"]))
     complete = all(r["succeeded"] == r["jobs"] and r["executions_per_job"] == [1] for r in results)
     return 0 if complete else 1
 
