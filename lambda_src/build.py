@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Build the Lambda zips reproducibly (standard library only): the same sources give byte-identical zips.
 
-  lambda_src/dist/ec2_action.zip   the ec2_action package (handlers ec2_action.handlers.<name>.handler)
-  lambda_src/dist/xray_layer.zip   aws-xray-sdk and wrapt under python/, from the wheels in layer-requirements.txt
+  lambda_src/dist/ec2_action.zip           the ec2_action package (handlers ec2_action.handlers.<name>.handler)
+  lambda_src/dist/dependencies_layer.zip   what the code imports beyond the runtime, under python/, from the wheels
+                                           in layer-requirements.txt: aws-lambda-powertools (logs, metrics) and
+                                           typing_extensions, aws-xray-sdk and wrapt (tracing, opt-in)
 
 Usage: build.py [--check]   --check rebuilds into a temporary directory and fails if a committed zip differs.
 The wheels are verified against the sha256 recorded in layer-requirements.txt; pip downloads only missing ones.
@@ -24,6 +26,7 @@ PACKAGE = ROOT / "ec2_action"
 DIST = ROOT / "dist"
 WHEEL_CACHE = ROOT / "build" / "wheels"
 REQUIREMENTS = ROOT / "layer-requirements.txt"
+CODE_ZIP, LAYER_ZIP = "ec2_action.zip", "dependencies_layer.zip"
 METRICS_CATALOGUE = ROOT.parent / "modules" / "observability" / "metrics.json"
 METRICS_CATALOGUE_ENTRY = "ec2_action/metrics.json"
 PIP_PLATFORM = ["--platform", "manylinux2014_aarch64", "--python-version", "3.12", "--implementation", "cp"]
@@ -113,9 +116,9 @@ def layer_entries() -> dict[str, bytes]:
 
 
 def build(target_dir: Path) -> dict[str, Path]:
-    built = {"ec2_action.zip": target_dir / "ec2_action.zip", "xray_layer.zip": target_dir / "xray_layer.zip"}
-    write_zip(built["ec2_action.zip"], code_entries())
-    write_zip(built["xray_layer.zip"], layer_entries())
+    built = {CODE_ZIP: target_dir / CODE_ZIP, LAYER_ZIP: target_dir / LAYER_ZIP}
+    write_zip(built[CODE_ZIP], code_entries())
+    write_zip(built[LAYER_ZIP], layer_entries())
     return built
 
 
