@@ -16,6 +16,7 @@ from harness.matrix import (
     api_error,
     crash,
     errors_alarmed,
+    job_metrics_say,
     lose_started_event,
     no_started_event_delivered,
     one_final_answer,
@@ -161,7 +162,10 @@ FAULT_ROWS: list[Row] = [
         "JobFailed",
         "The build failed with exit code 7",
         command="echo compiling module-a\necho 'error: undefined symbol frobnicate' >&2\nexit 7",
-        proof=output_contains("undefined symbol frobnicate", "Full log: CloudWatch Logs group"),
+        proof=all_of(
+            output_contains("undefined symbol frobnicate", "Full log: CloudWatch Logs group"),
+            job_metrics_say("CommandFailed"),
+        ),
     ),
     Row(
         "command-timeout",

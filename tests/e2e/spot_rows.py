@@ -9,7 +9,7 @@ left after the reaper window) and gives the job exactly one final answer.
 from __future__ import annotations
 
 from harness import spot_matrix as spot
-from harness.matrix import BUILD_SUCCEEDED, FAILED, SUCCEEDED, Row, crash, ran_at_least
+from harness.matrix import BUILD_SUCCEEDED, FAILED, SUCCEEDED, Row, crash, job_metrics_say, ran_at_least
 
 SPOT_ROWS: list[Row] = [
     Row(
@@ -76,7 +76,11 @@ SPOT_ROWS: list[Row] = [
         instance_type=None,
         inject=spot.no_capacity(),
         # The first attempt and the three capacity retries, then the failure.
-        proof=spot.every_spot_row(spot.every_pool_named(spot.action_instance_types), ran_at_least("acquire", 4)),
+        proof=spot.every_spot_row(
+            spot.every_pool_named(spot.action_instance_types),
+            ran_at_least("acquire", 4),
+            job_metrics_say("NoCapacity"),
+        ),
     ),
     Row(
         "spot-interrupted-after-success",

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from harness import job_metrics
 from harness.deployment import Deployment, PipelineRun, unique_name
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +57,9 @@ def test_success_with_input_and_output_artifacts(deployment: Deployment) -> None
     assert run.results[0].external_execution_id == execution_arn
     assert run.final_result.kind == "success"
     assert run.final_result.job_id != job_id  # the continuation job was found and answered
+    # Its metrics: one job Succeeded, the latency split from STARTED to the command, the build's duration.
+    window = job_metrics.JobWindow(deployment, run.started)
+    assert job_metrics.problems(window, "Succeeded", run.ended - run.started) == []
 
 
 def test_missing_output_artifact_path_fails_with_its_name(deployment: Deployment) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 from emulator import codepipeline, events, faults
 from emulator.awslambda import runtime as lambda_runtime
+from harness import job_metrics
 from harness.deployment import LIVE_STATES, Deployment, PipelineRun, unique_name
 
 SUCCEEDED, FAILED, QUEUED = "Succeeded", "Failed", "Queued"
@@ -267,6 +268,19 @@ def errors_alarmed(key: str) -> Proof:
         watched = [a for a in alarms if a["MetricName"] == "Errors" and a["Namespace"] == "AWS/Lambda"]
         function = {"Name": "FunctionName", "Value": run.function_name(key)}
         return [] if watched and function in watched[0]["Dimensions"] else [f"no Errors alarm named {name}"]
+
+    return proof
+
+
+def job_metrics_say(result: str) -> Proof:
+    """The job's CloudWatch metrics (printed by the functions in EMF) tell what happened: one JobsFinished under
+    `result` and the phases it went through (harness.job_metrics.problems)."""
+
+    def proof(run: RowRun, row_result: Result) -> list[str]:
+        if run.collected is None:
+            return ["no pipeline run to read the metrics of"]
+        window = job_metrics.JobWindow(run.deployment, run.started)
+        return job_metrics.problems(window, result, run.collected.ended - run.started)
 
     return proof
 

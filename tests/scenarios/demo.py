@@ -1,6 +1,7 @@
 """`make demo`: apply examples/basic-linux into the local cloud with a warm pool, run its pipeline twice and show what
 happened: the first job finds the pool empty and boots an instance (cold), the second takes that instance as the
-first job returned it, running and Online (warm). Both timelines are printed, then the two side by side.
+first job returned it, running and Online (warm). Both timelines are printed, each followed by the CloudWatch
+metrics the functions wrote meanwhile (name, dimensions, value), then the two jobs side by side.
 
 Exits 0 when both pipeline executions succeeded. Everything it creates lives in a temporary directory and in the
 local cloud's memory, and is destroyed before it exits.
@@ -17,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("LOCALCLOUD_TIME_SCALE", "0.1")
 
 from emulator import server
-from harness import timeline
+from harness import job_metrics, timeline
 from harness.deployment import EXAMPLE, LIVE_STATES, Deployment, PipelineRun, zip_tree
 
 SOURCE_DIR = EXAMPLE / "source"
@@ -31,10 +32,25 @@ def say(started: float, message: str) -> None:
 DEMO_VARIABLES = {"capacity_strategy": "warm", "pool_min_ready": 0, "max_concurrent_builds": 2}
 
 
-def show_run(deployment: Deployment, run: PipelineRun, title: str) -> None:
+def read_metrics(deployment: Deployment, run: PipelineRun) -> list[str]:
+    """The stack's CloudWatch metrics from the job's start until report's line became a metric, as printable lines
+    (taken when the job ends, before the next job starts)."""
+    window = job_metrics.JobWindow(deployment, run.started)
+    window.wait_for_result()
+    window.until = time.time()
+    lines = [f"CloudWatch metrics ({job_metrics.describe(window)}):"]
+    for name, dimensions, stat in job_metrics.rows(window):
+        value = f"{stat.total:g}" if stat.samples == 1 else f"{stat.total:g} over {stat.samples:g} data points"
+        lines.append(f"  {name:<22} {dimensions or '-':<50} {value}")
+    return lines
+
+
+def show_run(deployment: Deployment, run: PipelineRun, title: str, metrics: list[str]) -> None:
     print(f"\n=== {title}\nTimeline of the job (seconds after the pipeline started):")
     for moment in timeline.moments(deployment, run):
         print(f"  +{moment.at - run.started:7.2f}s  {moment.what}")
+    print()
+    print("\n".join(metrics))
 
     invocation = timeline.command_invocation(deployment, run)
     if invocation:
@@ -86,7 +102,7 @@ def main() -> int:
             deployment = Deployment.apply(cloud, Path(work), variables=DEMO_VARIABLES)
             say(started, f"applied: {len(deployment.terraform.resources())} resources")
             pipeline = deployment.outputs["pipeline_name"]
-            runs = []
+            runs, metrics = [], []
             for title in ("job 1: the pool is empty (cold)", "job 2: the pool has a ready instance (warm)"):
                 deployment.upload_source(pipeline, zip_tree(SOURCE_DIR))  # with its modes: build.sh stays executable
                 run_started = time.time()
@@ -95,8 +111,9 @@ def main() -> int:
                 run = deployment.wait(pipeline, execution_id, run_started)
                 say(started, f"pipeline execution ended: {run.status}")
                 runs.append((title, run))
-            for title, run in runs:
-                show_run(deployment, run, title)
+                metrics.append(read_metrics(deployment, run))
+            for (title, run), lines in zip(runs, metrics, strict=True):
+                show_run(deployment, run, title, lines)
             compare(deployment, runs)
             say(started, "terraform destroy")
             deployment.destroy()
