@@ -46,7 +46,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     state: dict[str, Any] = event.get("state") or event
     job: Job = state["job"]
     execution_arn = event.get("execution_arn") or state.get("execution_arn")
-    log.reset(job_id=job["id"], execution_arn=execution_arn)
+    log.start(context, job_id=job["id"], execution_arn=execution_arn)
     config = load()
     action = config.action(job["action"])
     if action is None:

@@ -11,7 +11,7 @@ from ..config import load
 def handler(event: dict[str, Any], context: Any) -> dict[str, bool]:
     detail = event.get("detail") or {}
     command_id, instance_id, status = detail.get("command-id", ""), detail.get("instance-id", ""), detail.get("status")
-    log.reset(command_id=command_id, instance_id=instance_id, status=status)
+    log.start(context, command_id=command_id, instance_id=instance_id, status=status)
     if status not in outcome.TERMINAL:
         return {"delivered": False}
     commands = aws.client("ssm").list_commands(CommandId=command_id)["Commands"]

@@ -25,7 +25,7 @@ EXPIRY_MARGIN_SECONDS = 120
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     job = event["job"]
     build = event["build"]
-    log.reset(job_id=job["id"], execution_arn=event.get("execution_arn"))
+    log.start(context, job_id=job["id"], execution_arn=event.get("execution_arn"))
     config = load()
     action = config.action(job["action"])
     if action is None:

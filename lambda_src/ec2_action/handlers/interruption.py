@@ -34,7 +34,7 @@ REBALANCE = "EC2 Instance Rebalance Recommendation"
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     kind, detail = event.get("detail-type", ""), event.get("detail") or {}
     instance_id = detail.get("instance-id", "")
-    log.reset(instance_id=instance_id, event=kind, state=detail.get("state"))
+    log.start(context, instance_id=instance_id, event=kind, state=detail.get("state"))
     if kind == REBALANCE:
         log.info("rebalance recommendation: logged only (the instance may never be interrupted)")
         return {"acted": False, "why": "rebalance recommendation"}

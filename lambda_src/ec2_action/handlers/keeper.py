@@ -75,7 +75,7 @@ class ActionPass:
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     """One pass over every action, or only over the action a nudge from release names ({"action": <action key>})."""
-    log.reset()
+    log.start(context)
     config = load()
     if drain.requested(event):  # terraform destroy (keeper_invocation.tf): end every instance of the stack
         return drain.drain(config, context)

@@ -46,7 +46,7 @@ def execution_prefix(state_machine_arn: str) -> str:
 
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
-    log.reset()
+    log.start(context)
     config = load()
     detail = (event or {}).get("detail") or {}
     started_event = isinstance(detail.get("type"), dict)

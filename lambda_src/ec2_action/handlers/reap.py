@@ -55,7 +55,7 @@ def now() -> datetime:
 
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
-    log.reset()
+    log.start(context)
     config = load()
     started = now()
     describe = _execution_reader()

@@ -30,7 +30,7 @@ from ..registry import Member
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     state = event.get("state") or event
     job_id = state["job"]["id"]
-    log.reset(job_id=job_id)
+    log.start(context, job_id=job_id)
     config = load()
     action = config.action(state["job"]["action"])
     instance = state.get("instance") or {}

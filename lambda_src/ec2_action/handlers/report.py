@@ -18,6 +18,7 @@ from ..payloads import Result
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    log.start(context)
     if event.get("mode") == "continue":  # PublishDetailsLink of an execution of the previous definition: J1 stays open
         log.reset(job_id=(event.get("job") or {}).get("id"), execution_arn=event.get("execution_arn"))
         log.info("an execution of the previous definition asked for its Details link; its first job is answered")

@@ -66,7 +66,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     token = event["task_token"]
     instance: dict[str, Any] = event["instance"]
     instance_id = instance["instance_id"]
-    log.reset(job_id=job["id"], instance_id=instance_id)
+    log.start(context, job_id=job["id"], instance_id=instance_id)
     config = load()
     plugin = plugin_name(build["platform"])
     jobs.await_command(job["id"], token, instance_id, plugin, time.time())

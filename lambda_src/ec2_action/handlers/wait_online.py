@@ -28,7 +28,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     instance = event["instance"]
     build = event["build"]
     instance_id = instance["instance_id"]
-    log.reset(job_id=event.get("job_id"), instance_id=instance_id)
+    log.start(context, job_id=event.get("job_id"), instance_id=instance_id)
     boot = instance.get("boot", "launch")  # an instance from before pools was launched
     if boot == "ready" and instance.get("online_checked"):
         log.info("instance online", checks=0, boot=boot, checked_by="acquire")
