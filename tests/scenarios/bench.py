@@ -21,7 +21,8 @@ Before the scenarios, each handler's cold import (a fresh interpreter importing 
 execution environment does at init) is timed.
 
 Figures, not asserts; the same figures go to bench-results.json (`cold_import_ms`, and one object per scenario under
-`scenarios`). AWS-side waits (SSM registration, Retry intervals, the sweep schedule) run in real time unless
+`scenarios`), and each scenario's timeline chart (every job's queue wait, acquisition, boot, build and report, one row
+per job: scenarios/chart.py) to bench-charts/<scenario>.png and .html beside it. AWS-side waits (SSM registration, Retry intervals, the sweep schedule) run in real time unless
 LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a quicker, noisier run). `--scenarios` runs a subset (e.g.
 `--scenarios spot`: only the spot deployment and its row).
 """
@@ -303,7 +304,7 @@ def cold_imports(dist: Path) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="ec2-action-imports-") as work:
         code, layer = Path(work, "code"), Path(work, "layer")
         zipfile.ZipFile(dist / "ec2_action.zip").extractall(code)
-        zipfile.ZipFile(dist / "xray_layer.zip").extractall(layer)
+        zipfile.ZipFile(dist / "dependencies_layer.zip").extractall(layer)
         timed = (
             "import sys, time; sys.path[:0] = sys.argv[1:3]; started = time.perf_counter(); "
             "import importlib; importlib.import_module(sys.argv[3]); print((time.perf_counter() - started) * 1000)"
