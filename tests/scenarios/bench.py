@@ -22,9 +22,9 @@ execution environment does at init) is timed.
 
 Figures, not asserts; the same figures go to bench-results.json (`cold_import_ms`, and one object per scenario under
 `scenarios`), and each scenario's timeline chart (every job's queue wait, acquisition, boot, build and report, one row
-per job: scenarios/chart.py) to bench-charts/<scenario>.png and .html beside it. AWS-side waits (SSM registration, Retry intervals, the sweep schedule) run in real time unless
-LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a quicker, noisier run). `--scenarios` runs a subset (e.g.
-`--scenarios spot`: only the spot deployment and its row).
+per job: scenarios/chart.py) to bench-charts/<scenario>.png and .html beside it. AWS-side waits (SSM registration,
+Retry intervals, the sweep schedule) run in real time unless LOCALCLOUD_TIME_SCALE says otherwise (e.g. 0.1 for a
+quicker, noisier run). `--scenarios` runs a subset (e.g. `--scenarios spot`: only the spot deployment and its row).
 """
 
 from __future__ import annotations
