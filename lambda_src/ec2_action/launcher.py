@@ -16,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from . import aws, log, registry, tags
+from . import aws, log, metrics, registry, tags
 from .config import ActionType, Config
 from .errors import InstanceLaunchFailed, LaunchThrottled, NoCapacity
 from .payloads import BuildSpec, Instance, Job
@@ -62,7 +64,11 @@ class CannotStart(Exception):
 
 
 class NoCapacityToStart(CannotStart):
-    """StartInstances found no capacity for a stopped member."""
+    """StartInstances found no capacity for a stopped member; `code` is EC2's error code."""
+
+    def __init__(self, why: str, code: str) -> None:
+        super().__init__(why)
+        self.code = code
 
 
 class NotStartable(CannotStart):
@@ -86,6 +92,7 @@ class PoolTried:
     lifecycle: str
     code: str = ""
     message: str = ""
+    zone: str = ""  # the pool's Availability Zone when EC2's answer names it (else the configuration's for the subnet)
 
     def describe(self, with_lifecycle: bool) -> str:
         """The pool and why it gave no instance: EC2's first sentence only (its capacity errors go on to suggest other
@@ -111,7 +118,7 @@ def launch(
     configured when the action's pool hibernates)."""
     deadline = datetime.now(UTC) + timedelta(minutes=self_shutdown_minutes(build, config))
     if pool_member and action.pool is not None and action.pool.hibernate:
-        return _launch_hibernating(config, build, member, deadline)
+        return _launch_hibernating(config, action, build, member, deadline)
     lifecycles = [SPOT, ON_DEMAND] if purchase == "spot-then-on-demand" else [purchase]
     tried: list[PoolTried] = []
     answered = False  # EC2 answered a request: its client token now stands for that answer
@@ -122,6 +129,7 @@ def launch(
             answered = True
             instance = _fleet_instance(answer)
             errors = _errors(answer, lifecycle)
+            count_capacity_errors(config, action, errors)
             if instance is not None:
                 if errors:
                     log.info("pools skipped", errors=[e.describe(True) for e in errors])
@@ -136,6 +144,19 @@ def launch(
         if answered:
             registry.launch_failed(member)  # the next launch of the member is a new request
         raise
+
+
+def count_capacity_errors(config: Config, action: ActionType, failures: Iterable[PoolTried]) -> None:
+    """The CapacityErrors metric: one count per pool (instance type, zone) EC2 refused for lack of capacity, one EMF
+    line per pool (a line holds one value per dimension). The zone is EC2's when its answer names it, else the
+    subnet's from the configuration."""
+    refused = Counter(
+        (failure.instance_type, failure.zone or config.zone_of(failure.subnet_id))
+        for failure in failures
+        if failure.code in CAPACITY_ERRORS
+    )
+    for (instance_type, zone), count in sorted(refused.items()):
+        metrics.emit({"CapacityErrors": count}, Action=action.key, InstanceType=instance_type, AvailabilityZone=zone)
 
 
 def _create_fleet(request: dict[str, Any]) -> dict[str, Any]:
@@ -195,6 +216,7 @@ def _errors(answer: dict[str, Any], lifecycle: str) -> list[PoolTried]:
                 lifecycle=str(error.get("Lifecycle") or lifecycle),
                 code=str(error.get("ErrorCode") or ""),
                 message=str(error.get("ErrorMessage") or ""),
+                zone=str(overrides.get("AvailabilityZone") or ""),
             )
         )
     return found
@@ -243,7 +265,7 @@ def start(member: Member) -> Instance:
         if code in THROTTLING_ERRORS:
             raise LaunchThrottled(f"StartInstances: {why}") from exc
         if code in CAPACITY_ERRORS:
-            raise NoCapacityToStart(why) from exc
+            raise NoCapacityToStart(why, code) from exc
         if code in NOT_STARTABLE_ERRORS:
             raise NotStartable(why) from exc
         raise
@@ -376,7 +398,9 @@ def fleet_request(
     return request
 
 
-def _launch_hibernating(config: Config, build: BuildSpec, member: Member, deadline: datetime) -> Instance:
+def _launch_hibernating(
+    config: Config, action: ActionType, build: BuildSpec, member: Member, deadline: datetime
+) -> Instance:
     """A hibernating pool's member, with RunInstances: CreateFleet cannot configure hibernation (only a launch
     template can, and the builders' templates serve every pool). On-demand (a stopped pool is never spot), each pool
     in turn on capacity errors, its client token per pool."""
@@ -417,6 +441,7 @@ def _launch_hibernating(config: Config, build: BuildSpec, member: Member, deadli
                 raise InstanceLaunchFailed(f"RunInstances: {code}: {message}") from exc
             tried.append(PoolTried(instance_type, subnet_id, ON_DEMAND, code, message))
             continue
+        count_capacity_errors(config, action, tried)
         log.info("instance launched", instance_id=launched["InstanceId"], subnet_id=subnet_id, member_id=member.id)
         return {
             "instance_id": launched["InstanceId"],
@@ -426,5 +451,6 @@ def _launch_hibernating(config: Config, build: BuildSpec, member: Member, deadli
             "instance_type": instance_type,
             "lifecycle": ON_DEMAND,
         }
+    count_capacity_errors(config, action, tried)
     shown = ", ".join(pool.describe(False) for pool in tried)
     raise NoCapacity(f"no capacity for {ON_DEMAND} in any of {len(tried)} pools tried: {shown}")

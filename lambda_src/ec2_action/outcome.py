@@ -62,6 +62,7 @@ def read(command_id: str, instance_id: str, plugin_name: str) -> dict[str, Any] 
         "command_id": command_id,
         "instance_id": instance_id,
         "status": invocation["Status"],
+        **_run_times(invocation),
         "status_details": invocation.get("StatusDetails", ""),
         "response_code": invocation.get("ResponseCode", -1),
         "stdout_tail": stdout_tail,
@@ -75,6 +76,20 @@ def read(command_id: str, instance_id: str, plugin_name: str) -> dict[str, Any] 
     if retire:
         output["retire"] = retire
     return output
+
+
+def _run_times(invocation: dict[str, Any]) -> dict[str, float]:
+    """When the command ran on the instance, as epochs `started_at` and `ended_at` (the report's BuildSeconds and
+    time to command), from GetCommandInvocation's ISO 8601 ExecutionStartDateTime and ExecutionEndDateTime; a time
+    that is absent or unreadable (a command that never ran has none) is left out."""
+    times = {}
+    for key, field in (("started_at", "ExecutionStartDateTime"), ("ended_at", "ExecutionEndDateTime")):
+        try:
+            moment = datetime.fromisoformat(str(invocation.get(field) or "").replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        times[key] = round((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp(), 3)
+    return times
 
 
 def retire_reason(stderr_tail: str, stderr_note: str = "") -> str | None:

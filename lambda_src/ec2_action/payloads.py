@@ -41,6 +41,8 @@ class Job(TypedDict):
     input_artifact: Artifact | None
     output_artifact: Artifact | None
     encryption_key_id: str | None
+    # When its action started (epoch seconds): the STARTED event's time, or the claim's for a job a poll found.
+    started_at: NotRequired[float]
 
 
 class BuildSpec(TypedDict):
@@ -67,6 +69,7 @@ class Instance(TypedDict):
     subnet_id: str
     launched_at: str  # when it was launched, ISO 8601 (acquire's clock: CreateFleet returns no LaunchTime)
     launched_epoch: float  # acquire's clock when the instance became the job's: CreateFleet/StartInstances returned
+    acquire_seconds: NotRequired[float]  # how long acquire's launch, start or lease check took (AcquireSeconds)
     instance_type: NotRequired[str]  # the type EC2 launched (one of the build's instance_types)
     lifecycle: NotRequired[Literal["spot", "on-demand"]]
     member_id: NotRequired[str]  # its record in the registry table

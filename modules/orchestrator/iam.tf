@@ -477,16 +477,6 @@ locals {
         Action   = ["codepipeline:PutJobFailureResult"]
         Resource = ["*"]
       },
-      {
-        # PutMetricData supports no resource-level permissions; the condition keeps it to the module's namespace.
-        Sid      = "CountReapedInstances"
-        Effect   = "Allow"
-        Action   = ["cloudwatch:PutMetricData"]
-        Resource = ["*"]
-        Condition = {
-          StringEquals = { "cloudwatch:namespace" = local.metric_namespace }
-        }
-      },
     ])
   }
 

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import emf
 import pytest
 from conftest import ACCOUNT, ACTION, ACTION_KEY, STACK, Cloud, Pipeline, wait_for
 from test_poll import SCHEDULE, STARTED, PollerDied, die_at
@@ -81,25 +82,21 @@ def mark_tags(cloud: Cloud, instance_id: str) -> dict[str, str]:
     return {key: value for key, value in described(cloud, instance_id)[1].items() if "orphan" in key}
 
 
-def reaped_sum(cloud: Cloud) -> float:
-    now = datetime.now(UTC)
-    datapoints = cloud.client("cloudwatch").get_metric_statistics(
-        Namespace="CodePipelineEc2Action",
-        MetricName="ReapedInstances",
-        Dimensions=[{"Name": "Stack", "Value": STACK}],
-        StartTime=now - timedelta(hours=1),
-        EndTime=now + timedelta(hours=1),
-        Period=3600,
-        Statistics=["Sum"],
-    )["Datapoints"]
-    return sum(point["Sum"] for point in datapoints)
+def reaped_sum(capsys: pytest.CaptureFixture[str]) -> float:
+    """The ReapedInstances the passes since the last look counted, from their EMF lines (as CloudWatch sums them):
+    one line per pass, dimension Stack only, in the configured namespace."""
+    reaped = [datum for datum in emf.data(capsys.readouterr().out) if datum.name == "ReapedInstances"]
+    assert reaped, "no ReapedInstances line"
+    for datum in reaped:
+        assert (datum.namespace, datum.unit, datum.dimensions) == ("CodePipelineEc2Action", "Count", {"Stack": STACK})
+    return sum(datum.value for datum in reaped)
 
 
 # --- instances ------------------------------------------------------------------------------------------------------
 
 
 def test_orphan_is_marked_then_terminated_on_a_later_pass_and_counted(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     job_id, execution_arn = start_job(cloud)
     instance_id = launch(cloud, job_id)
@@ -115,7 +112,7 @@ def test_orphan_is_marked_then_terminated_on_a_later_pass_and_counted(
         "ec2-action:orphaned-at": t0.isoformat(timespec="milliseconds"),
         "ec2-action:orphan-reason": "finished: execution ABORTED",
     }
-    assert reaped_sum(cloud) == 0
+    assert reaped_sum(capsys) == 0
 
     same_time = reap_pass(cloud, monkeypatch, t0)  # not a later pass: e.g. the same pass delivered twice
     assert same_time["awaiting"] == [instance_id] and described(cloud, instance_id)[0] == "running"
@@ -124,9 +121,9 @@ def test_orphan_is_marked_then_terminated_on_a_later_pass_and_counted(
 
     assert later["terminated"] == [instance_id]
     assert described(cloud, instance_id)[0] == "terminated"
-    assert reaped_sum(cloud) == 1
-    [metric] = cloud.client("cloudwatch").list_metrics(Namespace="CodePipelineEc2Action")["Metrics"]
-    assert metric["MetricName"] == "ReapedInstances" and metric["Dimensions"] == [{"Name": "Stack", "Value": STACK}]
+    assert reaped_sum(capsys) == 1
+    # No PutMetricData: the count reaches CloudWatch only through the function's output.
+    assert cloud.client("cloudwatch").list_metrics(Namespace="CodePipelineEc2Action")["Metrics"] == []
 
 
 def test_live_jobs_instance_is_never_touched(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -191,7 +188,7 @@ def test_overdue_instance_of_a_running_execution_is_reaped(cloud: Cloud, monkeyp
 
 
 def test_unknown_instances_are_reaped_and_other_stacks_left_alone(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     no_job_tag = launch(cloud, None)
     no_item = launch(cloud, str(uuid.uuid4()))
@@ -207,7 +204,7 @@ def test_unknown_instances_are_reaped_and_other_stacks_left_alone(
 
     assert sorted(second["terminated"]) == sorted([no_job_tag, no_item])
     assert described(cloud, other_stack)[0] == "running" and mark_tags(cloud, other_stack) == {}
-    assert reaped_sum(cloud) == 2
+    assert reaped_sum(capsys) == 2
 
 
 # --- jobs -----------------------------------------------------------------------------------------------------------
@@ -232,7 +229,7 @@ def failures(pipeline: Pipeline, job_id: str) -> list[Any]:
 
 
 def test_aborted_execution_gets_exactly_one_failure_naming_aborted(
-    cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+    cloud: Cloud, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     job_id, execution_arn = started_build(cloud, pipeline)
     continuation = open_job(cloud, job_id)
@@ -252,7 +249,7 @@ def test_aborted_execution_gets_exactly_one_failure_naming_aborted(
     assert result.message.startswith(f"The execution {execution_arn} ended with status ABORTED without reporting")
     assert result.external_execution_id == execution_arn
     assert cloud.item(job_id)["reported_to"] == continuation
-    assert reaped_sum(cloud) == 1
+    assert reaped_sum(capsys) == 1
 
 
 def test_aborted_after_the_continuation_stores_the_result_for_the_poller(
@@ -332,7 +329,7 @@ def test_learned_registration_times_in_the_jobs_table_are_not_jobs(
 
     assert cloud.item(key) == item
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [line for line in logged if line["level"] == "ERROR"] == []
+    assert [line for line in logged if line.get("level") == "ERROR"] == []
     assert poll.handler(SCHEDULE, cloud.context)["resumed"] == []  # nor are they unstarted jobs for the sweep
     assert cloud.item(key) == item
 
@@ -391,7 +388,7 @@ def test_a_pool_instance_without_its_member_record_is_an_orphan(cloud: Cloud, mo
 
 @pytest.mark.parametrize("state", ["launching", "leased"])
 def test_a_lease_whose_job_ended_is_recovered_and_a_live_one_is_not(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, state: str
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, state: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     action = pool_action(cloud)
     ended_job, ended_arn = start_job(cloud)
@@ -408,7 +405,7 @@ def test_a_lease_whose_job_ended_is_recovered_and_a_live_one_is_not(
     assert registry.member(ACTION_KEY, live.id).lease_job == live_job
     assert described(cloud, live.instance_id)[0] == "running" and mark_tags(cloud, live.instance_id) == {}
     assert registry.counter(ACTION_KEY).instances == 1
-    assert reaped_sum(cloud) == 1
+    assert reaped_sum(capsys) == 1
 
 
 def test_a_granted_member_whose_job_ended_before_taking_it_goes_back_to_the_pool(

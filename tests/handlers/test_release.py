@@ -163,7 +163,7 @@ def test_a_failed_build_or_reset_retires_the_member(
     assert state_of(cloud, instance_id) == "terminated"
     assert member(member_id) is None and registry.counter("build").instances == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [line["reason"] for line in lines if line["message"] == "member retired"] == [reason]
+    assert [line["reason"] for line in lines if line.get("message") == "member retired"] == [reason]
 
 
 def test_a_member_is_recycled_after_max_builds(cloud: Cloud) -> None:

@@ -24,13 +24,14 @@ Output: `{"job", "build", "instance" | null, "queued", "grant"?, "attempt"?}`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import buildspec, instances, launcher, log, pools, queue, registration, registry
+from .. import buildspec, instances, launcher, log, metrics, pools, queue, registration, registry
 from ..config import ActionType, Config, load
 from ..errors import CapacityTimeout, InstanceLaunchFailed, InvalidJobConfiguration, interruption_of
-from ..launcher import CannotStart
+from ..launcher import CannotStart, NoCapacityToStart
 from ..payloads import BuildSpec, Instance, Job
 from ..registry import Member
 
@@ -79,7 +80,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {"job": job, "build": build, "instance": None, "queued": True}
     attempt = state.get("attempt")
     purchase = launcher.purchase_for(action, int(attempt["interruptions"]) if attempt else 0)
-    instance = materialise(config, action, job, build, member, purchase)
+    instance = timed(lambda: materialise(config, action, job, build, member, purchase))
     output: dict[str, Any] = {"job": job, "build": build, "instance": instance, "queued": False}
     if grant:
         output["grant"] = grant
@@ -115,8 +116,17 @@ def restarted(config: Config, action: ActionType, job: Job, state: dict[str, Any
         instance = _described(_recorded(member), member, "launch")
     else:
         why = f"its instance {interrupted_id} was interrupted ({interruptions} so far): restarting the build"
-        instance = _replaced(config, action, job, build, member, why, purchase)
+        instance = timed(lambda: _replaced(config, action, job, build, member, why, purchase))
+        metrics.emit({"SpotRestarts": 1}, Action=action.key)  # once: a retried invocation takes the branch above
     return {"job": job, "build": build, "instance": instance, "queued": False, "attempt": attempt}
+
+
+def timed(acquiring: Callable[[], Instance]) -> Instance:
+    """The instance acquiring made available, with how long that took (`acquire_seconds`: the launch, start or lease
+    check, the report's AcquireSeconds)."""
+    began = time.monotonic()
+    instance = acquiring()
+    return {**instance, "acquire_seconds": round(time.monotonic() - began, 3)}
 
 
 def counted(attempt: dict[str, Any] | None, interrupted: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
@@ -179,6 +189,9 @@ def materialise(
         try:
             return _described(launcher.start(member), member, "start")
         except CannotStart as exc:
+            if isinstance(exc, NoCapacityToStart):
+                refused = launcher.PoolTried(member.instance_type or "", member.subnet_id or "", "on-demand", exc.code)
+                launcher.count_capacity_errors(config, action, [refused])
             return _replaced(config, action, job, build, member, f"StartInstances failed: {exc}", purchase)
     agent = registration.agent_information(member.instance_id)
     if agent is None or agent.get("PingStatus") != "Online":

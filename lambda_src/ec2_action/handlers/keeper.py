@@ -24,8 +24,6 @@ logged and does not stop the others. Each action's figures go out as one CloudWa
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -34,19 +32,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, buildspec, drain, launcher, log, pools, queue, registry, tags
+from .. import aws, buildspec, drain, launcher, log, metrics, pools, queue, registry, tags
 from ..config import ActionType, Config, PoolSettings, load
 from ..errors import InstanceLaunchFailed, InvalidJobConfiguration, LaunchThrottled, NoCapacity
 from ..payloads import BuildSpec
 from ..registry import Member
 
-METRIC_NAMESPACE = "CodePipelineEc2Action"
 # DescribeInstances takes at most this many values in one filter.
 IDS_PER_DESCRIBE = 200
 # A slot the keeper reserved and never launched (the invocation died in between) is given back after this long.
 STALE_RESERVATION_SECONDS = 300
 # EC2's API is eventually consistent: an instance launched this long ago may still be missing from DescribeInstances.
 UNSEEN_LAUNCH_SECONDS = 120
+# Members (not leased) that become ready without a launch: a slot the keeper reserved, a launch, a stop under way.
+ON_THEIR_WAY = frozenset({registry.RESERVED, registry.LAUNCHING, registry.STOPPING})
 # EC2 states of an instance that is gone or going.
 GONE_STATES = frozenset({"shutting-down", "terminated"})
 # How long a pass may run when it is not invoked by Lambda (no context): the function's timeout.
@@ -378,17 +377,23 @@ def stop_instance(instance_id: str, hibernate: bool) -> None:
 
 
 def _report(action: ActionType, at: float, done: ActionPass) -> None:
-    """The action's queue and pool after the pass: one log line and one EMF line (CloudWatch extracts the metrics)."""
+    """The action's queue and pool after the pass: one log line and one EMF line (CloudWatch extracts the metrics).
+    An ephemeral action has no minimum: nothing is missing."""
     waiting = queue.entries(action.key)
     members = registry.members(action.key)
     counts = {state: sum(1 for m in members if m.state == state) for state in registry.STATES}
     oldest = max((at - entry.enqueued_at for entry in waiting), default=0.0)
+    ready = sum(1 for m in members if m.state == registry.READY and not m.lease_job)
+    on_their_way = sum(1 for m in members if m.state in ON_THEIR_WAY and not m.lease_job)
     figures = {
         "QueueDepth": len(waiting),
         "OldestQueuedSeconds": round(max(oldest, 0.0), 3),
         # Idle and able to serve a job at once; held by a job (reserved, launching or leased for it).
-        "ReadyInstances": sum(1 for m in members if m.state == registry.READY and not m.lease_job),
+        "ReadyInstances": ready,
         "LeasedInstances": sum(1 for m in members if m.lease_job),
+        # What the pool lacks of its desired minimum once the members on their way are ready: above 0 for long, the
+        # pool cannot reach its minimum (no capacity, its cap, a launch failing).
+        "MissingReadyInstances": max(done.desired_min - ready - on_their_way, 0),
     }
     log.info(
         "keeper pass finished",
@@ -397,31 +402,9 @@ def _report(action: ActionType, at: float, done: ActionPass) -> None:
         desired_min=done.desired_min,
         ready=figures["ReadyInstances"],
         leased=figures["LeasedInstances"],
+        missing=figures["MissingReadyInstances"],
         launching=counts[registry.LAUNCHING],
         members={state: count for state, count in counts.items() if count},
         **{key: value for key, value in asdict(done).items() if value and key != "desired_min"},
     )
-    emit_metrics(action.key, at, figures)
-
-
-UNITS = {"QueueDepth": "Count", "OldestQueuedSeconds": "Seconds", "ReadyInstances": "Count", "LeasedInstances": "Count"}
-
-
-def emit_metrics(action_key: str, at: float, figures: dict[str, float]) -> None:
-    """One line of CloudWatch Embedded Metric Format on stdout: the metrics of one action, dimension Action."""
-    line = {
-        "_aws": {
-            "Timestamp": int(at * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": METRIC_NAMESPACE,
-                    "Dimensions": [["Action"]],
-                    "Metrics": [{"Name": name, "Unit": UNITS[name]} for name in figures],
-                }
-            ],
-        },
-        "Action": action_key,
-        **figures,
-    }
-    sys.stdout.write(json.dumps(line) + "\n")
-    sys.stdout.flush()
+    metrics.emit(figures, Action=action.key)

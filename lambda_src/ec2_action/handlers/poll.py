@@ -22,6 +22,7 @@ import functools
 import json
 import random
 import time
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -71,7 +72,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
     limit = JOBS_PER_EVENT if started_event or wake_up else JOBS_PER_SCHEDULE
     for action in actions:
         try:
-            _poll(config, action.type_id, limit, context, summary)
+            _poll(config, action.type_id, limit, context, summary, detail if started_event else {}, event or {})
         except ClientError as exc:  # e.g. a type deleted outside Terraform: the other types and the sweep go on
             log.reset()
             log.error("cannot poll this action type", type=action.type_id, error=aws.error_code(exc) or repr(exc))
@@ -87,9 +88,18 @@ def _time_left(context: Any) -> bool:
     return remaining is None or remaining() > MIN_REMAINING_MS
 
 
-def _poll(config: Config, type_id: ActionTypeId, limit: int, context: Any, summary: dict[str, list[str]]) -> None:
+def _poll(
+    config: Config,
+    type_id: ActionTypeId,
+    limit: int,
+    context: Any,
+    summary: dict[str, list[str]],
+    detail: dict[str, Any],
+    event: dict[str, Any],
+) -> None:
     """Take at most `limit` jobs of one action type. A batch is tried in random order, so that pollers started by
-    the same burst go after different jobs; a job another poller claimed costs one conditional write, no call."""
+    the same burst go after different jobs; a job another poller claimed costs one conditional write, no call.
+    `detail` and `event`: the STARTED event that triggered the poll, if one did (its time is its job's start)."""
     client = aws.client("codepipeline")
     seen: set[str] = set()
     taken = 0
@@ -106,7 +116,7 @@ def _poll(config: Config, type_id: ActionTypeId, limit: int, context: Any, summa
             seen.add(job["id"])
             log.reset(job_id=job["id"])
             try:
-                taken += _take(config, job, summary)
+                taken += _take(config, job, summary, started_at(job, detail, event))
             except Exception as exc:  # one bad job must not stop the others; its record lets the sweep go on
                 log.error("cannot handle the job now; the sweep goes on with it", error=repr(exc))
         # A batch smaller than asked for emptied the queue: poll again only for what this batch itself created
@@ -115,15 +125,29 @@ def _poll(config: Config, type_id: ActionTypeId, limit: int, context: Any, summa
             return
 
 
-def _take(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -> bool:
+def started_at(job: dict[str, Any], detail: dict[str, Any], event: dict[str, Any]) -> float:
+    """When the job's action started (epoch seconds; the metrics' time to command counts from it): the STARTED
+    event's time when the event is this job's (same action execution), else now, its claim (a job found by a poll of
+    the schedule, the sweep, or an event that brought another job)."""
+    context = (job.get("data") or {}).get("pipelineContext") or {}
+    action_execution_id = (context.get("action") or {}).get("actionExecutionId")
+    if action_execution_id and detail.get("action-execution-id") == action_execution_id and event.get("time"):
+        try:
+            return datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            log.warning("the STARTED event's time cannot be read", time=event["time"])
+    return round(time.time(), 3)
+
+
+def _take(config: Config, job: dict[str, Any], summary: dict[str, list[str]], started: float) -> bool:
     """Claim, acknowledge and start (or continue) one job; True if this poller took it."""
     token = (job.get("data") or {}).get("continuationToken")
     if token:
         return _continue(config, job, token, summary)
-    return _start(config, job, summary)
+    return _start(config, job, summary, started)
 
 
-def _start(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -> bool:
+def _start(config: Config, job: dict[str, Any], summary: dict[str, list[str]], started: float) -> bool:
     job_id = job["id"]
     execution_arn = execution_prefix(config.state_machine_arn) + job_id
     log.bind(execution_arn=execution_arn)
@@ -132,6 +156,7 @@ def _start(config: Config, job: dict[str, Any], summary: dict[str, list[str]]) -
     except codepipeline.UnsupportedJob as exc:
         return _refuse(job, CONFIGURATION_ERROR, f"This action cannot run the job: {exc}.", summary)
     log.bind(pipeline=sanitized["pipeline"]["name"])
+    sanitized["started_at"] = started  # in the input stored at the claim: a restart keeps the same bytes
     execution_input = json.dumps({"job": sanitized})
     if not jobs.claim(
         job_id, job["nonce"], execution_arn, execution_input, sanitized["action"], sanitized["pipeline"]["name"]

@@ -26,15 +26,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, codepipeline, instances, jobs, log, messages, queue, registry, tags
+from .. import aws, codepipeline, instances, jobs, log, messages, metrics, queue, registry, tags
 from ..config import Config, load
 from ..payloads import Result
 from ..registry import Member
 
-# The reaped-instances alarm and the reaper's IAM condition name these too (modules/orchestrator/alarms.tf);
-# tests/test_shared_constants.py keeps both sides equal.
-METRIC_NAMESPACE = "CodePipelineEc2Action"
-METRIC_NAME = "ReapedInstances"
 # Instances the reaper judges; shutting-down ones are already going.
 JUDGED_STATES = ("pending", "running", "stopping", "stopped")
 # A job without an execution is judged only this long after it was created: the sweep has had several passes to start
@@ -88,7 +84,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, list[str]]:
         except Exception as exc:
             log.error("cannot judge the job", error=repr(exc))
     log.reset()
-    _count_reaped(config.stack, len(summary["terminated"]))
+    _count_reaped(len(summary["terminated"]))
     log.info("reaper pass finished", **{key: value for key, value in summary.items() if value})
     return summary
 
@@ -348,16 +344,7 @@ def _judge_job(
 # --- metric ---------------------------------------------------------------------------------------------------------
 
 
-def _count_reaped(stack: str, count: int) -> None:
-    """One datum per pass (0 too, so the alarm sees data); the alarm fires on a Sum >= 1 over a reaper period."""
-    aws.client("cloudwatch").put_metric_data(
-        Namespace=METRIC_NAMESPACE,
-        MetricData=[
-            {
-                "MetricName": METRIC_NAME,
-                "Dimensions": [{"Name": "Stack", "Value": stack}],
-                "Value": count,
-                "Unit": "Count",
-            }
-        ],
-    )
+def _count_reaped(count: int) -> None:
+    """ReapedInstances, one value per pass (0 too, so the alarm sees data; it fires on a Sum >= 1 over a reaper
+    period), as an EMF line: no PutMetricData call, no IAM permission for one."""
+    metrics.emit({"ReapedInstances": count})

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, instances, log, pools, queue, registry
+from .. import aws, instances, log, metrics, pools, queue, registry
 from ..config import ActionType, Config, load
 from ..registry import Member
 
@@ -63,7 +63,26 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # Only what happened: {"terminated": [...]} alone for an ephemeral job, as before pools.
     output = {key: value for key, value in summary.items() if value or key == "terminated"}
     log.info("released", **output)
+    if action is not None and _released_instance(summary, instance):
+        _count_instance_seconds(action.key, instance)
     return output
+
+
+def _released_instance(summary: dict[str, Any], instance: dict[str, Any]) -> bool:
+    """Whether this release let go of the instance acquire gave the job (terminated, returned, stopped or retired),
+    not when it was no longer the job's (the reaper recovered it). Only an invocation that succeeds emits, and the
+    state machine retries only failed ones, so the job's instance time is counted once."""
+    instance_id, member_id = instance.get("instance_id"), instance.get("member_id")
+    held = (instance_id in summary["terminated"], instance_id in summary["returned"], instance_id in summary["stopped"])
+    return bool(instance_id) and (any(held) or (bool(member_id) and member_id in summary["retired"]))
+
+
+def _count_instance_seconds(action_key: str, instance: dict[str, Any]) -> None:
+    """InstanceSeconds: the instance time the job held, from when its instance became the job's (launched, started
+    or leased: `launched_epoch`) to this release, by purchase option."""
+    held = max(time.time() - float(instance.get("launched_epoch") or time.time()), 0.0)
+    purchase = "spot" if instance.get("lifecycle") == "spot" else "on-demand"
+    metrics.emit({"InstanceSeconds": round(held, 3)}, Action=action_key, PurchaseOption=purchase)
 
 
 def build_failed(state: dict[str, Any]) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import aws, codepipeline, errors, jobs, log, messages, outcome
+from .. import aws, codepipeline, errors, job_metrics, jobs, log, messages, outcome
 from ..config import load
 from ..payloads import Result
 
@@ -93,7 +93,18 @@ def _final(state: dict[str, Any], execution_arn: str) -> dict[str, Any]:
         reported_to = codepipeline.answer_open_job(item) or item.get("reported_to")
         if not reported_to and not item.get("open_job_id"):
             _wake_poller()
+    _emit_metrics(state, result)
     return {"succeeded": result["succeeded"], "message": result["message"], "reported_to": reported_to}
+
+
+def _emit_metrics(state: dict[str, Any], result: Result) -> None:
+    """The job's metrics, once its result is stored and answered (a retried report that failed before this line
+    emits them once)."""
+    action = load().action(state["job"].get("action") or {})
+    if action is None:
+        log.warning("the job's action is no longer served here: its metrics are not emitted")
+        return
+    job_metrics.emit_job_metrics(state, result, action.key)
 
 
 def _answer_claimed(item: dict[str, Any], result: Result, execution_arn: str) -> str | None:

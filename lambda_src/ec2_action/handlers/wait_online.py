@@ -35,6 +35,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {
             "online": True,
             "checks": 0,
+            # Online when acquire checked it: no boot time (the report's BootSeconds is 0).
+            "online_at": float(instance.get("launched_epoch") or time.time()),
             "platform_type": instance.get("platform_type", ""),
             "agent_version": instance.get("agent_version", ""),
         }
@@ -73,6 +75,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return {
             "online": True,
             "checks": outcome.checks,
+            "online_at": round(online_at, 3),  # the report's BootSeconds ends here
             "platform_type": info.get("PlatformType", ""),
             "agent_version": info.get("AgentVersion", ""),
         }
