@@ -2,6 +2,8 @@
 
 import importlib.util
 import py_compile
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -46,11 +48,52 @@ def test_every_handler_module_is_packaged() -> None:
         assert f"ec2_action/handlers/{handler}.py" in names
 
 
-def test_layer_vendors_xray_and_wrapt_but_not_botocore() -> None:
-    with zipfile.ZipFile(ROOT / "lambda_src" / "dist" / "xray_layer.zip") as archive:
-        tops = {name.split("/")[1] for name in archive.namelist() if name.count("/") >= 2}
-    assert {"aws_xray_sdk", "wrapt"} <= tops
-    assert not {"botocore", "boto3"} & tops
+def test_layer_vendors_powertools_xray_and_their_dependencies_but_not_the_runtimes_packages() -> None:
+    with zipfile.ZipFile(ROOT / "lambda_src" / "dist" / build.LAYER_ZIP) as archive:
+        tops = {name.split("/")[1] for name in archive.namelist() if name.startswith("python/") and name != "python/"}
+    assert {"aws_lambda_powertools", "typing_extensions.py", "aws_xray_sdk", "wrapt"} <= tops
+    assert not {"botocore", "boto3", "jmespath"} & tops
+
+
+# What the Lambda Python runtime ships besides the standard library (boto3 and what it imports).
+RUNTIME_PACKAGES = ("boto3", "botocore", "jmespath", "s3transfer", "dateutil", "six", "urllib3")
+
+
+def handler_import_failures(code_zip: Path, layer_zip: Path, work: Path) -> dict[str, str]:
+    """Each handler that does not import in a fresh interpreter that sees only the standard library, the runtime's
+    packages, the layer and the code (as in Lambda), with its error."""
+    runtime = work / "runtime"
+    runtime.mkdir()
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        (runtime / source.name).symlink_to(source)
+    zipfile.ZipFile(code_zip).extractall(work / "code")
+    zipfile.ZipFile(layer_zip).extractall(work / "layer")
+    paths = [str(work / "code"), str(work / "layer" / "python"), str(runtime)]
+    failures = {}
+    for handler in sorted(path.stem for path in (work / "code" / "ec2_action" / "handlers").glob("[!_]*.py")):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                f"import sys; sys.path[:0] = {paths!r}; import ec2_action.handlers.{handler}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if run.returncode:
+            failures[handler] = run.stderr.strip().splitlines()[-1]
+    return failures
+
+
+def test_every_handler_imports_with_only_the_runtime_the_layer_and_the_code(tmp_path: Path) -> None:
+    dist = ROOT / "lambda_src" / "dist"
+    assert handler_import_failures(dist / build.CODE_ZIP, dist / build.LAYER_ZIP, tmp_path) == {}
 
 
 def test_check_fails_with_a_clear_message_when_a_committed_zip_is_stale(
@@ -59,7 +102,7 @@ def test_check_fails_with_a_clear_message_when_a_committed_zip_is_stale(
     monkeypatch.setattr(build, "DIST", tmp_path)
     monkeypatch.setattr(build, "layer_entries", lambda: {"python/wrapt/__init__.py": b"# wrapt"})
     build.write_zip(tmp_path / "ec2_action.zip", build.code_entries())
-    build.write_zip(tmp_path / "xray_layer.zip", build.layer_entries())
+    build.write_zip(tmp_path / build.LAYER_ZIP, build.layer_entries())
     assert build.check() == 0
     assert "ec2_action.zip: up to date" in capsys.readouterr().out
 
