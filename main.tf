@@ -113,7 +113,7 @@ module "orchestrator" {
   tracing_enabled                  = var.tracing_enabled
   lambda_runtime                   = var.lambda_runtime
   lambda_zip_path                  = "${path.module}/lambda_src/dist/ec2_action.zip"
-  lambda_layer_zip_path            = "${path.module}/lambda_src/dist/xray_layer.zip"
+  lambda_layer_zip_path            = "${path.module}/lambda_src/dist/dependencies_layer.zip"
   permissions_boundary_arn         = var.iam_role_permissions_boundary_arn
   tags                             = var.tags
 }

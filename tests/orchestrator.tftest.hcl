@@ -132,7 +132,7 @@ variables {
   log_kms_key_arn                  = null
   lambda_runtime                   = "python3.12"
   lambda_zip_path                  = "lambda_src/dist/ec2_action.zip"
-  lambda_layer_zip_path            = "lambda_src/dist/xray_layer.zip"
+  lambda_layer_zip_path            = "lambda_src/dist/dependencies_layer.zip"
   tracing_enabled                  = false
   permissions_boundary_arn         = null
   tags                             = { Team = "platform" }

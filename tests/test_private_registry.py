@@ -33,7 +33,7 @@ SERVED_VERSIONS = ("0.0.9", "0.1.0", "1.0.0")  # "~> 0.1" must pick 0.1.0
 READ_BY_TERRAFORM = (
     "asl/build-job.asl.json",
     "lambda_src/dist/ec2_action.zip",
-    "lambda_src/dist/xray_layer.zip",
+    "lambda_src/dist/dependencies_layer.zip",
     "ssm/linux/run-build.sh",
     "ssm/run-build.json.tftpl",
     "ssm/windows/run-build.ps1",

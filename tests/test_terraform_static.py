@@ -27,7 +27,7 @@ EXAMPLE_DIRS = [str(path.parent) for path in EXAMPLES]
 TEST_FILES = sorted(path.name for path in (REPO_ROOT / "tests").glob("*.tftest.hcl"))
 # What the module needs at plan time; the Lambda zips are copied when built, else replaced by placeholders.
 MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "modules", "examples", "asl", "ssm")
-LAMBDA_ZIPS = ("lambda_src/dist/ec2_action.zip", "lambda_src/dist/xray_layer.zip")
+LAMBDA_ZIPS = ("lambda_src/dist/ec2_action.zip", "lambda_src/dist/dependencies_layer.zip")
 
 PARSE_OPTIONS = hcl2.SerializationOptions(
     with_comments=False, explicit_blocks=False, preserve_heredocs=False, strip_string_quotes=True

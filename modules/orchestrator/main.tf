@@ -156,9 +156,11 @@ resource "aws_cloudwatch_log_group" "lambda" {
   tags              = var.tags
 }
 
-resource "aws_lambda_layer_version" "xray" {
-  layer_name               = "${var.name_prefix}-xray-sdk"
-  description              = "aws-xray-sdk and wrapt for the ${var.name_prefix} functions."
+# What every function imports beyond the runtime: aws-lambda-powertools (logs, metrics) with typing_extensions, and
+# aws-xray-sdk with wrapt (tracing, with tracing_enabled).
+resource "aws_lambda_layer_version" "dependencies" {
+  layer_name               = "${var.name_prefix}-dependencies"
+  description              = "aws-lambda-powertools, typing_extensions, aws-xray-sdk and wrapt for the ${var.name_prefix} functions."
   filename                 = var.lambda_layer_zip_path
   source_code_hash         = local.layer_hash
   compatible_runtimes      = [var.lambda_runtime]
@@ -170,6 +172,11 @@ resource "aws_lambda_layer_version" "xray" {
       error_message = "The layer zip ${var.lambda_layer_zip_path} does not exist: run `make build` in the module's repository."
     }
   }
+}
+
+moved {
+  from = aws_lambda_layer_version.xray
+  to   = aws_lambda_layer_version.dependencies
 }
 
 resource "aws_lambda_function" "this" {
@@ -189,7 +196,7 @@ resource "aws_lambda_function" "this" {
   architectures    = ["arm64"]
   filename         = var.lambda_zip_path
   source_code_hash = local.code_hash
-  layers           = [aws_lambda_layer_version.xray.arn]
+  layers           = [aws_lambda_layer_version.dependencies.arn]
   timeout          = each.value.timeout
   memory_size      = 256
 

@@ -179,7 +179,7 @@ variable "lambda_zip_path" {
 }
 
 variable "lambda_layer_zip_path" {
-  description = "Path of the X-Ray SDK layer zip (built by `make build`)."
+  description = "Path of the dependencies layer zip, which every function takes (built by `make build`)."
   type        = string
 }
 
