@@ -107,7 +107,7 @@ module "orchestrator" {
   reaper_schedule_expression       = var.reaper_schedule_expression
   pool_keeper_schedule_expression  = var.pool_keeper_schedule_expression
   orphan_grace_minutes             = var.orphan_grace_minutes
-  alarm_actions                    = var.alarm_actions
+  metrics_namespace                = var.metrics_namespace
   log_retention_days               = var.log_retention_days
   log_kms_key_arn                  = var.log_kms_key_arn
   tracing_enabled                  = var.tracing_enabled
@@ -116,4 +116,32 @@ module "orchestrator" {
   lambda_layer_zip_path            = "${path.module}/lambda_src/dist/dependencies_layer.zip"
   permissions_boundary_arn         = var.iam_role_permissions_boundary_arn
   tags                             = var.tags
+}
+
+# The dashboard and every alarm, read from the metrics catalogue (modules/observability/metrics.json).
+module "observability" {
+  source = "./modules/observability"
+
+  name_prefix       = var.name_prefix
+  metrics_namespace = var.metrics_namespace
+  actions = {
+    for key, action in var.actions : key => {
+      keeps_ready_instances = max(action.pool.min_ready, action.pool.schedule[*].min_ready...) > 0
+    }
+  }
+  function_names               = module.orchestrator.function_names
+  state_machine_arn            = module.orchestrator.state_machine_arn
+  build_log_group_name         = module.ssm_document.build_log_group_name
+  reaper_schedule_expression   = var.reaper_schedule_expression
+  alarm_actions                = var.alarm_actions
+  dashboard_enabled            = var.dashboard_enabled
+  queue_wait_alarm_minutes     = var.queue_wait_alarm_minutes
+  pool_shortfall_alarm_minutes = var.pool_shortfall_alarm_minutes
+  tags                         = var.tags
+}
+
+# The alarms moved from modules/orchestrator to modules/observability: same names, no replacement.
+moved {
+  from = module.orchestrator.aws_cloudwatch_metric_alarm.this
+  to   = module.observability.aws_cloudwatch_metric_alarm.this
 }

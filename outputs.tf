@@ -41,8 +41,18 @@ output "pool_keeper_function_name" {
 }
 
 output "alarm_names" {
-  description = "Names of the module's CloudWatch alarms, keyed by alarm: reaped_instances, executions_timed_out, executions_aborted and <function>_errors."
-  value       = module.orchestrator.alarm_names
+  description = "Names of the module's CloudWatch alarms, keyed by alarm: reaped_instances, executions_timed_out, executions_aborted, <function>_errors, and per action <action>_queue_wait, <action>_capacity_errors and, for a pool with a minimum, <action>_pool_shortfall."
+  value       = module.observability.alarm_names
+}
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard, or null when dashboard_enabled is false."
+  value       = module.observability.dashboard_name
+}
+
+output "dashboard_url" {
+  description = "Console address of the CloudWatch dashboard, or null when dashboard_enabled is false."
+  value       = module.observability.dashboard_url
 }
 
 output "lambda_role_arns" {

@@ -506,13 +506,57 @@ variable "orphan_grace_minutes" {
 }
 
 variable "alarm_actions" {
-  description = "ARNs (e.g. an SNS topic) notified when one of the module's CloudWatch alarms fires: instances reaped, a function failing, an execution timed out or aborted. Empty: the alarms only change state."
+  description = "ARNs (e.g. an SNS topic) notified when one of the module's CloudWatch alarms fires: instances reaped, a job waiting in a capacity queue too long, a pool below its minimum, capacity errors sustained, a function failing, an execution timed out or aborted. Empty: the alarms only change state."
   type        = list(string)
   default     = []
 
   validation {
     condition     = length(var.alarm_actions) <= 5 && alltrue([for arn in var.alarm_actions : can(regex("^arn:aws[a-z-]*:[a-z0-9-]+:", arn))])
     error_message = "alarm_actions must be at most 5 ARNs (CloudWatch's limit per alarm)."
+  }
+}
+
+variable "dashboard_enabled" {
+  description = "Create the CloudWatch dashboard (`dashboard_url`): jobs and results, the time from STARTED to command start split into queue wait, acquisition, boot and overhead (p50, p90), build duration, queues, pools, capacity errors, spot restarts, instance-seconds, reaped instances, function and execution errors, links to the build log group and the state machine. The alarms do not depend on it."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = var.dashboard_enabled != null
+    error_message = "dashboard_enabled must be true or false."
+  }
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the module's metrics, which the functions write as embedded metric format log lines (no PutMetricData). Dimensions: Stack (name_prefix) and Action (the key in `actions`); README, \"Metrics\"."
+  type        = string
+  default     = "CodePipelineEc2Action"
+
+  validation {
+    condition     = can(regex("^[0-9A-Za-z._/#-][0-9A-Za-z._/#:-]{0,254}$", var.metrics_namespace)) && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be 1-255 letters, digits and . _ / # : - (not first a colon), and must not start with AWS/ (CloudWatch reserves it)."
+  }
+}
+
+variable "queue_wait_alarm_minutes" {
+  description = "Minutes a job may wait in an action's capacity queue (max_concurrent_builds reached, or no capacity) before that action's queue-wait alarm fires."
+  type        = number
+  default     = 15
+
+  validation {
+    condition     = try(var.queue_wait_alarm_minutes >= 1 && var.queue_wait_alarm_minutes <= 1380 && floor(var.queue_wait_alarm_minutes) == var.queue_wait_alarm_minutes, false)
+    error_message = "queue_wait_alarm_minutes must be a whole number from 1 to 1380 (a job times out after at most 23 hours)."
+  }
+}
+
+variable "pool_shortfall_alarm_minutes" {
+  description = "Minutes a pool may stay below its minimum of ready instances (min_ready or its schedule's) before that action's pool-shortfall alarm fires: a multiple of 5 (the alarm looks at 5-minute periods)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = try(var.pool_shortfall_alarm_minutes >= 5 && var.pool_shortfall_alarm_minutes <= 1440 && var.pool_shortfall_alarm_minutes % 5 == 0, false)
+    error_message = "pool_shortfall_alarm_minutes must be a multiple of 5 from 5 to 1440."
   }
 }
 

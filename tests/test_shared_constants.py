@@ -45,15 +45,6 @@ def test_console_hosts_match_the_action_types_links() -> None:
     assert default and default[1] == messages.DEFAULT_CONSOLE_HOST
 
 
-def test_the_reapers_metric_is_the_one_its_alarm_watches_and_its_policy_allows() -> None:
-    """reap puts ReapedInstances in its namespace; the alarm watches it there, the IAM condition (iam.tf) allows
-    PutMetricData in local.metric_namespace only."""
-    assert terraform_local("orchestrator", "metric_namespace") == reap.METRIC_NAMESPACE
-    alarms = str(terraform_local("orchestrator", "alarms"))
-    reaped = re.search(r"reaped_instances = \{[^{}]*namespace = local\.metric_namespace, metric = \"(\w+)\"", alarms)
-    assert reaped and reaped[1] == reap.METRIC_NAME
-
-
 def test_tag_keys_in_iam_conditions_and_the_launch_template_are_the_lambdas() -> None:
     assert terraform_local("orchestrator", "stack_tag_key") == tags.STACK
     # The only keys the reaper's policy lets it add or remove: its marks.

@@ -66,6 +66,7 @@ TAGGABLE = {
     "aws_vpc_security_group_egress_rule",
 }
 NOT_TAGGABLE = {
+    "aws_cloudwatch_dashboard",
     "aws_cloudwatch_event_target",
     "aws_iam_role_policy",
     "aws_iam_role_policy_attachment",

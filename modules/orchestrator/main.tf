@@ -42,11 +42,6 @@ locals {
     ]
   ])
 
-  # The reaper terminates an instance it marked at least one interval earlier; the reaped-instances alarm sums
-  # over the same interval. Validated as rate(N minute(s)|hour(s)) by the root module.
-  reaper_rate             = regex("^rate\\(([0-9]+) (minute|hour)s?\\)$", var.reaper_schedule_expression)
-  reaper_interval_seconds = tonumber(local.reaper_rate[0]) * (local.reaper_rate[1] == "hour" ? 3600 : 60)
-
   config_json = module.lambda_config.json
   # Lambda allows 4 KB for all environment variables together; the rest is headroom for AWS_* overrides.
   config_size_limit = 3500

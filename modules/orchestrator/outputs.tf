@@ -56,11 +56,6 @@ output "reaper_function_name" {
   value       = aws_lambda_function.this["reap"].function_name
 }
 
-output "alarm_names" {
-  description = "CloudWatch alarm names, keyed by alarm (reaped_instances, executions_timed_out, executions_aborted, <function>_errors)."
-  value       = { for key, alarm in aws_cloudwatch_metric_alarm.this : key => alarm.alarm_name }
-}
-
 output "pool_table_name" {
   description = "Name of the DynamoDB registry table of instances, leases and the capacity queue."
   value       = aws_dynamodb_table.pool.name

@@ -134,7 +134,7 @@ variable "job_sweep_schedule_expression" {
 }
 
 variable "reaper_schedule_expression" {
-  description = "EventBridge schedule of the reaper, rate(N minute(s)|hour(s)); also the reaped-instances alarm's period."
+  description = "EventBridge schedule of the reaper, rate(N minute(s)|hour(s)); the reaper terminates what it marked at least one run earlier."
   type        = string
 }
 
@@ -146,11 +146,6 @@ variable "pool_keeper_schedule_expression" {
 variable "orphan_grace_minutes" {
   description = "Minutes past an instance's ec2-action:deadline tag after which the reaper treats it as overdue."
   type        = number
-}
-
-variable "alarm_actions" {
-  description = "ARNs notified when an alarm fires (e.g. an SNS topic)."
-  type        = list(string)
 }
 
 variable "log_retention_days" {
