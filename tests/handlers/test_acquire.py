@@ -59,7 +59,7 @@ def test_outputs_the_job_its_build_spec_and_its_instance(cloud: Cloud) -> None:
     assert output["build"] == build_spec(cloud.linux_ami, root_device_name="/dev/sda1", root_volume_gib=30)
     instance = output["instance"]
     assert set(instance) == {"instance_id", "subnet_id", "launched_at", "launched_epoch", "instance_type",
-                             "lifecycle", "member_id", "pool", "kind", "boot"}  # fmt: skip
+                             "lifecycle", "member_id", "pool", "kind", "boot", "acquire_seconds"}  # fmt: skip
     assert (instance["pool"], instance["kind"], instance["boot"]) == ("build", "ephemeral", "launch")
     assert (instance["instance_type"], instance["lifecycle"]) == ("t3.large", "on-demand")
     assert before <= instance["launched_epoch"] <= after + 0.001  # rounded to milliseconds

@@ -59,12 +59,12 @@ def learned_item(cloud: Cloud) -> dict[str, Any] | None:
 def test_an_online_instance_is_reported_with_its_platform_agent_and_checks(cloud: Cloud, agent: Agent) -> None:
     state = acquired(cloud)  # the agent fixture: registration at launch
 
-    assert wait_online.handler(wait_event(state), cloud.context) == {
-        "online": True,
-        "checks": 1,
-        "platform_type": "Linux",
-        "agent_version": AGENT_VERSION,
-    }
+    before = time.time()
+    output = wait_online.handler(wait_event(state), cloud.context)
+
+    online_at = output.pop("online_at")  # when it was seen Online: the end of the report's BootSeconds
+    assert output == {"online": True, "checks": 1, "platform_type": "Linux", "agent_version": AGENT_VERSION}
+    assert state["instance"]["launched_epoch"] <= online_at and before <= online_at <= time.time()
 
 
 def test_the_registration_time_is_learned_and_the_next_wait_checks_less(cloud: Cloud, registers_after: None) -> None:
@@ -158,6 +158,8 @@ def test_a_ready_warm_member_checked_by_acquire_is_online_at_once_and_teaches_no
 
     output = wait_online.handler(wait_event(state), cloud.context)
 
+    # Online when acquire leased it: no boot time for the report's BootSeconds.
+    assert output.pop("online_at") == state["instance"]["launched_epoch"]
     assert output == {"online": True, "checks": 0, "platform_type": "Linux", "agent_version": AGENT_VERSION}
     assert time.monotonic() - started < 1  # no sleep until the launch's learned time
     assert learned_item(cloud) == learned  # a ready member's "registration" is no registration time

@@ -139,12 +139,13 @@ def started_at(job: dict[str, Any], detail: dict[str, Any], event: dict[str, Any
     return round(time.time(), 3)
 
 
-def _take(config: Config, job: dict[str, Any], summary: dict[str, list[str]], started: float) -> bool:
-    """Claim, acknowledge and start (or continue) one job; True if this poller took it."""
+def _take(config: Config, job: dict[str, Any], summary: dict[str, list[str]], started: float | None = None) -> bool:
+    """Claim, acknowledge and start (or continue) one job; True if this poller took it. `started`: when its action
+    started (started_at), now unless told."""
     token = (job.get("data") or {}).get("continuationToken")
     if token:
         return _continue(config, job, token, summary)
-    return _start(config, job, summary, started)
+    return _start(config, job, summary, round(time.time(), 3) if started is None else started)
 
 
 def _start(config: Config, job: dict[str, Any], summary: dict[str, list[str]], started: float) -> bool:
