@@ -300,7 +300,9 @@ IMPORT_RUNS = 5
 
 def cold_imports(dist: Path) -> dict[str, float]:
     """Median milliseconds a fresh interpreter takes to import each handler from the built zips (the function's code
-    and its layer on sys.path, boto3 from the interpreter's own packages, as in the Lambda Python runtime)."""
+    and its layer on sys.path, boto3 from the interpreter's own packages, as in the Lambda Python runtime). Without
+    writing bytecode (-B): Lambda cannot write it into the read-only code and layer directories, so every cold start
+    compiles the zips' sources, and so does each run here."""
     with tempfile.TemporaryDirectory(prefix="ec2-action-imports-") as work:
         code, layer = Path(work, "code"), Path(work, "layer")
         zipfile.ZipFile(dist / "ec2_action.zip").extractall(code)
@@ -314,6 +316,7 @@ def cold_imports(dist: Path) -> dict[str, float]:
             command = [
                 sys.executable,
                 "-I",
+                "-B",
                 "-c",
                 timed,
                 str(code),
