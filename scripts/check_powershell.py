@@ -5,9 +5,8 @@ There is no PowerShell on the machines that build and test the module, so a Powe
 show only on a Windows builder, in a user's pipeline. `make lint` runs this over:
 
 - every *.ps1 file in the repository (tracked, or new and not ignored): the SSM document's Windows step
-  (ssm/windows/run-build.ps1), the examples' build scripts, user data kept as a file;
-- the Windows user data the acquire step generates (`ec2_action.launcher.user_data("Windows", ...)`, the script
-  between `<powershell>` and `</powershell>`), while the Lambda code generates it;
+  (ssm/windows/run-build.ps1), the Windows launch template's user data (modules/builder/user_data/windows.ps1, which
+  the template wraps in `<powershell>` tags), the builder image's components, the examples' build scripts;
 - the PowerShell inside the SSM document's aws:runPowerShellScript steps, as Terraform renders the document
   (modules/ssm_document_content): the lines the SSM Agent writes into its script file.
 
@@ -35,9 +34,6 @@ from tree_sitter import Language, Node, Parser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PARSER = Parser(Language(tree_sitter_powershell.language()))
-USER_DATA_OPEN, USER_DATA_CLOSE = "<powershell>", "</powershell>"
-# Any whole number of minutes gives the same script; this one is easy to spot in a message.
-USER_DATA_MINUTES = 75
 
 
 @dataclass(frozen=True)
@@ -105,25 +101,6 @@ def repository_scripts(repo_root: Path = REPO_ROOT) -> list[Script]:
     return [Script(path, (repo_root / path).read_text(encoding="utf-8-sig")) for path in paths]
 
 
-def generated_user_data(repo_root: Path = REPO_ROOT) -> list[Script]:
-    """The Windows user data the acquire step generates, or nothing once the Lambda code no longer generates it."""
-    sys.path.insert(0, str(repo_root / "lambda_src"))
-    try:
-        from ec2_action import launcher
-    finally:
-        sys.path.remove(str(repo_root / "lambda_src"))
-    user_data = getattr(launcher, "user_data", None)
-    if user_data is None:
-        return []
-    text = user_data("Windows", USER_DATA_MINUTES)
-    start, end = text.find(USER_DATA_OPEN), text.rfind(USER_DATA_CLOSE)
-    source = f'lambda_src/ec2_action/launcher.py user_data("Windows", {USER_DATA_MINUTES})'
-    if start < 0 or end < start:
-        # EC2Launch runs only the script between the tags: without them the instance never shuts itself down.
-        raise SystemExit(f"{source}: the user data has no {USER_DATA_OPEN}...{USER_DATA_CLOSE} script: {text!r}")
-    return [Script(source, text[start + len(USER_DATA_OPEN) : end])]
-
-
 def document_scripts(modules_dir: Path = REPO_ROOT / "modules") -> list[Script]:
     """The script of each aws:runPowerShellScript step of the SSM document as Terraform renders it (the tests'
     harness applies modules/ssm_document_content, which needs no provider): its runCommand lines joined with "\\n",
@@ -143,7 +120,7 @@ def document_scripts(modules_dir: Path = REPO_ROOT / "modules") -> list[Script]:
 
 
 def shipped_scripts(repo_root: Path = REPO_ROOT) -> list[Script]:
-    return repository_scripts(repo_root) + generated_user_data(repo_root) + document_scripts(repo_root / "modules")
+    return repository_scripts(repo_root) + document_scripts(repo_root / "modules")
 
 
 def main(argv: list[str] | None = None) -> int:

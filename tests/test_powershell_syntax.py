@@ -12,8 +12,6 @@ from types import ModuleType
 
 import pytest
 
-from ec2_action import launcher
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHECKER = REPO_ROOT / "scripts" / "check_powershell.py"
 STEP = REPO_ROOT / "ssm" / "windows" / "run-build.ps1"
@@ -57,7 +55,7 @@ def test_every_script_we_ship_parses_and_none_is_left_out() -> None:
     sources = [line.strip() for line in result.stdout.splitlines()[1:]]
     assert "ssm/windows/run-build.ps1" in sources
     assert "examples/windows-container-pipeline/source/build.ps1" in sources
-    assert 'lambda_src/ec2_action/launcher.py user_data("Windows", 75)' in sources
+    assert "modules/builder/user_data/windows.ps1" in sources
     assert "SSM document (modules/ssm_document_content) step BuildOnWindows" in sources
     tracked = subprocess.run(["git", "ls-files", "*.ps1"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert set(tracked.stdout.split()) <= set(sources)
@@ -104,20 +102,6 @@ def test_a_new_script_is_checked_before_it_is_committed_and_an_ignored_one_is_no
 
     assert [script.source for script in scripts] == ["modules/builder/user_data/windows.ps1", "tracked.ps1"]
     assert [check_powershell.parse_errors(script) for script in scripts] == [[], []]
-
-
-def test_the_generated_user_data_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    (ours,) = check_powershell.generated_user_data()
-    assert ours.text == "shutdown /s /t 4500"  # 75 minutes
-    assert check_powershell.parse_errors(ours) == []
-
-    monkeypatch.setattr(launcher, "user_data", lambda platform, minutes: "<powershell>shutdown /s /t (</powershell>\n")
-    (broken,) = check_powershell.generated_user_data()
-    assert [error.line for error in check_powershell.parse_errors(broken)] == [1]
-
-    monkeypatch.setattr(launcher, "user_data", lambda platform, minutes: f"shutdown /s /t {minutes * 60}\n")
-    with pytest.raises(SystemExit, match=r"has no <powershell>\.\.\.</powershell> script"):
-        check_powershell.generated_user_data()
 
 
 def test_a_broken_step_is_caught_in_the_rendered_document(tmp_path: Path) -> None:
