@@ -6,6 +6,7 @@ Python sources, no .terraform):
   *.tf, README.md, CHANGELOG.md, DESIGN.md, LICENSE                the root module and its docs
   modules/<name>/*.tf, README.md                                   the submodules
   examples/                                                        the examples, with their build sources
+  docs/                                                            the pictures the documents show
   every file a module's .tf files read from "${path.module}/..."   the state machine (asl/), the SSM document's
   (templatefile, file, filename, ...), directly or via a local      template and scripts (ssm/), the built Lambda
                                                                     zips (lambda_src/dist/)
@@ -123,6 +124,9 @@ def bundle_files(root: Path = REPO_ROOT) -> list[str]:
         required.update({_relative(root, path): "a submodule" for path in directory.glob("*.tf")})
         required[_relative(root, directory / "README.md")] = "the submodule's document"
     required.update({name: "an example" for name in _example_files(root)})
+    required.update(
+        {_relative(root, path): "a picture of the docs" for path in (root / "docs").glob("*") if path.is_file()}
+    )
     required.update({name: f"read by {reader}" for name, reader in references.items()})
     for name, why in sorted(required.items()):
         if not (root / name).is_file():
