@@ -88,4 +88,5 @@ def phases(state: Mapping[str, Any]) -> dict[str, float]:
 def emit_job_metrics(state: Mapping[str, Any], result: Result, action_key: str) -> dict[str, Any] | None:
     """One EMF line: JobsFinished (1, by Result) and the job's phases."""
     cause = result_cause(state, result)
-    return metrics.emit({"JobsFinished": 1, **phases(state)}, Action=action_key, Result=cause)
+    properties = {"job_id": str(state["job"]["id"])} if state.get("job") else None
+    return metrics.emit({"JobsFinished": 1, **phases(state)}, properties, Action=action_key, Result=cause)

@@ -129,7 +129,7 @@ def launch(
             answered = True
             instance = _fleet_instance(answer)
             errors = _errors(answer, lifecycle)
-            count_capacity_errors(config, action, errors)
+            count_capacity_errors(config, action, errors, job["id"] if job else None)
             if instance is not None:
                 if errors:
                     log.info("pools skipped", errors=[e.describe(True) for e in errors])
@@ -146,17 +146,25 @@ def launch(
         raise
 
 
-def count_capacity_errors(config: Config, action: ActionType, failures: Iterable[PoolTried]) -> None:
+def count_capacity_errors(
+    config: Config, action: ActionType, failures: Iterable[PoolTried], job_id: str | None = None
+) -> None:
     """The CapacityErrors metric: one count per pool (instance type, zone) EC2 refused for lack of capacity, one EMF
     line per pool (a line holds one value per dimension). The zone is EC2's when its answer names it, else the
-    subnet's from the configuration."""
+    subnet's from the configuration. The job's id, when a job launched, is an EMF property (not a dimension)."""
     refused = Counter(
         (failure.instance_type, failure.zone or config.zone_of(failure.subnet_id))
         for failure in failures
         if failure.code in CAPACITY_ERRORS
     )
     for (instance_type, zone), count in sorted(refused.items()):
-        metrics.emit({"CapacityErrors": count}, Action=action.key, InstanceType=instance_type, AvailabilityZone=zone)
+        metrics.emit(
+            {"CapacityErrors": count},
+            {"job_id": job_id} if job_id else None,
+            Action=action.key,
+            InstanceType=instance_type,
+            AvailabilityZone=zone,
+        )
 
 
 def _create_fleet(request: dict[str, Any]) -> dict[str, Any]:

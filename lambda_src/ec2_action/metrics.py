@@ -72,10 +72,14 @@ def spec(name: str) -> MetricSpec:
     return found
 
 
-def emit(values: Mapping[str, float], **dimensions: str) -> dict[str, Any] | None:
+def emit(
+    values: Mapping[str, float], properties: Mapping[str, str] | None = None, **dimensions: str
+) -> dict[str, Any] | None:
     """Write one EMF line with these metrics (name -> value) in the configured namespace; `dimensions` gives every
-    dimension value they need but Stack (the configuration's), e.g. Action, Result. Non-finite values are left out
-    (CloudWatch rejects them). Returns the line's document (None when nothing was written)."""
+    dimension value they need but Stack (the configuration's), e.g. Action, Result. `properties` (e.g. the job id) go
+    into the document as EMF properties: searchable in the logs (Logs Insights), never a metric or a dimension, so
+    they add no cardinality. Non-finite values are left out (CloudWatch rejects them). Returns the line's document
+    (None when nothing was written)."""
     config = load()
     given = {"Stack": config.stack, **dimensions}
     groups: dict[tuple[str, ...], dict[str, tuple[MetricSpec, float]]] = {}
@@ -93,6 +97,10 @@ def emit(values: Mapping[str, float], **dimensions: str) -> dict[str, Any] | Non
     if not groups:
         return None
     document = _merged([_serialised(config.metrics_namespace, names, given, group) for names, group in groups.items()])
+    clashing = sorted(set(properties or {}) & set(document))
+    if clashing:
+        raise MetricContractError(f"properties {clashing} would overwrite a metric or a dimension")
+    document.update(properties or {})
     if not is_metrics_disabled():  # POWERTOOLS_METRICS_DISABLED, as powertools' own flush honours it
         sys.stdout.write(json.dumps(document, separators=(",", ":")) + "\n")
         sys.stdout.flush()

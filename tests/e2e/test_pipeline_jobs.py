@@ -59,7 +59,7 @@ def test_success_with_input_and_output_artifacts(deployment: Deployment) -> None
     assert run.final_result.job_id != job_id  # the continuation job was found and answered
     # Its metrics: one job Succeeded, the latency split from STARTED to the command, the build's duration.
     window = job_metrics.JobWindow(deployment, run.started)
-    assert job_metrics.problems(window, "Succeeded", run.ended - run.started) == []
+    assert job_metrics.problems(window, "Succeeded", run.ended - run.started, job_id) == []
 
 
 def test_missing_output_artifact_path_fails_with_its_name(deployment: Deployment) -> None:

@@ -42,6 +42,18 @@ def test_an_unknown_name_or_a_wrong_dimension_raises(cloud: Cloud, capsys: pytes
     assert emf.documents(capsys.readouterr().out) == []  # nothing half written
 
 
+def test_a_property_rides_along_as_a_property_never_as_a_dimension(cloud: Cloud, capsys: pytest.CaptureFixture[str]):
+    """The job id finds a job's line in the logs (Logs Insights) without adding a dimension (cardinality)."""
+    metrics.emit({"SpotRestarts": 1}, {"job_id": "job-1"}, Action=ACTION_KEY)
+
+    [document] = emf.documents(capsys.readouterr().out)
+    assert document["job_id"] == "job-1"
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Dimensions"] == [["Stack", "Action"]]
+    with pytest.raises(metrics.MetricContractError, match="would overwrite"):
+        metrics.emit({"SpotRestarts": 1}, {"Action": "other"}, Action=ACTION_KEY)
+
+
 def test_every_catalogue_metric_has_a_cloudwatch_unit_and_the_common_dimensions_or_its_own() -> None:
     units = {"Count", "Seconds"}
     assert CATALOGUE["dimensions"] == ["Stack", "Action"]

@@ -1,11 +1,11 @@
 """The CloudWatch metrics a job left in the local cloud, read as an operator reads them, and what they must say.
 
 The functions print their metrics in the embedded metric format; the local cloud turns those lines into CloudWatch
-metrics (emulator.logs.emf). This module reads them back through GetMetricStatistics and ListMetrics, with the
-stack's own namespace and dimensions (Stack = the name prefix, Action = the action's key, read from the deployed
-EC2_ACTION_CONFIG), in a time window that holds one job: the e2e tests run their jobs one at a time, so the window
-from a job's start to its answer holds that job's metrics only. Used by the e2e tests (a succeeded, a failed and a
-no-capacity job) and by `make demo` (which prints them).
+metrics (emulator.logs.emf). A job's lines are found in its functions' log groups by the job id they carry as an EMF
+property (never a dimension); each of their metrics must then be in CloudWatch (GetMetricStatistics, the stack's own
+namespace and exact dimensions: Stack = the name prefix, Action = the action's key, read from the deployed
+EC2_ACTION_CONFIG). Other jobs' metrics in the same minutes (a test before still finishing) do not confuse it. Used
+by the e2e tests (a succeeded, a failed and a no-capacity job) and by `make demo` (which prints them).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from harness.deployment import Deployment
 
@@ -117,38 +118,6 @@ class JobWindow:
         )
         return [{d["Name"]: d["Value"] for d in m["Dimensions"]} for page in pages for m in page["Metrics"]]
 
-    def results(self) -> dict[str, float]:
-        """JobsFinished per Result in the window."""
-        found = {}
-        for dimensions in self.series("JobsFinished"):
-            stat = self._stat(self.scope.namespace, "JobsFinished", _as_list(dimensions))
-            if stat is not None and "Result" in dimensions:
-                found[dimensions["Result"]] = stat.total
-        return found
-
-    def job(self) -> dict[str, Stat]:
-        """The per-job metrics present in the window, by name (JobsFinished over all its Results)."""
-        found = {name: stat for name in JOB_METRICS[1:] if (stat := self.stat(name)) is not None}
-        finished = [self._stat(self.scope.namespace, "JobsFinished", _as_list(d)) for d in self.series("JobsFinished")]
-        stats = [s for s in finished if s is not None]
-        if stats:
-            found["JobsFinished"] = Stat(
-                sum(s.samples for s in stats),
-                sum(s.total for s in stats),
-                min(s.minimum for s in stats),
-                max(s.maximum for s in stats),
-            )
-        return found
-
-    def capacity_errors(self) -> dict[tuple[str, str], float]:
-        """CapacityErrors in the window per (InstanceType, AvailabilityZone)."""
-        found = {}
-        for dimensions in self.series(CAPACITY_ERRORS):
-            stat = self._stat(self.scope.namespace, CAPACITY_ERRORS, _as_list(dimensions))
-            if stat is not None:
-                found[(dimensions.get("InstanceType", "?"), dimensions.get("AvailabilityZone", "?"))] = stat.total
-        return found
-
     def emf_errors(self) -> dict[str, float]:
         """Broken EMF documents the stack's functions printed in the window, per AWS/Logs metric and log group."""
         prefix = f"/aws/lambda/{self.scope.stack}-"
@@ -161,22 +130,74 @@ class JobWindow:
                     found[f"{name} {group}"] = stat.total
         return found
 
-    def wait_for_result(self, timeout: float = METRICS_DELAY_SECONDS) -> dict[str, float]:
-        """JobsFinished per Result, once report's line has become a metric (or {} after timeout)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.results()
-            if found or time.monotonic() > deadline:
-                return found
-            time.sleep(0.5)
-
 
 def _as_list(dimensions: dict[str, str]) -> list[dict[str, str]]:
     return [{"Name": k, "Value": v} for k, v in dimensions.items()]
 
 
-def problems(window: JobWindow, result: str, wall_seconds: float) -> list[str]:
-    """What is wrong with the metrics of the one job in `window` that ended with `result` after `wall_seconds`.
+def job_documents(window: JobWindow, job_id: str, function: str) -> list[dict[str, Any]]:
+    """The EMF documents `function` (report, acquire) printed for this job in the window: found in its log group by
+    the job id the functions put in the document as a property (never a dimension), as an operator finds a job's
+    line with Logs Insights. Other jobs' lines, of a test before this one still finishing, are not this job's."""
+    logs = window.deployment.client("logs")
+    start, end = window._window()
+    pages = logs.get_paginator("filter_log_events").paginate(
+        logGroupName=f"/aws/lambda/{window.scope.stack}-{function}",
+        startTime=int(start.timestamp() * 1000),
+        endTime=int(end.timestamp() * 1000),
+    )
+    found = []
+    try:
+        for page in pages:
+            for event in page["events"]:
+                text = event["message"]
+                try:
+                    document = json.loads(text[text.index("{") :])
+                except ValueError:
+                    continue
+                if isinstance(document, dict) and "_aws" in document and document.get("job_id") == job_id:
+                    found.append(document)
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    return found
+
+
+def _metrics_of(document: dict[str, Any]) -> dict[str, tuple[float, dict[str, str]]]:
+    """name -> (value, its dimensions) of every metric an EMF document holds."""
+    found = {}
+    for directive in document["_aws"]["CloudWatchMetrics"]:
+        for names in directive["Dimensions"]:
+            dimensions = {name: str(document[name]) for name in names}
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                found[metric["Name"]] = (float(value[0] if isinstance(value, list) else value), dimensions)
+    return found
+
+
+def report_documents(window: JobWindow, job_id: str, timeout: float = METRICS_DELAY_SECONDS) -> list[dict[str, Any]]:
+    """report's documents for the job, once its line is in the logs (or [] after timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [d for d in job_documents(window, job_id, "report") if "JobsFinished" in d]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def _in_cloudwatch(window: JobWindow, name: str, value: float, dimensions: dict[str, str]) -> str | None:
+    """A problem when CloudWatch has no datum of `name` with exactly these dimensions around `value`."""
+    stat = window._stat(window.scope.namespace, name, _as_list(dimensions))
+    if stat is None:
+        return f"{name} {dimensions} is in the logs but not in CloudWatch"
+    if not stat.minimum - 1e-6 <= value <= stat.maximum + 1e-6:
+        return f"{name} {value:g} is in the logs, CloudWatch has {stat.minimum:g}..{stat.maximum:g}"
+    return None
+
+
+def problems(window: JobWindow, result: str, wall_seconds: float, job_id: str) -> list[str]:
+    """What is wrong with the metrics of job `job_id` (the first job's id, the execution's name), which ended with
+    `result` after `wall_seconds`: its EMF documents read from the logs by its id, and each of their metrics found in
+    CloudWatch with exactly its dimensions (the local cloud extracts them as CloudWatch Logs does).
 
     Every job: exactly one JobsFinished, under its Result, no broken EMF document. A job whose command ran
     (Succeeded, CommandFailed): each phase once, none negative or longer than the job, the phases adding up to
@@ -184,10 +205,13 @@ def problems(window: JobWindow, result: str, wall_seconds: float) -> list[str]:
     an instance (NoCapacity): no boot, no command, and CapacityErrors per instance type and zone (a zone, not a
     subnet id) for the pools it tried."""
     found: list[str] = []
-    results = window.wait_for_result()
-    if results != {result: 1.0}:
-        found.append(f"JobsFinished per Result: {results}, expected {{{result!r}: 1.0}}")
-    metrics = window.job()
+    reports = report_documents(window, job_id)
+    if len(reports) != 1:
+        return [f"{len(reports)} JobsFinished lines of report for job {job_id}, expected 1"]
+    [report] = reports
+    metrics = _metrics_of(report)
+    if report.get("Result") != result:
+        found.append(f"JobsFinished under Result {report.get('Result')!r}, expected {result!r}")
     command_ran = result in ("Succeeded", "CommandFailed", "TimedOut")
     missing = sorted(set(JOB_METRICS) - set(metrics)) if command_ran else []
     never_reached = [] if command_ran else sorted({"BootSeconds", TIME_TO_COMMAND, BUILD} & set(metrics))
@@ -195,43 +219,47 @@ def problems(window: JobWindow, result: str, wall_seconds: float) -> list[str]:
         found.append(f"metrics missing for a job whose command ran: {missing}")
     if never_reached:
         found.append(f"metrics of phases the job never reached: {never_reached}")
-    for name, stat in metrics.items():
-        if stat.samples != 1:
-            found.append(f"{name}: {stat.samples:g} data points, expected 1")
-        if name != "JobsFinished" and not 0 <= stat.minimum <= stat.maximum <= wall_seconds:
-            found.append(f"{name}: {stat.minimum:g}..{stat.maximum:g} s, outside 0..{wall_seconds:.1f} s (the job)")
+    for name, (value, dimensions) in metrics.items():
+        if name != "JobsFinished" and not 0 <= value <= wall_seconds:
+            found.append(f"{name}: {value:g} s, outside 0..{wall_seconds:.1f} s (the job)")
+        if problem := _in_cloudwatch(window, name, value, dimensions):
+            found.append(problem)
     if command_ran and not missing:
-        parts = sum(metrics[name].total for name in PHASES)
-        if abs(parts - metrics[TIME_TO_COMMAND].total) > ROUNDING_SECONDS:
-            found.append(
-                f"the phases add up to {parts:g} s, TimeToCommandSeconds is {metrics[TIME_TO_COMMAND].total:g}"
-            )
-        if metrics["QueueWaitSeconds"].total != 0:
-            found.append(f"QueueWaitSeconds {metrics['QueueWaitSeconds'].total:g} without a pool queue, expected 0")
-        if metrics["BootSeconds"].total <= 0:
+        parts = sum(metrics[name][0] for name in PHASES)
+        if abs(parts - metrics[TIME_TO_COMMAND][0]) > ROUNDING_SECONDS:
+            found.append(f"the phases add up to {parts:g} s, TimeToCommandSeconds is {metrics[TIME_TO_COMMAND][0]:g}")
+        if metrics["QueueWaitSeconds"][0] != 0:
+            found.append(f"QueueWaitSeconds {metrics['QueueWaitSeconds'][0]:g} without a pool queue, expected 0")
+        if metrics["BootSeconds"][0] <= 0:
             found.append("BootSeconds is 0: the instance came Online before it was launched")
     if result == "NoCapacity":
-        found += _capacity_problems(window)
+        found += _capacity_problems(window, job_id)
     broken = window.emf_errors()
     if broken:
         found.append(f"the functions printed broken EMF documents: {broken}")
     return found
 
 
-def _capacity_problems(window: JobWindow) -> list[str]:
-    errors = window.capacity_errors()
-    if not errors:
+def _capacity_problems(window: JobWindow, job_id: str) -> list[str]:
+    refusals = [
+        _metrics_of(document)[CAPACITY_ERRORS]
+        for document in job_documents(window, job_id, "acquire")
+        if CAPACITY_ERRORS in document
+    ]
+    if not refusals:
         return ["no CapacityErrors for a job that found no capacity"]
     found = []
-    shapes = {tuple(sorted(d)) for d in window.series(CAPACITY_ERRORS)}
-    if shapes != {("Action", "AvailabilityZone", "InstanceType", "Stack")}:
-        found.append(f"CapacityErrors dimension sets: {sorted(shapes)}")
     zones = set(window.scope.subnet_zones.values())
-    for (instance_type, zone), count in errors.items():
+    for count, dimensions in refusals:
+        if sorted(dimensions) != ["Action", "AvailabilityZone", "InstanceType", "Stack"]:
+            found.append(f"CapacityErrors dimensions: {sorted(dimensions)}")
+        zone, instance_type = dimensions.get("AvailabilityZone", ""), dimensions.get("InstanceType", "?")
         if not ZONE.match(zone) or (zones and zone not in zones):
             found.append(f"CapacityErrors zone {zone!r} ({instance_type}) is not one of the stack's zones {zones}")
         if count < 1:
             found.append(f"CapacityErrors {instance_type} in {zone}: {count:g}")
+        if problem := _in_cloudwatch(window, CAPACITY_ERRORS, count, dimensions):
+            found.append(problem)
     return found
 
 

@@ -280,7 +280,7 @@ def job_metrics_say(result: str) -> Proof:
         if run.collected is None:
             return ["no pipeline run to read the metrics of"]
         window = job_metrics.JobWindow(run.deployment, run.started)
-        return job_metrics.problems(window, result, run.collected.ended - run.started)
+        return job_metrics.problems(window, result, run.collected.ended - run.started, run.collected.jobs[0].id)
 
     return proof
 

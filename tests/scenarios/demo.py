@@ -36,7 +36,7 @@ def read_metrics(deployment: Deployment, run: PipelineRun) -> list[str]:
     """The stack's CloudWatch metrics from the job's start until report's line became a metric, as printable lines
     (taken when the job ends, before the next job starts)."""
     window = job_metrics.JobWindow(deployment, run.started)
-    window.wait_for_result()
+    job_metrics.report_documents(window, run.jobs[0].id)  # until report's line is in the logs
     window.until = time.time()
     lines = [f"CloudWatch metrics ({job_metrics.describe(window)}):"]
     for name, dimensions, stat in job_metrics.rows(window):

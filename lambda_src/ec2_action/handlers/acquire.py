@@ -191,7 +191,7 @@ def materialise(
         except CannotStart as exc:
             if isinstance(exc, NoCapacityToStart):
                 refused = launcher.PoolTried(member.instance_type or "", member.subnet_id or "", "on-demand", exc.code)
-                launcher.count_capacity_errors(config, action, [refused])
+                launcher.count_capacity_errors(config, action, [refused], job["id"])
             return _replaced(config, action, job, build, member, f"StartInstances failed: {exc}", purchase)
     agent = registration.agent_information(member.instance_id)
     if agent is None or agent.get("PingStatus") != "Online":
