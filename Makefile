@@ -27,10 +27,15 @@ demo: $(READY)
 # The e2e suite runs in its own process: it serves the local cloud, which shares moto's state with the
 # in-process mocks of the other tests.
 # Both runs spread over worker processes (pytest-xdist): the first is CPU-bound; the e2e workers mostly wait on
-# scaled AWS time, each with its own local cloud and applied example, so three share two cores well.
+# scaled AWS time, each with its own local cloud and applied example. So the two runs go side by side: the e2e run
+# in the background, its output kept in $(E2E_LOG) and printed once both ended; the target fails if either failed.
+E2E_LOG := .e2e-test.log
 test: $(READY) lint check-build
-	$(PYTHON) -m pytest --ignore=tests/e2e -n 2
-	$(PYTHON) -m pytest tests/e2e -n 3 --dist worksteal
+	@$(PYTHON) -m pytest tests/e2e -n 3 --dist worksteal >$(E2E_LOG) 2>&1 & e2e=$$!; \
+	$(PYTHON) -m pytest --ignore=tests/e2e -n 2; unit=$$?; \
+	wait $$e2e; e2e_status=$$?; \
+	echo "--- e2e (tests/e2e, run beside the tests above) ---"; cat $(E2E_LOG); \
+	test $$unit -eq 0 && test $$e2e_status -eq 0
 
 ## lint: ruff, mypy over the Lambda code, shellcheck over every shell script we ship, a PowerShell syntax check (a real
 ## grammar: there is no PowerShell here) of every PowerShell script we ship, checkov over the module and the examples.
