@@ -47,7 +47,8 @@ variable "actions" {
     order given) or "lowest-price"; the on-demand fallback of spot-then-on-demand is always prioritized. A build whose
     spot instance is interrupted runs again from the start on a new instance, in the same pipeline job;
     `interruptions_before_on_demand` (default 2, 0-5) interruptions of one build move it to on-demand. Spot does not
-    combine with strategy "stopped" (a one-time spot instance cannot be stopped). See "Spot instances" in the README.
+    combine with strategy "stopped" (a one-time spot instance cannot be stopped). See "Spot and capacity fallback"
+    in the README.
   EOT
   type = map(object({
     category              = optional(string, "Build")
@@ -234,9 +235,9 @@ variable "actions" {
     error_message = "A pool's reset_command must be at most 500 characters: it travels in the functions' configuration, which Lambda limits to 4 KB. Put a longer script on the AMI and call it."
   }
 
-  # Purchase: instance types, purchase option, allocation strategy, interruptions (README, "Spot instances"). Whether
-  # each instance type is within allowed_instance_types is checked by the action_types output's precondition (a
-  # validation cannot read another variable before Terraform 1.9).
+  # Purchase: instance types, purchase option, allocation strategy, interruptions (README, "Spot and capacity
+  # fallback"). Whether each instance type is within allowed_instance_types is checked by the action_types output's
+  # precondition (a validation cannot read another variable before Terraform 1.9).
   validation {
     condition = alltrue([for action in values(var.actions) : try(
       length(action.instance_types) <= 20 && alltrue([for type in action.instance_types : can(regex("^[a-z0-9-]+\\.[a-z0-9-]+$", type))]), false
@@ -528,7 +529,7 @@ variable "dashboard_enabled" {
 }
 
 variable "metrics_namespace" {
-  description = "CloudWatch namespace of the module's metrics, which the functions write as embedded metric format log lines (no PutMetricData). Dimensions: Stack (name_prefix) and Action (the key in `actions`); README, \"Metrics\"."
+  description = "CloudWatch namespace of the module's metrics, which the functions write as embedded metric format log lines (no PutMetricData). Dimensions: Stack (name_prefix) and Action (the key in `actions`); README, \"Observability: metrics, a dashboard, alarms\"."
   type        = string
   default     = "CodePipelineEc2Action"
 
